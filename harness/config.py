@@ -1,0 +1,60 @@
+"""The harness's structured config: one schema registered with Hydra's ConfigStore, composed from conf/.
+
+Why a schema: a misspelt key or a wrongly typed value must fail at composition, before anything launches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from harness.backends.config import LocalBackendConfig, RayBackendConfig, SlurmBackendConfig
+from harness.engines.areal.config import AReaLEngineConfig
+from harness.engines.embedded.config import EmbeddedEngineConfig
+from harness.tracking.config import TrackingConfig
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class AlgoConfig:
+    name: str = "grpo"                 # loss registry name: grpo | m2po | is
+    variant: str = "clip"              # grpo: clip | decoupled ; m2po: paper | areal ; is: plain
+    eps_clip: float = 0.2              # PPO clip ε (grpo)
+    m2_threshold: float = 0.04         # M2PO τ
+    behav_imp_weight_cap: float = 5.0  # AReaL's rejection-sampling cap on π_prox/π_behav (decoupled losses)
+
+
+@dataclass
+class HarnessConfig:
+    # the axes
+    stale: int = 1                     # AReaL rollout.max_head_offpolicyness
+    alloc: str = "d2+d1"               # x rollout workers + y training workers
+    rollout: int = 96                  # AReaL rollout.max_concurrent_rollouts
+    seed: int = 1
+    algo: AlgoConfig = MISSING
+    engine: Any = MISSING
+    backend: Any = MISSING
+    tracking: TrackingConfig = MISSING
+    # where sweeps and trail directories live
+    root: str = "runs"
+    # free-form tags carried into tracking
+    tags: List[str] = field(default_factory=list)
+    note: Optional[str] = None
+
+
+def register_configs() -> None:
+    """Register the schema nodes that conf/*.yaml extend (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="harness_schema", node=HarnessConfig)
+    cs.store(group="algo", name="algo_schema", node=AlgoConfig)
+    cs.store(group="engine", name="embedded_schema", node=EmbeddedEngineConfig)
+    cs.store(group="engine", name="areal_schema", node=AReaLEngineConfig)
+    cs.store(group="backend", name="local_schema", node=LocalBackendConfig)
+    cs.store(group="backend", name="ray_schema", node=RayBackendConfig)
+    cs.store(group="backend", name="slurm_schema", node=SlurmBackendConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)

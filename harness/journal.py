@@ -1,0 +1,109 @@
+"""The per-trail metric journal: one JSON line per step, appended and flushed as the trail goes.
+
+It is the source of truth for every metric: MLflow and reports are fed from it. A line that a crash cut short is
+ignored when reading, and resume truncates the journal back to the checkpoint so no step is ever written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+def _clean(value: float) -> Optional[float]:
+    """JSON has no NaN/inf: store them as strings so a diverged step is still recorded faithfully."""
+    value = float(value)
+    if math.isfinite(value):
+        return value
+    return str(value)  # "nan", "inf", "-inf"
+
+
+class Journal:
+    """Append-only JSONL writer of {"step": k, "time": t, <metric>: value, ...} records."""
+
+    def __init__(self, run_dir: Path | str):
+        self.path = Path(run_dir) / JOURNAL_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def _repair_tail(self) -> None:
+        """Drop a partial last line left by a kill mid-write, so the next append starts on a fresh line."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return
+            cut = data.rfind(b"\n") + 1
+            fh.truncate(cut)
+
+    def append(self, step: int, metrics: Mapping[str, float], time: Optional[float] = None) -> None:
+        record: Dict[str, object] = {"step": int(step)}
+        if time is not None:
+            record["time"] = float(time)
+        for key, value in metrics.items():
+            record[key] = _clean(value)
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_records(run_dir: Path | str) -> Iterator[dict]:
+    """Yield the journal's complete records in order; a torn last line is skipped."""
+    path = Path(run_dir) / JOURNAL_NAME
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            for key, value in record.items():
+                if isinstance(value, str) and key not in ("step",):
+                    try:
+                        record[key] = float(value)
+                    except ValueError:
+                        pass
+            yield record
+
+
+def read_records(run_dir: Path | str) -> List[dict]:
+    return list(iter_records(run_dir))
+
+
+def truncate_after(run_dir: Path | str, step: int) -> int:
+    """Keep only records with step <= `step` (atomic rewrite). Returns how many records remain."""
+    path = Path(run_dir) / JOURNAL_NAME
+    if not path.exists():
+        return 0
+    kept = [r for r in iter_records(run_dir) if int(r["step"]) <= step]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for record in kept:
+            fh.write(json.dumps({k: _clean(v) if k not in ("step",) else v for k, v in record.items()}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(kept)

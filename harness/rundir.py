@@ -1,0 +1,64 @@
+"""A trail's run directory: resolved config, overrides, status and identity, each written atomically.
+
+Layout:  <run_dir>/config.yaml  overrides.yaml  trail.json  status.json  journal.jsonl  log.txt  checkpoint/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+STATES = ("pending", "running", "done", "failed", "diverged", "cancelled")
+FINISHED = ("done", "diverged")  # a re-run skips these; "failed" and "cancelled" are run again
+
+
+def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_status(run_dir: Path | str, state: str, **fields: Any) -> Dict[str, Any]:
+    """Merge `fields` into status.json and set its state; keeps earlier fields (e.g. started) unless overwritten."""
+    if state not in STATES:
+        raise ValueError(f"unknown trail state {state!r}; allowed: {', '.join(STATES)}")
+    path = Path(run_dir) / "status.json"
+    status = read_json(path) or {}
+    status.update(fields)
+    status["state"] = state
+    status["updated"] = time.time()
+    write_json_atomic(path, status)
+    return status
+
+
+def read_status(run_dir: Path | str) -> Dict[str, Any]:
+    return read_json(Path(run_dir) / "status.json") or {"state": "pending"}
+
+
+def save_config(run_dir: Path | str, cfg: DictConfig, overrides: list[str]) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+
+
+def load_config(run_dir: Path | str) -> DictConfig:
+    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+    assert isinstance(cfg, DictConfig)
+    return cfg

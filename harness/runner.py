@@ -1,0 +1,78 @@
+"""Run one trail inside its run directory: status bookkeeping, engine call, failure capture.
+
+Every backend ends up here (local subprocess, Ray task, Slurm job), so a trail behaves the same wherever it runs.
+An exception marks the trail failed with its reason; it never propagates to the sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+from harness.engines import StepCallback, get_engine
+from harness.journal import Journal
+from harness.rundir import load_config, read_status, write_status
+
+STATUS_EVERY_S = 1.0
+
+
+def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback:
+    last = [0.0]
+
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STATUS_EVERY_S or step >= total:
+            last[0] = now
+            write_status(run_dir, "running", step=step, total_steps=total)
+        if extra is not None:
+            extra(step, total, metrics)
+
+    return on_step
+
+
+def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
+                  live_sync: Optional[Callable[[Path], object]] = None) -> str:
+    """Run the trail whose config.yaml is in `run_dir`; return its final state."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir)
+    attempts = int(read_status(run_dir).get("attempts", 0)) + 1
+    write_status(run_dir, "running", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
+                 attempts=attempts, reason="", ended=None)
+    sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
+    journal = Journal(run_dir)
+    try:
+        if sync is not None:
+            sync.start()
+        engine = get_engine(cfg.engine.name)
+        result = engine.run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
+        state = result.state
+        write_status(run_dir, state, step=result.step, reason=result.reason, ended=time.time())
+    except KeyboardInterrupt:
+        write_status(run_dir, "cancelled", reason="interrupted", ended=time.time())
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
+        reason = f"{type(exc).__name__}: {exc}"
+        with open(run_dir / "log.txt", "a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
+        write_status(run_dir, "failed", reason=reason, ended=time.time())
+        state = "failed"
+    finally:
+        journal.close()
+        if sync is not None:
+            sync.stop()
+    return state
+
+
+def _default_live_sync(cfg, run_dir: Path):
+    """The MLflow live sync for this trail, if tracking is on (imported lazily: mlflow is slow to import)."""
+    if not cfg.get("tracking") or not cfg.tracking.enabled:
+        return None
+    try:
+        from harness.tracking.live import LiveSync
+    except ImportError:
+        return None
+    return LiveSync(run_dir, cfg.tracking)

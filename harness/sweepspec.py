@@ -1,0 +1,156 @@
+"""Sweep specs: a sweep file and/or command-line overrides, expanded with Hydra's override grammar into trails.
+
+A sweep file (sweeps/<name>.yaml):
+    description: one line on what the sweep asks
+    overrides: [stale=1,64,256, algo=grpo,m2po]     # applied to every trail; sweeps (a,b / range() / choice()) allowed
+    trails:                                          # optional explicit trails, each a list of overrides
+      - [algo=grpo, stale=256, alloc=d2+d1, rollout=96]
+Command-line overrides come last and replace the same key from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from harness.compose import compose_trail
+from harness.errors import HarnessError
+from harness.trails import Trail, make_trails
+
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name")
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    overrides: List[str]                     # from the sweep file
+    cli_overrides: List[str] = field(default_factory=list)
+    trail_overrides: List[List[str]] = field(default_factory=lambda: [[]])
+    description: str = ""
+    source: Optional[str] = None
+
+
+def find_sweep_file(arg: str) -> Optional[Path]:
+    """A path, or a name under sweeps/ (with or without .yaml)."""
+    for candidate in (Path(arg), SWEEPS_DIR / arg, SWEEPS_DIR / f"{arg}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def looks_like_sweep_file(arg: str) -> bool:
+    return "=" not in arg and (arg.endswith((".yaml", ".yml")) or "/" in arg or find_sweep_file(arg) is not None)
+
+
+def _as_override_list(value: object, where: str) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [f"{k}={_fmt(v)}" for k, v in value.items()]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    raise HarnessError(f"{where}: expected a list of overrides like ['stale=256', 'algo=m2po'] or a mapping, "
+                       f"got {value!r}")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def load_sweep_file(path: Path) -> SweepSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"sweep file {path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HarnessError(f"sweep file {path}: expected a mapping with keys {', '.join(SWEEP_FILE_KEYS)}")
+    unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
+    if unknown:
+        raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' (allowed keys: {', '.join(SWEEP_FILE_KEYS)})")
+    trails = data.get("trails")
+    if trails is not None and not isinstance(trails, list):
+        raise HarnessError(f"sweep file {path}: 'trails' must be a list of override lists, got {trails!r}")
+    trail_overrides = [_as_override_list(t, f"sweep file {path}: trails[{i}]") for i, t in enumerate(trails or [])]
+    return SweepSpec(
+        name=str(data.get("name") or path.stem),
+        overrides=_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
+        trail_overrides=trail_overrides or [[]],
+        description=str(data.get("description") or ""),
+        source=str(path),
+    )
+
+
+def build_spec(args: Sequence[str], name: Optional[str] = None) -> SweepSpec:
+    """Turn `harness sweep [SWEEP_FILE] [overrides…]` arguments into a spec."""
+    args = list(args)
+    spec = SweepSpec(name="", overrides=[])
+    if args and "=" not in args[0]:
+        path = find_sweep_file(args[0])
+        if path is None:
+            known = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+            raise HarnessError(f"sweep file '{args[0]}' not found (named sweeps: {known})")
+        spec = load_sweep_file(path)
+        args = args[1:]
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise HarnessError(f"'{bad[0]}' is not an override: expected key=value (e.g. stale=1,64,256)")
+    spec.cli_overrides = args
+    spec.name = name or spec.name or _default_name(spec.cli_overrides)
+    return spec
+
+
+def _default_name(overrides: Sequence[str]) -> str:
+    digest = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
+    return f"sweep-{digest}"
+
+
+def _last_per_key(overrides: Sequence[str]) -> List[str]:
+    """Later overrides of the same key replace earlier ones (command line over sweep file)."""
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise HarnessError(f"invalid override syntax: {exc}") from exc
+    by_key: Dict[str, str] = {}
+    for override in parsed:
+        by_key.pop(override.key_or_group, None)
+        by_key[override.key_or_group] = override.input_line
+    return list(by_key.values())
+
+
+def expand(spec: SweepSpec) -> List[List[str]]:
+    """Every trail's concrete override list: file overrides, then the trail's own, then the command line's
+    (the last of each key wins), with sweeps expanded by Hydra's BasicSweeper rules."""
+    parser = OverridesParser.create()
+    jobs: List[List[str]] = []
+    for trail in spec.trail_overrides:
+        merged = _last_per_key([*spec.overrides, *trail, *spec.cli_overrides])
+        try:
+            batches = BasicSweeper.split_arguments(parser.parse_overrides(merged), None)
+        except HydraException as exc:
+            raise HarnessError(f"invalid sweep override: {exc}") from exc
+        for batch in batches:
+            jobs.extend(list(job) for job in batch)
+    return jobs
+
+
+def build_trails(spec: SweepSpec) -> List[Trail]:
+    """Compose and validate every trail before anything launches; the first bad one raises with its overrides."""
+    configs = []
+    for overrides in expand(spec):
+        try:
+            cfg = compose_trail(overrides)
+        except HarnessError as exc:
+            raise HarnessError(f"{exc}\n  in trail with overrides: {' '.join(overrides)}") from exc
+        configs.append((cfg, overrides))
+    return make_trails(configs)
