@@ -1,0 +1,76 @@
+"""`harness` command line: thin dispatch to the modules that do the work (imported lazily for a fast start)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from harness.errors import HarnessError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Sweeps of RL trails under stale data.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one trail in the foreground")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. stale=256 algo=m2po")
+    run.add_argument("--root", default=None, help="directory holding sweeps (default: config key root, 'runs')")
+
+    sweep = sub.add_parser("sweep", help="run a sweep: [SWEEP_FILE] [overrides…] with Hydra's override grammar")
+    sweep.add_argument("args", nargs="*", help="a sweep file (sweeps/<name>.yaml or a path), then overrides")
+    sweep.add_argument("--name", default=None, help="sweep name (default: the sweep file's name or a hash)")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and print the trail table; launch nothing")
+    sweep.add_argument("--detach", action="store_true", help="submit and return (slurm, ray)")
+    sweep.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
+    sweep.add_argument("--root", default=None)
+
+    status = sub.add_parser("status", help="print a sweep's trail table")
+    status.add_argument("sweep")
+    status.add_argument("--root", default="runs")
+
+    report = sub.add_parser("report", help="write the markdown trail report of a sweep")
+    report.add_argument("sweep")
+    report.add_argument("--root", default="runs")
+    report.add_argument("--out", default=None, help="output directory (default: <sweep dir>/report)")
+    report.add_argument("--source", choices=("journal", "mlflow"), default="journal")
+
+    sync = sub.add_parser("sync", help="bring MLflow up to date with a sweep's journals")
+    sync.add_argument("sweep")
+    sync.add_argument("--root", default="runs")
+    sync.add_argument("--uri", default=None, help="tracking URI (default: the one in each trail's config)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from harness.run_one import run_one
+
+            return run_one(args.overrides, root=args.root)
+        if args.command == "sweep":
+            from harness.sweep import main_sweep
+
+            return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
+                              report=not args.no_report, root=args.root)
+        if args.command == "status":
+            from harness.sweep import main_status
+
+            return main_status(args.sweep, root=args.root)
+        if args.command == "report":
+            from harness.report import main_report
+
+            return main_report(args.sweep, root=args.root, out=args.out, source=args.source)
+        if args.command == "sync":
+            from harness.tracking.sync import main_sync
+
+            return main_sync(args.sweep, root=args.root, uri=args.uri)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
