@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from harness.runner import run_trail_dir
@@ -9,12 +10,21 @@ from harness.runner import run_trail_dir
 EXIT_CODES = {"done": 0, "diverged": 3, "failed": 1, "cancelled": 130}
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m harness.worker RUN_DIR", file=sys.stderr)
         return 2
-    return EXIT_CODES.get(run_trail_dir(argv[0]), 1)
+    # SIGTERM (a cancelled sweep) unwinds like Ctrl-C so the trail is recorded as cancelled, its metrics kept.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return EXIT_CODES.get(run_trail_dir(argv[0]), 1)
+    except KeyboardInterrupt:
+        return EXIT_CODES["cancelled"]
 
 
 if __name__ == "__main__":

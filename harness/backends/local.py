@@ -1,0 +1,115 @@
+"""Local backend: each trail in its own `python -m harness.worker` process, at most `max_parallel` at once.
+
+Why processes, not threads: a crashing or memory-hungry trail takes only itself down, and each trail sets its own
+torch thread count. The default cap is cores ÷ threads per trail so two 1-thread trails share a 2-core laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Deque, Dict, List, Optional
+
+from omegaconf import DictConfig
+
+from harness.rundir import load_config, read_status, write_status
+
+WORKER_EXIT_STATES = {0: "done", 3: "diverged"}
+
+
+@dataclass
+class LocalJob:
+    run_dir: Path
+    threads: int = 1
+    proc: Optional[subprocess.Popen] = field(default=None, repr=False)
+    state: str = "pending"
+
+
+def default_parallelism(threads_per_trail: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, threads_per_trail))
+
+
+class LocalBackend:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self._queue: Deque[LocalJob] = deque()
+        self._running: List[LocalJob] = []
+        self._max_parallel: Optional[int] = int(cfg.max_parallel) or None
+
+    def submit(self, run_dirs: List[Path]) -> List[LocalJob]:
+        jobs = []
+        for run_dir in run_dirs:
+            threads = int(load_config(run_dir).engine.get("threads", 1) or 1)
+            job = LocalJob(Path(run_dir), threads)
+            self._queue.append(job)
+            jobs.append(job)
+        if self._max_parallel is None and jobs:
+            self._max_parallel = default_parallelism(max(j.threads for j in jobs))
+        self._pump()
+        return jobs
+
+    @property
+    def max_parallel(self) -> int:
+        return self._max_parallel or 1
+
+    def _start(self, job: LocalJob) -> None:
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(job.threads)
+        log = open(job.run_dir / "log.txt", "ab")
+        job.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job.run_dir)],
+                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        job.state = "running"
+        self._running.append(job)
+
+    def _reap(self) -> None:
+        for job in list(self._running):
+            code = job.proc.poll() if job.proc else None
+            if code is None:
+                continue
+            self._running.remove(job)
+            recorded = read_status(job.run_dir).get("state")
+            if code in WORKER_EXIT_STATES:
+                job.state = WORKER_EXIT_STATES[code]
+            elif recorded in ("failed", "cancelled"):
+                job.state = recorded
+            else:
+                # The worker died before it could record why (killed, out of memory): record it for it.
+                reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
+                write_status(job.run_dir, "failed", reason=reason)
+                job.state = "failed"
+
+    def _pump(self) -> None:
+        self._reap()
+        while self._queue and len(self._running) < self.max_parallel:
+            self._start(self._queue.popleft())
+
+    def poll(self, handle: LocalJob) -> str:
+        self._pump()
+        return handle.state
+
+    def cancel(self, handle: LocalJob) -> None:
+        if handle in self._queue:
+            self._queue.remove(handle)
+        elif handle.proc is not None and handle.proc.poll() is None:
+            os.killpg(handle.proc.pid, signal.SIGTERM)
+            try:
+                handle.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(handle.proc.pid, signal.SIGKILL)
+                handle.proc.wait()
+            if handle in self._running:
+                self._running.remove(handle)
+        if handle.state in ("pending", "running"):
+            write_status(handle.run_dir, "cancelled", reason="cancelled by the sweep")
+            handle.state = "cancelled"
+
+    def close(self) -> None:
+        for job in list(self._queue) + list(self._running):
+            self.cancel(job)

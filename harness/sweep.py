@@ -1,0 +1,222 @@
+"""`harness sweep` and `harness status`: validate every trail, launch the unfinished ones on a backend, watch them.
+
+Order of work: compose + validate all trails (and the engine's preflight) → nothing launches on any error; write
+run dirs; skip finished trails, resume unfinished ones (the engine picks up its checkpoint), rerun failed ones;
+follow progress; at the end sync tracking, write the report, print a summary and exit non-zero if any trail failed
+or diverged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from harness.backends.base import get_backend
+from harness.errors import HarnessError
+from harness.rundir import FINISHED, read_status, save_config, write_status
+from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
+                              write_trail_meta)
+from harness.sweepspec import build_spec, build_trails
+from harness.trails import Trail
+
+POLL_S = 0.5
+DETACHABLE = ("slurm",)
+console = Console()
+
+
+def preflight(trails: List[Trail]) -> List[str]:
+    """Engine-specific checks of the whole sweep (e.g. AReaL's own config parser), from harness.engines.<name>.preflight."""
+    errors: List[str] = []
+    for engine in sorted({t.cfg.engine.name for t in trails}):
+        try:
+            module = importlib.import_module(f"harness.engines.{engine}.preflight")
+        except ModuleNotFoundError:
+            continue
+        errors.extend(module.preflight([t for t in trails if t.cfg.engine.name == engine]))
+    return errors
+
+
+def _single(trails: List[Trail], key: str) -> str:
+    values = sorted({str(t.cfg.select(key)) for t in trails})
+    if len(values) > 1:
+        raise HarnessError(f"invalid sweep over '{key}': {values} (allowed: one {key} per sweep)")
+    return values[0]
+
+
+def trail_table(rows: Sequence[Dict[str, object]], title: str = "") -> Table:
+    table = Table(title=title or None)
+    for column in ("trail", "id", "state", "step", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "") or "") for c in ("trail", "id", "state", "step", "reason")))
+    return table
+
+
+def _row(run_dir: Path) -> Dict[str, object]:
+    meta, status = read_trail_meta(run_dir), read_status(run_dir)
+    step = status.get("step")
+    total = status.get("total_steps")
+    return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
+            "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
+            "reason": status.get("reason", "")}
+
+
+def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> Table:
+    counts = {s: sum(1 for v in states.values() if v == s) for s in
+              ("pending", "running", "done", "diverged", "failed", "cancelled")}
+    title = (f"queued {counts['pending']} · running {counts['running']} · done {counts['done']} · "
+             f"diverged {counts['diverged']} · failed {counts['failed'] + counts['cancelled']} · "
+             f"{time.time() - started:.0f}s")
+    rows = [_row(d) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
+    return trail_table(rows, title)
+
+
+def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]:
+    """Write each trail's run dir; return those still to run (not done or diverged)."""
+    to_run = []
+    for trail in trails:
+        run_dir = trail.run_dir(sweep_dir)
+        state = read_status(run_dir).get("state")
+        if state in FINISHED:
+            continue
+        save_config(run_dir, trail.cfg, trail.overrides)
+        write_trail_meta(run_dir, trail, sweep_name)
+        write_status(run_dir, "pending")
+        to_run.append(run_dir)
+    return to_run
+
+
+def _tracking(trails: List[Trail], sweep_dir: Path, action: str, **kw: object) -> None:
+    """Parent MLflow run bookkeeping; tracking trouble never stops a sweep."""
+    cfg = trails[0].cfg.tracking
+    if not cfg.enabled:
+        return
+    try:
+        if action == "start":
+            from harness.tracking.sweep_run import ensure_sweep_run
+
+            ensure_sweep_run(sweep_dir, cfg)
+        else:
+            from harness.tracking.sweep_run import finish_sweep_run
+            from harness.tracking.sync import sync_sweep
+
+            sync_sweep(sweep_dir)
+            finish_sweep_run(sweep_dir, kw.get("status", "done"))
+    except Exception as exc:  # noqa: BLE001
+        console.print(f"[yellow]tracking: {action} skipped: {exc}[/]")
+
+
+def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
+               report: bool = True, root: Optional[str] = None) -> int:
+    spec = build_spec(args, name=name)
+    trails = build_trails(spec)
+    if not trails:
+        raise HarnessError("the sweep has no trails")
+    backend_name = _single(trails, "backend.name")
+    _single(trails, "root")
+    if detach and backend_name not in DETACHABLE:
+        raise HarnessError(f"invalid value for '--detach' with backend={backend_name} "
+                           f"(allowed: backend={' | '.join(DETACHABLE)}, whose jobs outlive this command)")
+    errors = preflight(trails)
+    if errors:
+        raise HarnessError("preflight found errors, nothing launched:\n  " + "\n  ".join(errors))
+    sweep_dir = Path(root or trails[0].cfg.root) / spec.name
+    if dry_run:
+        rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
+                 "reason": " ".join(t.overrides)} for t in trails]
+        console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)"))
+        return 0
+
+    known = read_sweep_meta(sweep_dir).get("trails", [])
+    dirnames = known + [t.dirname for t in trails if t.dirname not in known]
+    write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
+                     overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
+                     backend=backend_name, state="running")
+    to_run = prepare(trails, sweep_dir, spec.name)
+    console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
+                  f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
+    _tracking(trails, sweep_dir, "start")
+    backend = get_backend(trails[0].cfg)
+    all_dirs = [t.run_dir(sweep_dir) for t in trails]
+    try:
+        handles = backend.submit(to_run) if to_run else []
+        if detach:
+            console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
+            return 0
+        _watch(backend, dict(zip(to_run, handles)), all_dirs)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: cancelling running trails[/]")
+        backend.close()
+        write_sweep_meta(sweep_dir, state="cancelled")
+        return 130
+    finally:
+        if not detach:
+            backend.close()
+    return _finish(trails, sweep_dir, all_dirs, report)
+
+
+def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
+    started = time.time()
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        states = {d: read_status(d).get("state", "pending") for d in all_dirs}
+        with Live(_progress(all_dirs, states, started), console=console, refresh_per_second=2,
+                  transient=not console.is_terminal) as live:
+            while True:
+                for run_dir, handle in handles.items():
+                    states[run_dir] = backend.poll(handle)
+                live.update(_progress(all_dirs, states, started))
+                if all(states[d] not in ("pending", "running") for d in handles):
+                    break
+                time.sleep(POLL_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
+    rows = [_row(d) for d in all_dirs]
+    bad = [r for r in rows if r["state"] != "done"]
+    _tracking(trails, sweep_dir, "finish", status="failed" if bad else "done")
+    write_sweep_meta(sweep_dir, state="failed" if bad else "done", ended=time.time())
+    if report:
+        try:
+            from harness.report import write_report
+
+            path = write_report(sweep_dir)
+            console.print(f"report: {path}")
+        except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
+            console.print(f"[yellow]report not written: {exc}[/]")
+    console.print(trail_table(rows, f"{sweep_dir.name}: {len(rows) - len(bad)}/{len(rows)} done"))
+    if bad:
+        console.print(f"[red]{len(bad)} trail(s) did not finish cleanly:[/] " +
+                      "; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad))
+        return 1
+    return 0
+
+
+def main_status(sweep: str, root: str = "runs") -> int:
+    sweep_dir = resolve_sweep_dir(sweep, root)
+    dirs = trail_dirs(sweep_dir)
+    rows = []
+    for run_dir in dirs:
+        row = _row(run_dir)
+        if (run_dir / "job.json").exists() and row["state"] in ("pending", "running"):
+            try:
+                from harness.backends.slurm import poll_from_run_dir
+
+                row["state"] = poll_from_run_dir(run_dir)
+            except Exception as exc:  # noqa: BLE001
+                row["reason"] = f"scheduler not reachable: {exc}"
+        rows.append(row)
+    meta = read_sweep_meta(sweep_dir)
+    console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
+                                    f"{sum(r['state'] == 'done' for r in rows)}/{len(rows)} done"))
+    return 0
