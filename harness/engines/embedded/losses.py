@@ -1,0 +1,225 @@
+"""Policy-gradient losses of the embedded engine: pure functions in a registry, keyed "<algo.name>/<algo.variant>".
+
+Every loss takes a :class:`LossInputs` and the algo config (attributes ``eps_clip``, ``m2_threshold``,
+``behav_imp_weight_cap``) and returns ``(loss, stats)``. The loss is a scalar averaged over the *total* number of
+valid tokens: a token dropped by a mask or a rejection stays in the denominator, so masking never inflates the weight
+of the tokens that remain. Stats are floats, always the same keys (0.0 where a loss has nothing to report):
+
+- ``clip_frac``: fraction of valid tokens whose clipped PPO branch is the active (strictly larger) one;
+- ``m2_before`` / ``m2_after`` / ``masked_frac``: M2PO's second moment before and after masking, fraction dropped;
+- ``approx_kl``: k3 estimator of KL(π_behav ‖ π_θ), mean over valid tokens of (r − 1) − log r, r = π_θ/π_behav;
+- ``is_ratio_mean``: mean over valid tokens of r = π_θ/π_behav;
+- ``behav_rejected_frac``: decoupled losses only, fraction of valid tokens whose behaviour weight exceeds the cap.
+
+Which reading of which paper each loss implements is stated in its docstring (see DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from harness.engines.embedded.m2po_mask import M2Selection, select_m2_mask
+
+Stats = dict[str, float]
+LossFn = Callable[["LossInputs", Any], tuple[torch.Tensor, Stats]]
+
+
+@dataclass
+class LossInputs:
+    logp: torch.Tensor         # [N, T] log π_θ(token) of the current policy (requires grad)
+    behav_logp: torch.Tensor   # [N, T] log π_behav: the policy that generated the tokens (recorded at sampling)
+    prox_logp: torch.Tensor    # [N, T] log π_prox: policy recomputed at the start of this update (no grad)
+    advantages: torch.Tensor   # [N] or [N, T] group-normalised advantages (broadcast over tokens)
+    mask: torch.Tensor         # [N, T] bool, valid (generated) tokens
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared pieces
+# ---------------------------------------------------------------------------------------------------------------
+
+class _Batch:
+    """The tensors every loss needs, with padding made harmless (log ratios are 0 outside the mask)."""
+
+    def __init__(self, x: LossInputs):
+        self.mask = x.mask.bool()
+        self.n_valid = int(self.mask.sum())
+        self.denom = max(self.n_valid, 1)
+        adv = x.advantages.detach()
+        if adv.dim() == 1:
+            adv = adv.unsqueeze(-1)
+        self.adv = torch.where(self.mask, adv.expand_as(x.logp), torch.zeros((), dtype=x.logp.dtype))
+        zero = torch.zeros((), dtype=x.logp.dtype)
+        behav = x.behav_logp.detach()
+        prox = x.prox_logp.detach()
+        # log π_θ/π_behav with grad, log π_θ/π_prox with grad, log π_prox/π_behav without
+        self.log_r_behav = torch.where(self.mask, x.logp - behav, zero)
+        self.log_r_prox = torch.where(self.mask, x.logp - prox, zero)
+        self.log_w = torch.where(self.mask, prox - behav, zero)
+        self.maskf = self.mask.to(x.logp.dtype)
+
+    def mean(self, per_token: torch.Tensor) -> torch.Tensor:
+        """Sum over valid tokens divided by the number of valid tokens (all of them, masked or not)."""
+        return torch.where(self.mask, per_token, torch.zeros((), dtype=per_token.dtype)).sum() / self.denom
+
+    def frac(self, flags: torch.Tensor) -> float:
+        return float((flags & self.mask).sum()) / self.denom
+
+
+def _cfg(cfg: Any, key: str) -> float:
+    value = getattr(cfg, key, None)
+    if value is None:
+        raise ValueError(f"algo config has no '{key}', needed by this loss")
+    return float(value)
+
+
+def _base_stats(b: _Batch) -> Stats:
+    """approx_kl (k3 vs the behaviour policy) and is_ratio_mean, shared by all losses."""
+    with torch.no_grad():
+        log_r = b.log_r_behav.detach()
+        r = log_r.exp()
+        return {
+            "clip_frac": 0.0,
+            "m2_before": 0.0,
+            "m2_after": 0.0,
+            "masked_frac": 0.0,
+            "approx_kl": float(b.mean((r - 1.0) - log_r)),
+            "is_ratio_mean": float(b.mean(r)),
+            "behav_rejected_frac": 0.0,
+        }
+
+
+def _ppo_clip_terms(ratio: torch.Tensor, adv: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token max(−A r, −A clip(r, 1−ε, 1+ε)) and the flag 'clipped branch strictly larger'."""
+    pg1 = -adv * ratio
+    pg2 = -adv * torch.clamp(ratio, 1.0 - eps, 1.0 + eps)
+    return torch.max(pg1, pg2), pg1.detach() < pg2.detach()
+
+
+def _m2_stats(stats: Stats, sel: M2Selection) -> None:
+    stats.update(m2_before=sel.m2_before, m2_after=sel.m2_after, masked_frac=sel.masked_frac)
+
+
+def _decoupled(b: _Batch, cfg: Any, eps: float, keep: torch.Tensor, stats: Stats) -> torch.Tensor:
+    """AReaL's decoupled PPO term on the tokens in ``keep``: w · max(−A r, −A clip(r)), r = π_θ/π_prox,
+    w = π_prox/π_behav (no grad) set to 0 where w > behav_imp_weight_cap."""
+    cap = _cfg(cfg, "behav_imp_weight_cap")
+    ratio = b.log_r_prox.exp()
+    pg, clipped = _ppo_clip_terms(ratio, b.adv, eps)
+    w = b.log_w.exp()
+    accepted = w <= cap
+    w = torch.where(accepted & keep, w, torch.zeros((), dtype=w.dtype))
+    stats["clip_frac"] = b.frac(clipped & keep)
+    stats["behav_rejected_frac"] = b.frac(~accepted)
+    return b.mean(pg * w)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the losses
+# ---------------------------------------------------------------------------------------------------------------
+
+def grpo_clip(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """GRPO with token-level PPO-clip against the behaviour policy (DESIGN.md §1, "GRPO").
+
+    r_t = π_θ/π_behav, loss = (1/N) Σ_valid max(−A_t r_t, −A_t clip(r_t, 1−ε, 1+ε)), ε = ``eps_clip``, N = number
+    of valid tokens. There is no proximal policy: π_old of PPO is the policy that generated the tokens, so under
+    staleness the clip range is centred on the stale policy. ``clip_frac`` counts valid tokens where the clipped
+    branch is strictly larger (the one that gives no gradient), the usual PPO/AReaL definition.
+    """
+    b = _Batch(x)
+    stats = _base_stats(b)
+    pg, clipped = _ppo_clip_terms(b.log_r_behav.exp(), b.adv, _cfg(cfg, "eps_clip"))
+    stats["clip_frac"] = b.frac(clipped)
+    return b.mean(pg), stats
+
+
+def grpo_decoupled(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """AReaL's decoupled PPO ("GRPO" of AReaL's gsm8k_grpo.yaml with ``use_decoupled_loss: true``).
+
+    Follows ``ppo_actor_loss_fn`` in inclusionAI/AReaL ``areal/utils/functional.py`` (commit 072480e, the version with
+    ``behav_imp_weight_cap``): r_t = π_θ/π_prox is clipped to [1−ε, 1+ε] (ε = ``eps_clip``), the PPO term
+    max(−A r, −A clip(r)) is multiplied by the behaviour weight w_t = π_prox/π_behav (no gradient), and tokens with
+    w_t > ``behav_imp_weight_cap`` get weight 0 (AReaL's rejection; they stay in the denominator, as AReaL keeps its
+    loss mask unchanged). Loss = (1/N) Σ_valid w_t · max(−A r, −A clip(r)).
+    ``clip_frac`` is measured on r = π_θ/π_prox; ``behav_rejected_frac`` is the fraction rejected by the cap.
+    """
+    b = _Batch(x)
+    stats = _base_stats(b)
+    loss = _decoupled(b, cfg, _cfg(cfg, "eps_clip"), b.mask, stats)
+    return loss, stats
+
+
+def m2po_paper(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """M2PO, Algorithm 1 of arXiv 2510.01161 (final version; the ms-swift / Trinity reading).
+
+    r_t = π_θ/π_behav. s_t = (log r_t)² with log r detached; M2 = (1/N) Σ_valid s_t. If M2 > τ (``m2_threshold``),
+    the masking candidates are the trust-region-quadrant tokens only — A_t > 0 and r_t > 1, or A_t < 0 and r_t < 1 —
+    and the fewest candidates with the largest s_t are dropped so that the mean of s over the remaining valid tokens
+    (all valid minus dropped) is ≤ τ (see ``m2po_mask`` for ties and the no-solution case). Selection runs once over
+    the tensors passed in. Loss = −(1/N) Σ_valid M_t r_t A_t with N all valid tokens (dropped ones included), no
+    ε-clip. τ = inf keeps every token, which makes this loss identical to ``is/plain``.
+    """
+    b = _Batch(x)
+    stats = _base_stats(b)
+    log_r = b.log_r_behav.detach()
+    quadrant = ((b.adv > 0) & (log_r > 0)) | ((b.adv < 0) & (log_r < 0))
+    sel = select_m2_mask(log_r.square(), b.mask, quadrant, _cfg(cfg, "m2_threshold"))
+    _m2_stats(stats, sel)
+    return _is_term(b, sel.keep), stats
+
+
+def m2po_areal(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """M2PO as AReaL implements it (``actor.m2_threshold``, gsm8k_m2po.yaml).
+
+    Follows ``_apply_m2po_masking`` / ``_get_m2po_loss_mask`` in inclusionAI/AReaL ``areal/trainer/ppo/actor.py``:
+    s_t = (log π_prox/π_behav)², every valid token is a candidate, the top-s tokens are dropped until the mean of the
+    rest is strictly below τ, and AReaL never drops every token (it keeps the smallest one). The kept tokens then go
+    through the decoupled PPO loss of ``grpo/decoupled`` (behaviour weight π_prox/π_behav, rejected above
+    ``behav_imp_weight_cap``) with ε = ``eps_clip``; AReaL's M2PO yaml sets ``eps_clip: 0.0``. That is not "no clip":
+    clip(r, 1, 1) ≡ 1, so the term is w · max(−A r, −A); where r = π_θ/π_prox = 1 exactly (one minibatch, or the first
+    of several) both branches tie and the gradient is that of −w A r, afterwards only tokens whose ratio moved against
+    their advantage keep a gradient.
+    Deviation: AReaL divides by the count of kept tokens in each micro-batch; here the denominator is all valid tokens,
+    like every loss of the registry (with Adam the overall scale matters little).
+    """
+    b = _Batch(x)
+    stats = _base_stats(b)
+    sel = select_m2_mask(b.log_w.square(), b.mask, b.mask, _cfg(cfg, "m2_threshold"), strict=True, keep_one=True)
+    _m2_stats(stats, sel)
+    loss = _decoupled(b, cfg, _cfg(cfg, "eps_clip"), sel.keep, stats)
+    return loss, stats
+
+
+def _is_term(b: _Batch, keep: torch.Tensor) -> torch.Tensor:
+    """−(1/N) Σ keep_t r_t A_t, r = π_θ/π_behav; the one expression behind both is/plain and m2po/paper."""
+    ratio = b.log_r_behav.exp()
+    return b.mean(-(ratio * b.adv) * keep.to(ratio.dtype))
+
+
+def is_plain(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """Plain token-level importance sampling, the collapse baseline of arXiv 2510.01161.
+
+    Loss = −(1/N) Σ_valid r_t A_t with r_t = π_θ/π_behav: no clip, no mask, no proximal policy.
+    """
+    b = _Batch(x)
+    return _is_term(b, b.mask), _base_stats(b)
+
+
+LOSSES: dict[str, LossFn] = {
+    "grpo/clip": grpo_clip,
+    "grpo/decoupled": grpo_decoupled,
+    "m2po/paper": m2po_paper,
+    "m2po/areal": m2po_areal,
+    "is/plain": is_plain,
+}
+
+
+def get_loss(name: str, variant: str) -> LossFn:
+    """The loss registered as "<name>/<variant>" (``cfg.algo.name``, ``cfg.algo.variant``)."""
+    key = f"{name}/{variant}"
+    try:
+        return LOSSES[key]
+    except KeyError:
+        raise KeyError(f"unknown loss '{key}'; known: {', '.join(sorted(LOSSES))}") from None
