@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -25,6 +26,7 @@ from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_di
                               write_trail_meta)
 from harness.sweepspec import build_spec, build_trails
 from harness.trails import Trail
+from harness.worker import raise_interrupt
 
 POLL_S = 0.5
 DETACHABLE = ("slurm",)
@@ -44,18 +46,22 @@ def preflight(trails: List[Trail]) -> List[str]:
 
 
 def _single(trails: List[Trail], key: str) -> str:
-    values = sorted({str(t.cfg.select(key)) for t in trails})
+    values = sorted({str(OmegaConf.select(t.cfg, key)) for t in trails})
     if len(values) > 1:
         raise HarnessError(f"invalid sweep over '{key}': {values} (allowed: one {key} per sweep)")
     return values[0]
 
 
-def trail_table(rows: Sequence[Dict[str, object]], title: str = "") -> Table:
+STATUS_COLUMNS = ("trail", "id", "state", "step", "reason")
+
+
+def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
+                columns: Sequence[str] = STATUS_COLUMNS) -> Table:
     table = Table(title=title or None)
-    for column in ("trail", "id", "state", "step", "reason"):
-        table.add_column(column)
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("trail", "id", "state", "step"))
     for row in rows:
-        table.add_row(*(str(row.get(c, "") or "") for c in ("trail", "id", "state", "step", "reason")))
+        table.add_row(*(str(row.get(c, "") or "") for c in columns))
     return table
 
 
@@ -130,8 +136,9 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
     sweep_dir = Path(root or trails[0].cfg.root) / spec.name
     if dry_run:
         rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
-                 "reason": " ".join(t.overrides)} for t in trails]
-        console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)"))
+                 "overrides": " ".join(t.overrides)} for t in trails]
+        console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)",
+                                  ("trail", "id", "state", "overrides")))
         return 0
 
     known = read_sweep_meta(sweep_dir).get("trails", [])
@@ -165,7 +172,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
     started = time.time()
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         states = {d: read_status(d).get("state", "pending") for d in all_dirs}
         with Live(_progress(all_dirs, states, started), console=console, refresh_per_second=2,

@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import yaml
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from harness.compose import compose_trail
+from harness.config import CONF_DIR
 from harness.errors import HarnessError
 from harness.trails import Trail, make_trails
 
@@ -128,10 +132,18 @@ def _last_per_key(overrides: Sequence[str]) -> List[str]:
     return list(by_key.values())
 
 
+def _parser() -> OverridesParser:
+    """An override parser that can expand glob() over the yaml options of conf/ groups."""
+    Plugins.instance()  # registers Hydra's config sources (file://)
+    search_path = ConfigSearchPathImpl()
+    search_path.append("harness", f"file://{CONF_DIR}")
+    return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search_path))
+
+
 def expand(spec: SweepSpec) -> List[List[str]]:
     """Every trail's concrete override list: file overrides, then the trail's own, then the command line's
     (the last of each key wins), with sweeps expanded by Hydra's BasicSweeper rules."""
-    parser = OverridesParser.create()
+    parser = _parser()
     jobs: List[List[str]] = []
     for trail in spec.trail_overrides:
         merged = _last_per_key([*spec.overrides, *trail, *spec.cli_overrides])

@@ -10,7 +10,7 @@ from harness.runner import run_trail_dir
 EXIT_CODES = {"done": 0, "diverged": 3, "failed": 1, "cancelled": 130}
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m harness.worker RUN_DIR", file=sys.stderr)
         return 2
     # SIGTERM (a cancelled sweep) unwinds like Ctrl-C so the trail is recorded as cancelled, its metrics kept.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         return EXIT_CODES.get(run_trail_dir(argv[0]), 1)
     except KeyboardInterrupt:
