@@ -1,20 +1,68 @@
-"""Schema of the AReaL engine's settings (engine=areal): where AReaL lives and how trails map onto it."""
+"""Schema of the AReaL engine's settings (engine=areal): where AReaL lives and how trails map onto it.
+
+Nothing here imports AReaL: AReaL runs in its own Python (its own venv), and the harness only writes its commands.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
+
+from omegaconf import DictConfig
+
+from harness.errors import ConfigError
+from harness.validate import EXTRA_CHECKS, parse_alloc
+
+# AReaL has example configs for these algorithms only; the harness's `is` baseline has no AReaL counterpart.
+AREAL_ALGOS = ("grpo", "m2po")
 
 
 @dataclass
 class AReaLEngineConfig:
     name: str = "areal"
-    areal_path: str = "AReaL"              # an AReaL checkout
+    areal_path: str = "AReaL"              # an AReaL checkout (the command runs there)
     python: str = "python3"                # AReaL's own interpreter (its own venv)
     entrypoint: str = "examples/math/gsm8k_rl.py"
-    config_grpo: str = "examples/math/gsm8k_grpo.yaml"
+    config_grpo: str = "examples/math/gsm8k_grpo.yaml"   # relative to areal_path, or absolute
     config_m2po: str = "examples/math/gsm8k_m2po.yaml"
+    rollout_backend: str = "sglang"        # rollout.backend = <this>:d{x}p1t1
+    train_backend: str = "fsdp"            # actor.backend = <this>:d{y}p1t1
     n_nodes: int = 1
-    n_gpus_per_node: Optional[int] = None  # default: dx + dy
+    n_gpus_per_node: Optional[int] = None  # default: (dx + dy) / n_nodes
+    experiment_name: Optional[str] = None  # default: derived from the sweep name
     total_train_steps: Optional[int] = None
-    overrides: List[str] = field(default_factory=list)  # passed through verbatim
+    overrides: List[str] = field(default_factory=list)  # passed through verbatim, after the generated ones
+    env: Dict[str, str] = field(default_factory=dict)   # extra environment for AReaL (e.g. SBATCH_PARTITION)
+    poll_seconds: float = 10.0             # how often TensorBoard events are read while AReaL runs
+    preflight_timeout_s: int = 600         # AReaL's parser, all trails in one process (imports take a while)
+
+
+def check_areal(cfg: DictConfig) -> None:
+    """Settings whose mistakes would otherwise surface only on the GPU cluster."""
+    if cfg.engine.name != "areal":
+        return
+    eng = cfg.engine
+    if cfg.algo.name not in AREAL_ALGOS:
+        raise ConfigError("algo", cfg.algo.name, f"{' | '.join(AREAL_ALGOS)} with engine=areal")
+    x, y = parse_alloc(cfg.alloc)
+    if not (isinstance(eng.n_nodes, int) and eng.n_nodes >= 1):
+        raise ConfigError("engine.n_nodes", eng.n_nodes, "an integer ≥ 1")
+    gpus = x + y
+    if eng.n_gpus_per_node is None:
+        if gpus % eng.n_nodes:
+            raise ConfigError("engine.n_nodes", eng.n_nodes,
+                              f"a divisor of the {gpus} GPUs that alloc={cfg.alloc} uses")
+    elif eng.n_nodes * eng.n_gpus_per_node != gpus:
+        raise ConfigError("engine.n_gpus_per_node", eng.n_gpus_per_node,
+                          f"n_nodes × n_gpus_per_node = {gpus}, the GPUs of alloc={cfg.alloc} (rollout {x} + train {y})")
+    if eng.total_train_steps is not None and eng.total_train_steps < 1:
+        raise ConfigError("engine.total_train_steps", eng.total_train_steps, "an integer ≥ 1, or null")
+    if eng.poll_seconds <= 0:
+        raise ConfigError("engine.poll_seconds", eng.poll_seconds, "a number > 0")
+    for item in eng.overrides:
+        if "=" not in str(item) or str(item).startswith("="):
+            raise ConfigError("engine.overrides", item, "AReaL overrides of the form key=value (or ++key=value)")
+
+
+if check_areal not in EXTRA_CHECKS:
+    EXTRA_CHECKS.append(check_areal)

@@ -1,0 +1,129 @@
+"""engine=areal: run one trail as an AReaL subprocess and bring its TensorBoard metrics into the journal as it goes.
+
+AReaL runs in its own Python inside its checkout (`engine.python`, `engine.areal_path`); its stdout/stderr go to
+<run_dir>/areal.log. While it runs, its event files are read every `engine.poll_seconds`; after it exits they are
+read once more to the end. A non-zero exit raises, so the runner marks the trail failed with AReaL's last log lines.
+A re-run of the same trail reuses experiment/trial name and fileroot, so AReaL's `recover.mode=auto` resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from omegaconf import DictConfig
+
+from harness.engines import EngineResult, StepCallback
+from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR, AReaLCommand, command_for_run_dir
+from harness.engines.areal.ingest import JournalSync
+from harness.engines.areal.preflight import preflight as _preflight
+from harness.journal import Journal
+from harness.trails import Trail
+
+COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
+STOP_GRACE_S = 30.0
+_PROGRESS_RE = re.compile(rb"Train step (\d+)/(\d+) done")
+
+
+class AReaLFailed(RuntimeError):
+    """AReaL exited non-zero; the message carries its last log lines."""
+
+
+def preflight(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> List[str]:
+    """Validate every trail's AReaL command with AReaL's own parser (see preflight.py)."""
+    return _preflight(trails, sweep_dir)
+
+
+def _log_tail(path: Path, n_bytes: int = 65536) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - n_bytes))
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def _total_from_log(log: Path) -> Optional[int]:
+    """AReaL logs 'Train step k/N done.' each step: N is the run's total, known only once AReaL has started."""
+    matches = _PROGRESS_RE.findall(_log_tail(log))
+    return int(matches[-1][1]) if matches else None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate AReaL's whole process group (its launcher starts servers and trainers of its own)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=STOP_GRACE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _launch(cmd: AReaLCommand, log: Path) -> subprocess.Popen:
+    if not Path(cmd.cwd).is_dir():
+        raise AReaLFailed(f"AReaL checkout {cmd.cwd} does not exist (set engine.areal_path)")
+    env: Dict[str, str] = {**os.environ, **cmd.env}
+    with open(log, "ab") as out:
+        out.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} harness: {cmd.shell()}\n".encode())
+        out.flush()
+        try:
+            return subprocess.Popen(cmd.argv, cwd=cmd.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except FileNotFoundError as exc:
+            raise AReaLFailed(f"cannot start AReaL: {exc} (engine.python={cmd.argv[0]!r})") from exc
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a backend cancelling the trail) becomes an interrupt, so AReaL is stopped and the trail cancelled."""
+
+
+def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:
+    run_dir = Path(run_dir)
+    cmd = command_for_run_dir(cfg, run_dir)
+    (run_dir / COMMAND_NAME).write_text("#!/bin/sh\n" + cmd.shell() + "\n", encoding="utf-8")
+    (run_dir / TENSORBOARD_DIR).mkdir(parents=True, exist_ok=True)
+    log = run_dir / LOG_NAME
+    total = [int(cfg.engine.total_train_steps or 0)]
+
+    def on_record(step: int, metrics: Dict[str, float]) -> None:
+        on_step(step, max(total[0], step), metrics)
+
+    sync = JournalSync(run_dir, journal, run_dir / TENSORBOARD_DIR, on_record)
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        def _on_term(signum, frame):  # noqa: ARG001
+            raise _Terminated()
+        old_handler = signal.signal(signal.SIGTERM, _on_term)
+    proc = _launch(cmd, log)
+    try:
+        while True:
+            try:
+                proc.wait(timeout=float(cfg.engine.poll_seconds))
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            total[0] = _total_from_log(log) or total[0]
+            sync.sync()
+        total[0] = _total_from_log(log) or total[0]
+        sync.sync(final=True)
+    finally:
+        _stop(proc)
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        if sync.journal is not journal:   # a resume rewrote the journal and reopened it
+            sync.journal.close()
+    if proc.returncode != 0:
+        tail = _log_tail(log, 4096).decode("utf-8", "replace").strip().splitlines()[-8:]
+        raise AReaLFailed(f"AReaL exited with code {proc.returncode} (see {log}): " + " | ".join(tail))
+    return EngineResult("done", sync.cursor, "")
