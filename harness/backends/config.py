@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 
 @dataclass
@@ -20,15 +20,21 @@ class RayBackendConfig:
     num_gpus_per_trail: float = 0.0
     num_cpus: Optional[int] = None          # for a local head
     object_store_memory: Optional[int] = 200_000_000
+    # RAY_AUTH_MODE for the client ("disabled" | "token"); None leaves the environment as it is. Ray 2.60 turns
+    # token auth on by default, so a client of a `ray start --head` cluster must use the mode the head was started in.
+    auth_mode: Optional[str] = None
 
 
 @dataclass
 class SlurmBackendConfig:
     name: str = "slurm"
     partition: Optional[str] = None
-    time_min: int = 60
+    time_min: int = 60                      # submitit timeout_min (sbatch --time)
     cpus_per_task: int = 1
     mem_gb: float = 2.0
-    gres: Optional[str] = None
-    array_parallelism: int = 64
-    max_requeue: int = 3
+    gres: Optional[str] = None              # e.g. "gpu:1"
+    array_parallelism: int = 64             # trails of one job array running at once
+    max_requeue: int = 3                    # requeues after preemption or timeout before a trail is marked failed
+    folder: Optional[str] = None            # submitit's job folder; None: <sweep dir>/.submitit
+    signal_delay_s: int = 90                # USR2 this long before the time limit, so the trail is requeued in time
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)  # any other sbatch option (account, qos…)

@@ -1,0 +1,105 @@
+"""Ray backend: one Ray task per trail, each with its own CPU/GPU request, on a running cluster or a local head.
+
+Ray does the scheduling; this layer only maps trails to tasks and task outcomes to trail states. The task runs
+`harness.runner.run_trail_dir`, which records the trail's own outcome in its run dir; what only Ray knows (still
+queued, worker crashed, cancelled) is added here and written back to status.json so `harness status` sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig
+
+from harness.rundir import read_status, write_status
+
+FINAL = ("done", "diverged", "failed", "cancelled")
+
+
+def _run_trail(run_dir: str) -> str:
+    """The Ray task body (module-level so workers import it by name rather than unpickling a closure)."""
+    from harness.runner import run_trail_dir
+
+    return run_trail_dir(run_dir)
+
+
+@dataclass
+class RayHandle:
+    run_dir: Path
+    ref: Any = field(repr=False)
+    submitted: float = 0.0
+    state: Optional[str] = None       # set once final
+
+
+class RayBackend:
+    """Trails as Ray tasks: `num_cpus_per_trail`/`num_gpus_per_trail` each; `close()` ends only what it started."""
+
+    def __init__(self, cfg: DictConfig):
+        import ray
+
+        self.cfg = cfg
+        self._ray = ray
+        self._owns_connection = False
+        if cfg.get("auth_mode"):
+            os.environ["RAY_AUTH_MODE"] = str(cfg.auth_mode)
+        if not ray.is_initialized():
+            if cfg.address:
+                ray.init(address=cfg.address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=False,
+                         object_store_memory=cfg.object_store_memory)
+            self._owns_connection = True
+        # max_retries=0: a trail resumes from its own checkpoint when the sweep is run again; a silent retry
+        # would hide a crashed worker. The trail's threads are the engine's business (engine.threads).
+        self._task = ray.remote(_run_trail).options(
+            num_cpus=float(cfg.num_cpus_per_trail), num_gpus=float(cfg.num_gpus_per_trail), max_retries=0,
+            name="harness-trail")
+
+    def submit(self, run_dirs: List[Path]) -> List[RayHandle]:
+        # absolute paths: a worker's working directory is Ray's session dir, not ours
+        now = time.time()
+        return [RayHandle(Path(d).resolve(), self._task.remote(str(Path(d).resolve())), now) for d in run_dirs]
+
+    def poll(self, handle: RayHandle) -> str:
+        if handle.state is not None:
+            return handle.state
+        ready, _ = self._ray.wait([handle.ref], timeout=0)
+        if not ready:
+            status = read_status(handle.run_dir)
+            started = status.get("started") or 0.0
+            return "running" if status.get("state") == "running" and started >= handle.submitted else "pending"
+        handle.state = self._outcome(handle)
+        return handle.state
+
+    def _outcome(self, handle: RayHandle) -> str:
+        exceptions = self._ray.exceptions
+        try:
+            state = self._ray.get(handle.ref)
+        except exceptions.TaskCancelledError:
+            write_status(handle.run_dir, "cancelled", reason="cancelled (ray)", ended=time.time())
+            return "cancelled"
+        except exceptions.RayError as exc:  # worker crashed, node lost, out of memory, …
+            reason = f"ray: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            write_status(handle.run_dir, "failed", reason=reason, ended=time.time())
+            return "failed"
+        return state if state in FINAL else "failed"
+
+    def cancel(self, handle: RayHandle) -> None:
+        if handle.state is not None:
+            return
+        ready, _ = self._ray.wait([handle.ref], timeout=0)
+        if ready:  # finished before the cancel arrived: keep its real outcome
+            handle.state = self._outcome(handle)
+            return
+        self._ray.cancel(handle.ref, force=True)
+        handle.state = "cancelled"
+        write_status(handle.run_dir, "cancelled", reason="cancelled (ray)", ended=time.time())
+
+    def close(self) -> None:
+        if self._owns_connection and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_connection = False

@@ -1,0 +1,173 @@
+"""Slurm backend through submitit: one job array per submit call, one array task per trail.
+
+submitit writes the sbatch script, submits the array and reads job states from sacct (so the cluster needs
+accounting — slurmdbd — for cancelled or killed jobs to be reported). Preemption and timeouts are handled by
+submitit's checkpointing: the trail's callable is `Checkpointable`, its `checkpoint()` resubmits itself, and the
+requeued job resumes from the engine's own checkpoint in the run dir. Each run dir keeps `job.json` (job id and
+submitit folder), so a detached sweep can be polled later from its run dirs alone (`poll_from_run_dir`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import submitit
+from omegaconf import DictConfig, OmegaConf
+
+from harness.rundir import FINISHED, read_json, read_status, write_json_atomic, write_status
+
+JOB_META = "job.json"
+FINAL = ("done", "diverged", "failed", "cancelled")
+SACCT_EVERY_S = 2.0
+
+# sacct states (first word; "CANCELLED by 0") → trail states; anything else counts as failed once final
+PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "SUSPENDED", "PREEMPTED",
+                  "RESV_DEL_HOLD", "RESIZING", "UNKNOWN", "READY", "SIGNALING", "STAGE_OUT"}
+RUNNING_STATES = {"RUNNING", "COMPLETING"}
+
+
+class TrailJob(submitit.helpers.Checkpointable):
+    """The callable each array task runs: one trail, resumable after preemption or timeout.
+
+    Why a class: submitit requeues a job only if its callable has `checkpoint()`. The engine keeps its own
+    checkpoint in the run dir, so resubmitting this same callable is enough for the trail to resume.
+    """
+
+    def __init__(self, run_dir: str, max_requeue: int):
+        self.run_dir = run_dir
+        self.max_requeue = max_requeue
+        self._requeued = False
+
+    def __call__(self) -> str:
+        from harness.runner import run_trail_dir
+
+        state = run_trail_dir(self.run_dir)
+        if self._requeued:
+            # submitit's signal handler exits the job (SystemExit) from inside the trail, which the runner records
+            # as a failure; the trail is in fact only interrupted and queued again.
+            write_status(self.run_dir, "pending", reason="requeued after preemption or timeout", ended=None)
+            sys.exit(-1)
+        return state
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Optional[submitit.helpers.DelayedSubmission]:
+        attempts = int(read_status(self.run_dir).get("attempts", 1))
+        if attempts > self.max_requeue:
+            return None  # submitit then ends the job instead of requeuing it; the runner marks the trail failed
+        self._requeued = True
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _sacct_word(state: str) -> str:
+    return state.split()[0].upper() if state else "UNKNOWN"
+
+
+def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> str:
+    """A trail's state from its Slurm job (as sacct reports it) and its run dir; final outcomes the trail could
+    not record itself (cancelled, killed, lost node) are written to its status.json."""
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    word = _sacct_word(sacct_state)
+    if word == "CANCELLED":
+        if status.get("state") != "cancelled":
+            write_status(run_dir, "cancelled", reason=f"slurm job {job.job_id} cancelled", ended=time.time())
+        return "cancelled"
+    if word in RUNNING_STATES:
+        return "running" if status.get("state") == "running" else "pending"
+    if word in PENDING_STATES:
+        # a job finished before sacct knows it: its result pickle says so
+        if word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists():
+            return status["state"] if status.get("state") in FINAL else "failed"
+        return "pending"
+    if word == "COMPLETED" and status.get("state") in FINAL:
+        return status["state"]
+    # FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE — or COMPLETED without a recorded outcome
+    if status.get("state") in FINISHED:
+        return status["state"]
+    if status.get("state") != "failed":
+        write_status(run_dir, "failed", reason=f"slurm job {job.job_id} ended {word}", ended=time.time())
+    return "failed"
+
+
+def _job_from_meta(run_dir: Path) -> Optional[submitit.SlurmJob]:
+    meta = read_json(Path(run_dir) / JOB_META)
+    if not meta:
+        return None
+    return submitit.SlurmJob(folder=meta["folder"], job_id=meta["job_id"])
+
+
+def poll_from_run_dir(run_dir: Path | str) -> str:
+    """State of a trail submitted earlier (maybe by another process): rebuilds its SlurmJob from job.json."""
+    job = _job_from_meta(Path(run_dir))
+    if job is None:
+        return read_status(run_dir).get("state", "pending")
+    return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="force"))
+
+
+def cancel_run_dir(run_dir: Path | str) -> None:
+    """Cancel a trail's Slurm job from its run dir (detached sweeps)."""
+    job = _job_from_meta(Path(run_dir))
+    if job is not None:
+        job.cancel(check=False)
+
+
+class SlurmBackend:
+    """Submits trails as one submitit job array per `submit` call; handles are submitit jobs (rebuildable from
+    `<run_dir>/job.json`). Nothing runs in this process, so a sweep may submit and return (detached)."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self._run_dirs: Dict[str, Path] = {}
+        self._last_sacct = 0.0
+
+    def _executor(self, folder: Path) -> submitit.AutoExecutor:
+        cfg = self.cfg
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=cfg.max_requeue)
+        extra: Dict[str, Any] = OmegaConf.to_container(cfg.additional_parameters) if cfg.additional_parameters else {}
+        params: Dict[str, Any] = dict(
+            name="harness", timeout_min=int(cfg.time_min), cpus_per_task=int(cfg.cpus_per_task),
+            mem_gb=float(cfg.mem_gb), slurm_array_parallelism=int(cfg.array_parallelism),
+            slurm_signal_delay_s=int(cfg.signal_delay_s), tasks_per_node=1, nodes=1,
+        )
+        if cfg.partition:
+            params["slurm_partition"] = cfg.partition
+        if cfg.gres:
+            params["slurm_gres"] = cfg.gres
+        if extra:
+            params["slurm_additional_parameters"] = extra
+        executor.update_parameters(**params)
+        return executor
+
+    def submit(self, run_dirs: List[Path]) -> List[submitit.Job]:
+        if not run_dirs:
+            return []
+        run_dirs = [Path(d).resolve() for d in run_dirs]
+        folder = Path(self.cfg.folder) if self.cfg.get("folder") else run_dirs[0].parent / ".submitit"
+        executor = self._executor(folder)
+        for run_dir in run_dirs:  # before sbatch: a job may start (and write "running") within milliseconds
+            write_status(run_dir, "pending", reason="queued (slurm)", ended=None)
+        with executor.batch():
+            futures = [executor.submit(TrailJob(str(d), int(self.cfg.max_requeue))) for d in run_dirs]
+        jobs: List[submitit.Job] = list(futures)
+        now = time.time()
+        for run_dir, job in zip(run_dirs, jobs):
+            write_json_atomic(run_dir / JOB_META, {"backend": "slurm", "job_id": job.job_id,
+                                                   "folder": str(folder.resolve()), "submitted": now})
+            self._run_dirs[job.job_id] = run_dir
+        return jobs
+
+    def poll(self, handle: submitit.Job) -> str:
+        # one sacct call for all of the sweep's jobs at most every SACCT_EVERY_S, however often the sweep polls
+        now = time.monotonic()
+        if now - self._last_sacct >= SACCT_EVERY_S:
+            handle.watcher.update()
+            self._last_sacct = now
+        return job_state(self._run_dirs[handle.job_id], handle, handle.watcher.get_state(handle.job_id, mode="cache"))
+
+    def cancel(self, handle: submitit.Job) -> None:
+        handle.cancel(check=False)
+
+    def close(self) -> None:
+        """Jobs belong to the cluster: closing leaves them running (that is what --detach relies on)."""
