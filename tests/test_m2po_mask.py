@@ -1,0 +1,114 @@
+"""The O(n log n) M2PO mask against a naive greedy reference (drop the largest candidate, recompute the mean, repeat)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.engines.embedded.m2po_mask import select_m2_mask
+
+
+def greedy_keep(sq, valid, cand, tau, strict=False, keep_one=False):
+    """Reference: while the mean of sq over kept valid tokens exceeds τ, drop the largest kept candidate
+    (earliest position among ties). Stops when no candidate is left, or (keep_one) when one token is left."""
+    keep = list(valid)
+    while True:
+        rest = [s for s, k in zip(sq, keep) if k]
+        mean = sum(rest) / len(rest) if rest else 0.0
+        if (mean < tau) if strict else (mean <= tau):
+            break
+        options = [i for i in range(len(sq)) if keep[i] and cand[i]]
+        if not options or (keep_one and len(rest) == 1):
+            break
+        keep[max(options, key=lambda i: (sq[i], -i))] = False
+    return keep
+
+
+def _select(sq, valid, cand, tau, **kw):
+    return select_m2_mask(torch.tensor(sq, dtype=torch.float64), torch.tensor(valid), torch.tensor(cand), tau, **kw)
+
+
+def test_drops_largest_until_mean_below_tau():
+    # mean = (0.25 + 3·0.01)/4 = 0.07 > 0.04; without 0.25: 0.03/3 = 0.01 ≤ 0.04 → drop exactly one token
+    sel = _select([0.25, 0.01, 0.01, 0.01], [True] * 4, [True] * 4, 0.04)
+    assert sel.keep.tolist() == [False, True, True, True]
+    assert sel.m2_before == pytest.approx(0.07)
+    assert sel.m2_after == pytest.approx(0.01)
+    assert sel.masked_frac == pytest.approx(0.25)
+
+
+def test_below_tau_keeps_everything():
+    sel = _select([0.03, 0.05, 0.0], [True] * 3, [True] * 3, 0.04)  # mean 0.08/3 ≈ 0.027 ≤ 0.04
+    assert sel.keep.all() and sel.n_dropped == 0 and sel.m2_after == sel.m2_before
+
+
+def test_dropped_tokens_leave_numerator_and_denominator():
+    # the mean after dropping is over the remaining valid tokens: (0.04 + 0.04)/2 = 0.04 ≤ τ after one drop.
+    # (Keeping the dropped token in the denominator would give 0.08/3 and stop earlier — not this convention.)
+    sel = _select([0.5, 0.04, 0.04], [True] * 3, [True] * 3, 0.04)
+    assert sel.keep.tolist() == [False, True, True]
+    assert sel.m2_after == pytest.approx(0.04)
+
+
+def test_non_candidates_are_never_dropped_and_all_candidates_may_go():
+    # the 0.25 token is not a candidate; even after dropping both candidates the mean is 0.25/2 > τ → all dropped
+    sel = _select([0.25, 0.09, 0.0, 0.0], [True] * 4, [False, True, True, False], 0.04)
+    assert sel.keep.tolist() == [True, False, False, True]
+    assert sel.m2_after == pytest.approx(0.125)
+
+
+def test_invalid_tokens_ignored_and_empty_batch():
+    sel = _select([9.0, 0.01, 0.01], [False, True, True], [True] * 3, 0.04)
+    assert sel.keep.tolist() == [False, True, True] and sel.n_dropped == 0 and sel.m2_before == pytest.approx(0.01)
+    empty = _select([1.0, 2.0], [False, False], [True, True], 0.04)
+    assert not empty.keep.any() and empty.masked_frac == 0.0 and empty.m2_after == 0.0
+
+
+def test_inf_tau_keeps_all_and_negative_tau_rejected():
+    sel = _select([100.0, 50.0], [True, True], [True, True], math.inf)
+    assert sel.keep.all() and sel.m2_after == pytest.approx(75.0)
+    with pytest.raises(ValueError):
+        _select([1.0], [True], [True], -0.1)
+
+
+def test_areal_keep_one_and_strict():
+    # every value ≥ τ: AReaL keeps the smallest one instead of dropping every token
+    sel = _select([0.25, 0.16], [True, True], [True, True], 0.04, strict=True, keep_one=True)
+    assert sel.keep.tolist() == [False, True]
+    # mean exactly τ: ≤ keeps it, < drops the largest
+    assert _select([0.06, 0.02], [True] * 2, [True] * 2, 0.04).n_dropped == 0
+    assert _select([0.06, 0.02], [True] * 2, [True] * 2, 0.04, strict=True).keep.tolist() == [False, True]
+
+
+def test_ties_broken_by_position_and_shape_kept():
+    sel = _select([[0.5, 0.5], [0.0, 0.0]], [[True] * 2] * 2, [[True] * 2] * 2, 0.2)
+    # mean 0.25 > 0.2; dropping the first 0.5 gives 0.5/3 ≈ 0.167 ≤ 0.2
+    assert sel.keep.tolist() == [[False, True], [True, True]]
+
+
+# values are multiples of 1/64 (exact in float64) so both implementations compare sums exactly; small range → ties
+_vals = st.integers(min_value=0, max_value=96).map(lambda i: i / 64)
+_token = st.tuples(_vals, st.booleans(), st.booleans())
+_tau = st.one_of(st.integers(min_value=0, max_value=64).map(lambda i: i / 64), st.just(math.inf))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=st.lists(_token, min_size=0, max_size=40), tau=_tau, strict=st.booleans(), keep_one=st.booleans(),
+       p_cand=st.sampled_from(["mixed", "all", "none"]))
+def test_matches_greedy_reference(tokens, tau, strict, keep_one, p_cand):
+    sq = [t[0] for t in tokens]
+    valid = [t[1] for t in tokens]
+    cand = {"mixed": [t[2] for t in tokens], "all": [True] * len(tokens), "none": [False] * len(tokens)}[p_cand]
+    if keep_one:  # AReaL's fallback only exists where every valid token is a candidate
+        cand = [True] * len(tokens)
+    sel = select_m2_mask(torch.tensor(sq, dtype=torch.float64), torch.tensor(valid, dtype=torch.bool),
+                         torch.tensor(cand, dtype=torch.bool), tau, strict=strict, keep_one=keep_one)
+    expected = greedy_keep(sq, valid, [c and v for c, v in zip(cand, valid)], tau, strict=strict, keep_one=keep_one)
+    assert sel.keep.tolist() == expected
+    kept = [s for s, k in zip(sq, expected) if k]
+    assert sel.m2_after == pytest.approx(sum(kept) / len(kept) if kept else 0.0)
+    assert sel.n_dropped == sum(valid) - sum(expected)
