@@ -8,6 +8,10 @@ from dataclasses import dataclass
 @dataclass
 class TrackingConfig:
     enabled: bool = True
+    # sqlite:///mlflow.db is resolved against the directory the sweep was launched from, or an http(s):// server
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "harness"
-    sync_every_s: float = 5.0
+    sync_every_s: float = 5.0          # live sync period inside a running trail
+    http_timeout_s: float = 10.0       # per request to an mlflow server: a dead server must never stall a trail
+    http_retries: int = 1              # MLflow's own HTTP retries per request (its default, 7, waits minutes)
+    stop_timeout_s: float = 30.0       # longest a finished trail waits for its final sync before exiting

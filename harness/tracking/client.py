@@ -1,0 +1,108 @@
+"""MLflow access for the harness: URI resolution, bounded HTTP behaviour, sqlite lock retries, run identity.
+
+Why a layer at all: a trail must never wait minutes on a dead server (MLflow's default is 7 retries with backoff),
+six trails share one sqlite file (writers collide with "database is locked"), and a relative sqlite URI must mean
+the directory the sweep was launched from, whatever directory a backend starts the trail in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+import harness
+
+T = TypeVar("T")
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+LOCK_RETRY_S = 60.0          # how long to keep retrying a sqlite write that keeps meeting a lock
+_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database")
+
+
+def resolve_uri(uri: Optional[str], base: Path | str | None = None) -> str:
+    """An absolute tracking URI: 'sqlite:///mlflow.db' becomes 'sqlite:////<base or cwd>/mlflow.db'."""
+    uri = uri or DEFAULT_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path = Path(base or os.getcwd()) / uri[len(prefix):]
+        return prefix + str(path.resolve())
+    return uri
+
+
+def configure_http(timeout_s: float = 10.0, retries: int = 1) -> None:
+    """Bound MLflow's HTTP client (read per request from the environment); an explicit user setting wins."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, timeout_s))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(int(max(0, retries))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0.5")
+
+
+def is_transient(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    # "table ... already exists": two trails created the schema of a fresh sqlite store at once
+    return any(marker in text for marker in _TRANSIENT) or ("table" in text and "already exists" in text)
+
+
+def retry_locked(fn: Callable[[], T], budget_s: float = LOCK_RETRY_S) -> T:
+    """Call fn, retrying while sqlite reports a lock (another trail is writing); other errors propagate."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.05
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - filtered just below
+            if not is_transient(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def make_client(uri: str, timeout_s: float = 10.0, retries: int = 1) -> Any:
+    """An MlflowClient for an absolute URI (mlflow is imported here: it takes seconds to import)."""
+    configure_http(timeout_s, retries)
+    from mlflow.tracking import MlflowClient
+
+    return retry_locked(lambda: MlflowClient(tracking_uri=uri))
+
+
+def get_experiment_id(client: Any, name: str) -> str:
+    """The experiment's id, created on first use; safe when several trails race to create it."""
+
+    def once() -> str:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(name)
+        except Exception as exc:  # noqa: BLE001 - lost the race: someone else created it
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise exc
+            return exp.experiment_id
+
+    return retry_locked(once)
+
+
+_CODE_VERSION: Optional[str] = None
+
+
+def code_version() -> str:
+    """`git rev-parse --short HEAD` of the harness checkout, else the package version."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        try:
+            out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(harness.__file__).parent,
+                                 capture_output=True, text=True, timeout=5)
+            _CODE_VERSION = out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else harness.__version__
+        except (OSError, subprocess.SubprocessError):
+            _CODE_VERSION = harness.__version__
+    return _CODE_VERSION
+
+
+# harness trail state -> MLflow run status
+RUN_STATUS: Dict[str, str] = {"done": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
+                              "cancelled": "KILLED", "running": "RUNNING", "pending": "SCHEDULED"}
+TERMINAL = ("done", "diverged", "failed", "cancelled")

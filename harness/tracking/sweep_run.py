@@ -1,0 +1,87 @@
+"""The sweep's parent MLflow run: trails nest under it (tag mlflow.parentRunId) so `mlflow ui` shows one sweep
+as one expandable row. Its id and the resolved tracking URI go into sweep.json, so every trail — wherever a backend
+starts it — syncs to the same store and parent. Tracking is never allowed to stop a sweep: failures warn and return.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.sweepdir import read_sweep_meta, write_sweep_meta
+from harness.tracking.client import RUN_STATUS, code_version, get_experiment_id, make_client, resolve_uri, retry_locked
+
+log = logging.getLogger("harness.tracking")
+
+
+def _warn(sweep_dir: Path, message: str) -> None:
+    log.warning(message)
+    try:
+        with open(Path(sweep_dir) / "tracking.log", "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    except OSError:
+        pass
+
+
+def _find_parent(client: Any, experiment_id: str, sweep: str) -> Optional[str]:
+    flt = f"tags.`harness.sweep` = '{sweep}' and tags.`harness.kind` = 'sweep'"
+    runs = retry_locked(lambda: client.search_runs([experiment_id], filter_string=flt, max_results=1,
+                                                   order_by=["attributes.start_time ASC"]))
+    return runs[0].info.run_id if runs else None
+
+
+def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str] = None) -> Optional[str]:
+    """Create or reuse the sweep's parent run and record it in sweep.json; None when tracking is off or down."""
+    sweep_dir = Path(sweep_dir)
+    if tracking_cfg is None or not tracking_cfg.enabled:
+        return None
+    target = resolve_uri(uri or tracking_cfg.uri)
+    meta = read_sweep_meta(sweep_dir)
+    name = meta.get("name") or sweep_dir.name
+    try:
+        client = make_client(target, float(tracking_cfg.http_timeout_s), int(tracking_cfg.http_retries))
+        experiment_id = get_experiment_id(client, tracking_cfg.experiment)
+        parents = dict(meta.get("mlflow_parents") or {})
+        run_id = parents.get(target) or _find_parent(client, experiment_id, name)
+        if run_id is None:
+            tags = {"harness.sweep": name, "harness.kind": "sweep", "harness.status": "running",
+                    "harness.code_version": code_version()}
+            if meta.get("description"):
+                tags["mlflow.note.content"] = str(meta["description"])
+            run = retry_locked(lambda: client.create_run(experiment_id, run_name=name, tags=tags))
+            run_id = run.info.run_id
+        elif retry_locked(lambda: client.get_run(run_id)).info.status != "RUNNING":
+            retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
+            retry_locked(lambda: client.set_tag(run_id, "harness.status", "running"))
+        parents[target] = run_id
+        write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_parent_run_id=run_id,
+                         mlflow_experiment_id=experiment_id, mlflow_parents=parents)
+        return run_id
+    except Exception as exc:  # noqa: BLE001 - tracking down must not stop a sweep
+        _warn(sweep_dir, f"MLflow at {target} unavailable, sweep runs without a parent run for now "
+                         f"(`harness sync {name}` catches up): {type(exc).__name__}: {exc}")
+        return None
+
+
+def finish_sweep_run(sweep_dir: Path | str, status: str, uri: Optional[str] = None) -> bool:
+    """End the parent run: `status` is a harness state (done/failed/cancelled/...) or an MLflow run status."""
+    sweep_dir = Path(sweep_dir)
+    meta = read_sweep_meta(sweep_dir)
+    target = resolve_uri(uri) if uri else meta.get("mlflow_uri")
+    run_id = (meta.get("mlflow_parents") or {}).get(target) if target else None
+    if not run_id:
+        return False
+    mlflow_status = RUN_STATUS.get(status, status.upper())
+    try:
+        client = make_client(target)
+        retry_locked(lambda: client.set_tag(run_id, "harness.status", status.lower()))
+        if mlflow_status == "RUNNING":
+            retry_locked(lambda: client.update_run(run_id, status="RUNNING"))
+        else:
+            retry_locked(lambda: client.set_terminated(run_id, status=mlflow_status))
+        return True
+    except Exception as exc:  # noqa: BLE001
+        _warn(sweep_dir, f"could not end the sweep's MLflow run {run_id}: {type(exc).__name__}: {exc}")
+        return False

@@ -1,0 +1,192 @@
+"""Journal → MLflow sync against a real sqlite store: exactly once per (metric, step), across re-sync, resume,
+a crash between log_batch and the cursor write, a lost cursor, and trail status changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.journal import truncate_after
+from harness.rundir import write_status
+from harness.tracking import sync as sync_mod
+from harness.tracking.config import TrackingConfig
+from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
+from harness.tracking.sync import CURSOR_NAME, main_sync, sync_sweep, sync_trail
+
+from tracking_support import (cache_dir_of, EVAL_KEYS, KEYS, append_steps, assert_exactly_once, closed_port_uri, expected_count,
+                              fresh_store, history, make_sweep)
+
+
+@pytest.fixture
+def store(tmp_path, request) -> str:
+    return fresh_store(cache_dir_of(request), tmp_path / "store")
+
+
+@pytest.fixture
+def client(store):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=store)
+
+
+def test_sync_logs_every_metric_once_with_its_step_value_params_and_nesting(tmp_path, store, client):
+    sweep_dir = make_sweep(tmp_path / "runs", trails=["t1"])
+    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    assert parent and json.loads((sweep_dir / "sweep.json").read_text())["mlflow_parent_run_id"] == parent
+    run_dir = sweep_dir / "t1"
+    append_steps(run_dir, range(1, 131))  # 130 steps x 15-17 metrics: three batches of <= 1000
+
+    result = sync_trail(run_dir)
+
+    assert result.logged == expected_count(range(1, 131)) and result.synced_step == 130
+    assert_exactly_once(client, result.run_id, 130)
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == "stale 256 d2+d1 rollout 96 t1"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["harness.sweep"] == "demo" and run.data.tags["harness.trail_id"] == "id0000t1"
+    assert run.data.tags["harness.engine"] == "embedded" and run.data.tags["harness.backend"] == "local"
+    assert run.data.tags["harness.code_version"]
+    assert run.data.params["stale"] == "256" and run.data.params["algo"] == "m2po"
+    step = client.get_metric_history(result.run_id, "train/loss")[0]
+    assert step.timestamp == int((1.7e9 + step.step) * 1000)  # the journal's time, not the sync's
+
+
+def test_resync_is_idempotent(tmp_path, store, client):
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 61))
+    first = sync_trail(run_dir, uri=store)
+    again = sync_trail(run_dir, uri=store)
+    assert first.logged == expected_count(range(1, 61)) and again.logged == 0
+    append_steps(run_dir, range(61, 81))
+    assert sync_trail(run_dir, uri=store).logged == expected_count(range(61, 81))
+    assert_exactly_once(client, first.run_id, 80)
+
+
+def test_resume_truncate_and_recompute_logs_no_duplicates(tmp_path, store, client):
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 101))
+    run_id = sync_trail(run_dir, uri=store).run_id
+    # the trail crashed at step 100; it resumes from its checkpoint at 60 and recomputes 61.. at later times
+    truncate_after(run_dir, 60)
+    append_steps(run_dir, range(61, 151), time_offset=5000.0)
+    sync_trail(run_dir, uri=store)
+    assert_exactly_once(client, run_id, 150)
+
+
+@pytest.mark.parametrize("then_resume", [False, True])
+def test_crash_between_log_batch_and_cursor_write_still_logs_exactly_once(tmp_path, store, client, monkeypatch,
+                                                                          then_resume):
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 41))
+    run_id = sync_trail(run_dir, uri=store).run_id
+    append_steps(run_dir, range(41, 121))
+
+    real_write, sent = sync_mod.write_cursor, []
+    real_log_batch = client.__class__.log_batch
+
+    def spy_log_batch(self, run_id, metrics=(), **kw):
+        sent.append(len(metrics))
+        return real_log_batch(self, run_id, metrics=metrics, **kw)
+
+    def crash_after_first_batch(run_dir_, uri, cursor):
+        if any(sent) and cursor.get("inflight") is None:
+            raise KeyboardInterrupt("killed between log_batch and the cursor write")
+        real_write(run_dir_, uri, cursor)
+
+    monkeypatch.setattr(client.__class__, "log_batch", spy_log_batch)
+    monkeypatch.setattr(sync_mod, "write_cursor", crash_after_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        sync_trail(run_dir, uri=store)
+    monkeypatch.undo()
+    assert sum(sent) > 0 and json.loads((run_dir / CURSOR_NAME).read_text())[store]["synced_step"] == 40
+    if then_resume:  # recomputed steps carry new timestamps: MLflow's own duplicate check cannot catch them
+        truncate_after(run_dir, 50)
+        append_steps(run_dir, range(51, 121), time_offset=777.0)
+
+    sync_trail(run_dir, uri=store)
+
+    assert_exactly_once(client, run_id, 120)
+    assert json.loads((run_dir / CURSOR_NAME).read_text())[store]["inflight"] is None
+
+
+def test_lost_cursor_reuses_the_run_and_logs_only_what_is_missing(tmp_path, store, client):
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 51))
+    run_id = sync_trail(run_dir, uri=store).run_id
+    (run_dir / CURSOR_NAME).unlink()
+    append_steps(run_dir, range(51, 71))
+    assert sync_trail(run_dir, uri=store).run_id == run_id
+    assert_exactly_once(client, run_id, 70)
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+@pytest.mark.parametrize("state,mlflow_status", [("done", "FINISHED"), ("diverged", "FINISHED"),
+                                                 ("failed", "FAILED")])
+def test_status_tag_and_run_end_follow_the_trail(tmp_path, store, client, state, mlflow_status):
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    write_status(run_dir, "running")
+    append_steps(run_dir, range(1, 6))
+    run_id = sync_trail(run_dir, uri=store).run_id
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert client.get_run(run_id).data.tags["harness.status"] == "running"
+    write_status(run_dir, state, ended=time.time())
+    sync_trail(run_dir, uri=store)
+    run = client.get_run(run_id)
+    assert run.info.status == mlflow_status and run.data.tags["harness.status"] == state
+    write_status(run_dir, "running")  # resumed
+    sync_trail(run_dir, uri=store)
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+
+def test_sweep_sync_nests_trails_and_cli_ends_the_parent(tmp_path, store, client, capsys):
+    root = tmp_path / "runs"
+    sweep_dir = make_sweep(root, trails=["a", "b", "c"])
+    for i, name in enumerate("abc"):
+        append_steps(sweep_dir / name, range(1, 31), seed=i)
+        write_status(sweep_dir / name, "done")
+    assert main_sync("demo", root=str(root), uri=store) == 0
+    meta = json.loads((sweep_dir / "sweep.json").read_text())
+    parent = meta["mlflow_parent_run_id"]
+    assert client.get_run(parent).info.status == "FINISHED"
+    children = client.search_runs([meta["mlflow_experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.info.run_name for r in children) == [f"stale 256 d2+d1 rollout 96 {n}" for n in "abc"]
+    for run, seed in zip(sorted(children, key=lambda r: r.info.run_name), range(3)):
+        assert_exactly_once(client, run.info.run_id, 30, seed=seed)
+    assert all(r.logged == 0 for r in sync_sweep(sweep_dir, uri=store))
+    assert "synced 3/3 trails" in capsys.readouterr().out
+
+
+def test_trail_synced_before_its_parent_existed_is_attached_later(tmp_path, store, client):
+    sweep_dir = make_sweep(tmp_path / "runs")
+    append_steps(sweep_dir / "t1", range(1, 4))
+    run_id = sync_trail(sweep_dir / "t1", uri=store).run_id  # MLflow was down when the sweep launched
+    assert "mlflow.parentRunId" not in client.get_run(run_id).data.tags
+    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    sync_trail(sweep_dir / "t1")
+    assert client.get_run(run_id).data.tags["mlflow.parentRunId"] == parent
+
+
+def test_sweep_run_calls_are_safe_when_mlflow_is_down(tmp_path):
+    sweep_dir = make_sweep(tmp_path / "runs")
+    started = time.monotonic()
+    cfg = TrackingConfig(uri=closed_port_uri(), http_timeout_s=2, http_retries=0)
+    assert ensure_sweep_run(sweep_dir, cfg) is None
+    assert finish_sweep_run(sweep_dir, "done") is False
+    assert time.monotonic() - started < 30
+    assert "unavailable" in (sweep_dir / "tracking.log").read_text()
+    assert ensure_sweep_run(sweep_dir, TrackingConfig(enabled=False)) is None
+
+
+def test_nan_and_inf_values_are_logged(tmp_path, store, client):
+    from harness.journal import Journal
+
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    with Journal(run_dir) as journal:
+        journal.append(1, {"train/loss": float("nan"), "train/grad_norm": float("inf")}, time=1.7e9)
+    run_id = sync_trail(run_dir, uri=store).run_id
+    loss, = client.get_metric_history(run_id, "train/loss")
+    grad, = client.get_metric_history(run_id, "train/grad_norm")
+    assert loss.value != loss.value and grad.value > 1e300
