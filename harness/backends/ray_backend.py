@@ -11,13 +11,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
 from harness.rundir import read_status, write_status
 
 FINAL = ("done", "diverged", "failed", "cancelled")
+FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
 
 def _run_trail(run_dir: str) -> str:
@@ -25,6 +26,12 @@ def _run_trail(run_dir: str) -> str:
     from harness.runner import run_trail_dir
 
     return run_trail_dir(run_dir)
+
+
+def forwarded_env() -> Dict[str, str]:
+    """The harness's own settings (HARNESS_*, MLFLOW_*) from this process. Workers of a running cluster inherit
+    the environment of `ray start`, not ours; the local and Slurm backends pass ours on, so Ray does too."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
 
 
 @dataclass
@@ -50,14 +57,15 @@ class RayBackend:
             if cfg.address:
                 ray.init(address=cfg.address, log_to_driver=False)
             else:
-                ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=False,
+                # address="local": a new head even if RAY_ADDRESS points at a cluster
+                ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=False,
                          object_store_memory=cfg.object_store_memory)
             self._owns_connection = True
         # max_retries=0: a trail resumes from its own checkpoint when the sweep is run again; a silent retry
         # would hide a crashed worker. The trail's threads are the engine's business (engine.threads).
         self._task = ray.remote(_run_trail).options(
             num_cpus=float(cfg.num_cpus_per_trail), num_gpus=float(cfg.num_gpus_per_trail), max_retries=0,
-            name="harness-trail")
+            name="harness-trail", runtime_env={"env_vars": forwarded_env()})
 
     def submit(self, run_dirs: List[Path]) -> List[RayHandle]:
         # absolute paths: a worker's working directory is Ray's session dir, not ours

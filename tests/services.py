@@ -1,0 +1,164 @@
+"""Fixtures and helpers for the integration tests that need real services: a single-node Slurm cluster with
+accounting (scripts/slurm_cluster.sh) and a Ray head on 127.0.0.1 (scripts/ray_head.sh).
+
+A fixture uses a service that is already running (SLURM_CONF set and answering) or starts it with the script and
+stops what it started. Import the fixtures into a test module (`from services import slurm_cluster`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Sequence
+
+import pytest
+
+from harness.compose import compose_trail
+from harness.journal import read_records
+from harness.rundir import read_status, save_config
+from harness.sweepdir import write_sweep_meta, write_trail_meta
+from harness.trails import make_trails
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+FINAL = ("done", "diverged", "failed", "cancelled")
+
+# A trail that finishes in a few seconds on one core.
+TINY = ["engine.steps=4", "engine.batch_prompts=2", "engine.group_size=2", "engine.eval_every=2",
+        "engine.eval_size=8", "engine.checkpoint_every=2", "tracking=none"]
+# Metrics that depend on the machine's speed, not on the computation.
+TIMING_KEYS = ("time", "perf/tokens_per_s", "perf/sec_per_step")
+
+
+def make_sweep(sweep_dir: Path, trail_overrides: Sequence[Sequence[str]], common: Sequence[str] = ()) -> List[Path]:
+    """Compose, name and lay out trails as `harness sweep` does; return their run dirs."""
+    configs = [(compose_trail([*common, *o]), [*common, *o]) for o in trail_overrides]
+    trails = make_trails(configs)
+    write_sweep_meta(sweep_dir, name=sweep_dir.name, trails=[t.dirname for t in trails])
+    run_dirs = []
+    for trail in trails:
+        run_dir = trail.run_dir(sweep_dir)
+        save_config(run_dir, trail.cfg, trail.overrides)
+        write_trail_meta(run_dir, trail, sweep_dir.name)
+        run_dirs.append(run_dir)
+    return run_dirs
+
+
+def wait_for_states(poll: Callable[[object], str], handles: Sequence[object], until: Sequence[str] = FINAL,
+                    timeout: float = 240.0, every: float = 0.5) -> List[str]:
+    """Poll until every handle is in one of `until`; fail the test with the states seen if it takes too long."""
+    deadline = time.monotonic() + timeout
+    states: List[str] = []
+    while time.monotonic() < deadline:
+        states = [poll(h) for h in handles]
+        if all(s in until for s in states):
+            return states
+        time.sleep(every)
+    pytest.fail(f"states {states} did not all reach {list(until)} within {timeout:.0f}s")
+
+
+def final_metrics(run_dir: Path) -> Dict[str, float]:
+    """The last journal record without its timing fields (the part that must not depend on where it ran)."""
+    records = read_records(run_dir)
+    assert records, f"no journal in {run_dir}"
+    return {k: v for k, v in records[-1].items() if k not in TIMING_KEYS}
+
+
+def run_directly(run_dir: Path, dest: Path) -> Path:
+    """Run a copy of a trail's config in a fresh process (python -m harness.worker), as the local backend does."""
+    dest.mkdir(parents=True)
+    for name in ("config.yaml", "overrides.yaml", "trail.json"):
+        shutil.copy(run_dir / name, dest / name)
+    subprocess.run([sys.executable, "-m", "harness.worker", str(dest)], check=False, timeout=300, cwd=REPO)
+    assert read_status(dest)["state"] == "done", read_status(dest)
+    return dest
+
+
+def corrupt_config(run_dir: Path) -> None:
+    """Make a trail fail at run time, after launch: its config.yaml no longer parses."""
+    (run_dir / "config.yaml").write_text("engine: [this is not\n  a valid: config\n")
+
+
+def _run_script(*args: str, env: Dict[str, str] | None = None) -> str:
+    proc = subprocess.run(["bash", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def _exports(stdout: str) -> Dict[str, str]:
+    """KEY=VALUE pairs of the `export …` line a service script prints last."""
+    line = [ln for ln in stdout.splitlines() if ln.startswith("export ")][-1]
+    return dict(item.split("=", 1) for item in line[len("export "):].split())
+
+
+def _slurm_answers(env: Dict[str, str]) -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], env=env, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Dict[str, str]]:
+    """A running Slurm cluster with slurmdbd; yields {"SLURM_CONF": path} and sets it in os.environ."""
+    if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
+        pytest.skip("slurm-wlm is not installed (apt-get install -y slurm-wlm munge slurmdbd mariadb-server)")
+    started = False
+    if os.environ.get("SLURM_CONF") and _slurm_answers(dict(os.environ)):
+        env = {"SLURM_CONF": os.environ["SLURM_CONF"]}
+    else:
+        directory = os.environ.get("HARNESS_SLURM_DIR", "/tmp/harness-slurm")
+        env = _exports(_run_script(str(SCRIPTS / "slurm_cluster.sh"), "start", directory))
+        started = True
+    previous = os.environ.get("SLURM_CONF")
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        if started:
+            _run_script(str(SCRIPTS / "slurm_cluster.sh"), "stop", directory)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[str]:
+    """A real `ray start --head` on 127.0.0.1 in a process group of its own, stopped by that group at the end.
+    Yields its address; RAY_AUTH_MODE=disabled is set for this process (the head was started with it)."""
+    pytest.importorskip("ray")
+    # a short path: Ray's unix sockets live under it and a socket path may not exceed 107 characters
+    directory = Path(tempfile.mkdtemp(prefix="hray-", dir="/tmp"))
+    port = os.environ.get("HARNESS_TEST_RAY_PORT", "26400")
+    out = _run_script(str(SCRIPTS / "ray_head.sh"), "start", str(directory), env={"RAY_HEAD_PORT": port})
+    env = _exports(out)
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
+    try:
+        yield env["RAY_ADDRESS"]
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        _run_script(str(SCRIPTS / "ray_head.sh"), "stop", str(directory))
+        status = _run_script(str(SCRIPTS / "ray_head.sh"), "status", str(directory))
+        assert status.strip() == "stopped", status
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def job_meta(run_dir: Path) -> Dict[str, str]:
+    return json.loads((run_dir / "job.json").read_text())

@@ -1,0 +1,159 @@
+"""The slurm backend: submitit parameters and state mapping (fast), and a real single-node cluster (integration)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from harness.backends.slurm import JOB_META, SlurmBackend, TrailJob, cancel_run_dir, job_state, poll_from_run_dir
+from harness.compose import compose_trail
+from harness.rundir import read_status, write_status
+from services import (TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly, slurm_cluster,  # noqa: F401
+                      wait_for_states)
+
+
+class FakeJob:
+    """Stands in for a submitit job on a cluster that cannot exist in a fast test (mock)."""
+
+    def __init__(self, job_id: str = "7_0", result_exists: bool = False, tmp: Path | None = None):
+        self.job_id = job_id
+        self.paths = type("P", (), {"result_pickle": (tmp or Path("/nonexistent")) / ("r.pkl")})()
+        if result_exists and tmp is not None:
+            self.paths.result_pickle.write_bytes(b"x")
+
+
+def test_config_keys_reach_sbatch_fake_submission(tmp_path: Path) -> None:
+    cfg = compose_trail(["backend=slurm", "backend.partition=gpu", "backend.time_min=30", "backend.cpus_per_task=4",
+                         "backend.mem_gb=8", "backend.gres=gpu:1", "backend.array_parallelism=2",
+                         "+backend.additional_parameters.qos=high"]).backend
+    executor = SlurmBackend(cfg)._executor(tmp_path / ".submitit")
+    params = executor._executor.parameters
+    assert params["partition"] == "gpu" and params["time"] == 30 and params["cpus_per_task"] == 4
+    assert params["gres"] == "gpu:1" and params["array_parallelism"] == 2 and params["mem"] == "8GB"
+    assert params["additional_parameters"] == {"qos": "high"}
+    assert executor._executor.max_num_timeout == cfg.max_requeue
+
+
+def test_misspelt_slurm_key_fails_at_composition() -> None:
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="partiton"):
+        compose_trail(["backend=slurm", "backend.partiton=gpu"])
+
+
+@pytest.mark.parametrize("sacct,recorded,expected", [
+    ("PENDING", "pending", "pending"),
+    ("REQUEUED", "failed", "pending"),
+    ("RUNNING", "running", "running"),
+    ("RUNNING", "pending", "pending"),
+    ("COMPLETED", "done", "done"),
+    ("COMPLETED", "diverged", "diverged"),
+    ("COMPLETED", "failed", "failed"),
+    ("CANCELLED by 0", "running", "cancelled"),
+    ("TIMEOUT", "running", "failed"),
+    ("NODE_FAIL", "running", "failed"),
+    ("OUT_OF_MEMORY", "running", "failed"),
+])
+def test_fake_job_state_mapping(tmp_path: Path, sacct: str, recorded: str, expected: str) -> None:
+    write_status(tmp_path, recorded)
+    assert job_state(tmp_path, FakeJob(), sacct) == expected
+    if expected in ("cancelled", "failed"):  # what only Slurm knew is now in the run dir for `harness status`
+        assert read_status(tmp_path)["state"] == expected
+
+
+def test_fake_job_finished_before_sacct_knows_it(tmp_path: Path) -> None:
+    write_status(tmp_path, "done")
+    assert job_state(tmp_path, FakeJob(result_exists=True, tmp=tmp_path), "UNKNOWN") == "done"
+    queued = tmp_path / "queued"
+    queued.mkdir()
+    write_status(queued, "pending")
+    assert job_state(queued, FakeJob(tmp=queued), "UNKNOWN") == "pending"
+
+
+def test_checkpoint_requeues_itself_until_max_requeue(tmp_path: Path) -> None:
+    job = TrailJob(str(tmp_path), max_requeue=2)
+    write_status(tmp_path, "running", attempts=1)
+    delayed = job.checkpoint()
+    assert delayed is not None and delayed.function is job and job._requeued
+    write_status(tmp_path, "running", attempts=3)
+    assert TrailJob(str(tmp_path), max_requeue=2).checkpoint() is None
+
+
+def test_poll_from_run_dir_without_job_reads_status(tmp_path: Path) -> None:
+    write_status(tmp_path, "done")
+    assert not (tmp_path / JOB_META).exists()
+    assert poll_from_run_dir(tmp_path) == "done"
+
+
+# --- real cluster -------------------------------------------------------------------------------------------------
+
+def _backend(run_dirs):
+    return SlurmBackend(OmegaConf.load(run_dirs[0] / "config.yaml").backend)
+
+
+@pytest.mark.integration
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_slurm_array_runs_trails_and_isolates_a_failing_one(slurm_cluster, tmp_path: Path) -> None:
+    run_dirs = make_sweep(tmp_path / "sweep", [["stale=1"], ["stale=2"], ["stale=4"]],
+                          common=[*TINY, "backend=slurm", "backend.mem_gb=1"])
+    corrupt_config(run_dirs[2])
+    backend = _backend(run_dirs)
+    jobs = backend.submit(run_dirs)
+    assert len({j.job_id.split("_")[0] for j in jobs}) == 1, "one job array per submit"
+    assert [job_meta(d)["job_id"] for d in run_dirs] == [j.job_id for j in jobs]
+
+    states = wait_for_states(backend.poll, jobs)
+    assert states == ["done", "done", "failed"], [read_status(d) for d in run_dirs]
+    assert "slurm job" in read_status(run_dirs[2])["reason"]
+    for run_dir in run_dirs[:2]:
+        assert read_status(run_dir)["state"] == "done" and final_metrics(run_dir)
+    # a later process (harness status of a detached sweep) sees the same from the run dirs alone
+    assert [poll_from_run_dir(d) for d in run_dirs] == states
+    backend.close()
+
+    # same final metrics as the trail run directly, without Slurm
+    direct = run_directly(run_dirs[0], tmp_path / "direct")
+    assert final_metrics(direct) == final_metrics(run_dirs[0])
+
+
+def _sacct_state(job_id: str) -> str:
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "State", "-j", job_id], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return out[0] if out else ""
+
+
+@pytest.mark.integration
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_slurm_cancel_running_job_is_reported_cancelled(slurm_cluster, tmp_path: Path) -> None:
+    run_dirs = make_sweep(tmp_path / "sweep", [["engine.steps=100000"]], common=[*TINY, "backend=slurm"])
+    backend = _backend(run_dirs)
+    (job,) = backend.submit(run_dirs)
+    wait_for_states(backend.poll, [job], until=("running",), timeout=120)
+    backend.cancel(job)
+    assert wait_for_states(backend.poll, [job], timeout=120) == ["cancelled"]
+    assert _sacct_state(job.job_id) == "CANCELLED"
+    assert read_status(run_dirs[0])["state"] == "cancelled"
+    assert poll_from_run_dir(run_dirs[0]) == "cancelled"
+
+
+@pytest.mark.integration
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_slurm_detached_job_cancelled_from_its_run_dir(slurm_cluster, tmp_path: Path) -> None:
+    run_dirs = make_sweep(tmp_path / "sweep", [["engine.steps=100000"]], common=[*TINY, "backend=slurm"])
+    _backend(run_dirs).submit(run_dirs)  # submit and forget, as `harness sweep --detach` does
+    deadline = time.monotonic() + 120
+    while poll_from_run_dir(run_dirs[0]) != "running":
+        assert time.monotonic() < deadline, read_status(run_dirs[0])
+        time.sleep(1)
+    cancel_run_dir(run_dirs[0])
+    deadline = time.monotonic() + 120
+    while poll_from_run_dir(run_dirs[0]) != "cancelled":
+        assert time.monotonic() < deadline, read_status(run_dirs[0])
+        time.sleep(1)
