@@ -87,8 +87,20 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> str:
     if status.get("state") in FINISHED:
         return status["state"]
     if status.get("state") != "failed":
-        write_status(run_dir, "failed", reason=f"slurm job {job.job_id} ended {word}", ended=time.time())
+        reason = f"slurm job {job.job_id} ended {word}"
+        error = _job_error(job)
+        write_status(run_dir, "failed", reason=f"{reason}: {error}" if error else reason, ended=time.time())
     return "failed"
+
+
+def _job_error(job: submitit.Job) -> str:
+    """The last line of the traceback submitit pickled for a job that raised, if any."""
+    try:
+        outcome, payload = submitit.core.utils.pickle_load(job.paths.result_pickle)
+    except Exception:  # noqa: BLE001 - no result (killed, lost node) is an answer too
+        return ""
+    lines = [ln for ln in str(payload).splitlines() if ln.strip()] if outcome == "error" else []
+    return lines[-1].strip() if lines else ""
 
 
 def _job_from_meta(run_dir: Path) -> Optional[submitit.SlurmJob]:
