@@ -78,7 +78,9 @@ def test_checkpoint_requeues_itself_until_max_requeue(tmp_path: Path) -> None:
     job = TrailJob(str(tmp_path), max_requeue=2)
     write_status(tmp_path, "running", attempts=1)
     delayed = job.checkpoint()
-    assert delayed is not None and delayed.function is job and job._requeued
+    assert delayed is not None and job._requeued
+    assert isinstance(delayed.function, TrailJob) and delayed.function.run_dir == job.run_dir
+    assert not delayed.function._requeued, "the requeued run must finish normally, not requeue again"
     write_status(tmp_path, "running", attempts=3)
     assert TrailJob(str(tmp_path), max_requeue=2).checkpoint() is None
 
@@ -157,3 +159,27 @@ def test_slurm_detached_job_cancelled_from_its_run_dir(slurm_cluster, tmp_path: 
     while poll_from_run_dir(run_dirs[0]) != "cancelled":
         assert time.monotonic() < deadline, read_status(run_dirs[0])
         time.sleep(1)
+
+
+@pytest.mark.integration
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_slurm_preempted_trail_is_requeued_and_resumes(slurm_cluster, tmp_path: Path) -> None:
+    """USR2 is what Slurm sends before preempting or timing out a job (submitit's --signal): the trail is
+    checkpointed by submitit, requeued, and resumes from the engine's own checkpoint."""
+    from harness.journal import read_records
+
+    run_dirs = make_sweep(tmp_path / "sweep", [["engine.steps=60", "engine.checkpoint_every=5"]],
+                          common=[*TINY, "backend=slurm"])
+    backend = _backend(run_dirs)
+    (job,) = backend.submit(run_dirs)
+    deadline = time.monotonic() + 180
+    while int(read_status(run_dirs[0]).get("step") or 0) < 10:
+        assert time.monotonic() < deadline and backend.poll(job) in ("pending", "running"), read_status(run_dirs[0])
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--signal=USR2", job.job_id], check=True)
+    assert wait_for_states(backend.poll, [job], timeout=400) == ["done"], read_status(run_dirs[0])
+    status = read_status(run_dirs[0])
+    assert status["attempts"] == 2, status
+    steps = [r["step"] for r in read_records(run_dirs[0])]
+    assert steps == sorted(set(steps)) and steps[-1] == 60, "resumed without writing a step twice"

@@ -56,8 +56,8 @@ class TrailJob(submitit.helpers.Checkpointable):
         attempts = int(read_status(self.run_dir).get("attempts", 1))
         if attempts > self.max_requeue:
             return None  # submitit then ends the job instead of requeuing it; the runner marks the trail failed
-        self._requeued = True
-        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+        self._requeued = True  # for this (interrupted) run only; the resubmitted copy starts clean
+        return submitit.helpers.DelayedSubmission(TrailJob(self.run_dir, self.max_requeue), *args, **kwargs)
 
 
 def _sacct_word(state: str) -> str:
