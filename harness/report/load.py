@@ -1,0 +1,185 @@
+"""Load a sweep into two pandas frames, from the run dirs' journals or from MLflow.
+
+Both loaders return the same shape, so every table, plot and finding is computed once, whatever the source:
+- `trails`: one row per trail (trail name, id, axes, state, reason, started, ended);
+- `metrics`: one row per (trail, step), a column per metric name plus `time` (unix seconds).
+The journal is the source of truth; the MLflow loader exists to read a sweep whose run dirs live elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.journal import read_records
+from harness.rundir import load_config, read_status
+from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
+
+AXES = ("stale", "alloc", "rollout", "algo", "seed")
+TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended")
+
+
+@dataclass
+class SweepData:
+    """A sweep's trails and metric curves, plus where they were read from (said in the report)."""
+
+    name: str
+    trails: pd.DataFrame
+    metrics: pd.DataFrame
+    source: str
+
+
+def _axis(value: Any, key: str) -> Any:
+    """Axes arrive as ints from trail.json and as strings from MLflow params: normalise to one type."""
+    if key in ("stale", "rollout", "seed"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return pd.NA
+    return None if value is None else str(value)
+
+
+def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(TRAIL_COLUMNS))
+    for key in ("stale", "rollout", "seed"):
+        frame[key] = frame[key].astype("Int64")
+    for key in ("started", "ended"):
+        frame[key] = pd.to_numeric(frame[key], errors="coerce").astype(float)
+    frame["reason"] = frame["reason"].fillna("").astype(str)
+    return frame
+
+
+def _metrics_frame(frames: List[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=["trail", "step", "time"])
+    metrics = pd.concat(frames, ignore_index=True, sort=False)
+    metrics["step"] = metrics["step"].astype(int)
+    # resume truncates the journal so a step is never written twice; keep the last record anyway, defensively
+    metrics = metrics.drop_duplicates(["trail", "step"], keep="last")
+    return metrics.sort_values(["trail", "step"], kind="stable").reset_index(drop=True)
+
+
+def sweep_name(sweep_dir: Path) -> str:
+    return str(read_sweep_meta(sweep_dir).get("name") or Path(sweep_dir).name)
+
+
+def load_journals(sweep_dir: Path | str) -> SweepData:
+    """Read trail.json, status.json and journal.jsonl of every run dir of the sweep."""
+    sweep_dir = Path(sweep_dir)
+    rows: List[Dict[str, Any]] = []
+    frames: List[pd.DataFrame] = []
+    for run_dir in trail_dirs(sweep_dir):
+        meta = read_trail_meta(run_dir)
+        status = read_status(run_dir)
+        axes = meta.get("axes", {})
+        name = str(meta.get("name") or run_dir.name)
+        rows.append({
+            "trail": name, "id": meta.get("id", ""), **{k: _axis(axes.get(k), k) for k in AXES},
+            "state": status.get("state", "pending"), "reason": status.get("reason") or "",
+            "started": status.get("started"), "ended": status.get("ended"),
+        })
+        records = read_records(run_dir)
+        if records:
+            frame = pd.DataFrame.from_records(records)
+            frame.insert(0, "trail", name)
+            frames.append(frame)
+    return SweepData(sweep_name(sweep_dir), _trails_frame(rows), _metrics_frame(frames), f"journals in {sweep_dir}")
+
+
+def tracking_target(sweep_dir: Path) -> tuple[str, str]:
+    """(tracking uri, experiment) from the trail configs; every trail of a sweep must agree on them."""
+    targets = set()
+    for run_dir in trail_dirs(sweep_dir):
+        if (run_dir / "config.yaml").is_file():
+            tracking = load_config(run_dir).get("tracking") or {}
+            targets.add((str(tracking.get("uri", "sqlite:///mlflow.db")), str(tracking.get("experiment", "harness"))))
+    if not targets:
+        raise HarnessError(f"no trail config.yaml under {sweep_dir}: cannot tell which MLflow store holds the sweep")
+    if len(targets) > 1:
+        raise HarnessError(f"trails of {sweep_dir} track to different MLflow stores: {sorted(targets)}")
+    return targets.pop()
+
+
+def _search_trail_runs(client: Any, experiment_id: str, name: str) -> List[Any]:
+    """All trail runs of the sweep (the sweep's parent run carries the sweep tag too, but no trail id)."""
+    runs: List[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=f"tags.`harness.sweep` = '{name}'",
+                                  max_results=1000, page_token=token)
+        runs.extend(r for r in page if "harness.trail_id" in r.data.tags)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _history_frame(client: Any, run: Any, trail: str) -> Optional[pd.DataFrame]:
+    rows = [(m.step, m.key, m.value, m.timestamp)
+            for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key)]
+    if not rows:
+        return None
+    long = pd.DataFrame(rows, columns=["step", "key", "value", "timestamp"])
+    long = long.drop_duplicates(["step", "key"], keep="last")
+    wide = long.pivot(index="step", columns="key", values="value")
+    wide.columns.name = None
+    wide.insert(0, "time", long.groupby("step")["timestamp"].max() / 1000.0)
+    wide = wide.reset_index()
+    wide.insert(0, "trail", trail)
+    return wide
+
+
+def _earliest(*times: float) -> float:
+    finite = [t for t in times if math.isfinite(t)]
+    return min(finite) if finite else math.nan
+
+
+def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
+    """Read the sweep's trail runs from MLflow: run name = trail name, params = axes, tags = sweep/trail/status.
+
+    Status comes from the `harness.status` tag (reason: `harness.reason`), wall time from the run's start and end.
+    """
+    from mlflow.tracking import MlflowClient
+
+    sweep_dir = Path(sweep_dir)
+    name = sweep_name(sweep_dir)
+    target_uri, experiment = tracking_target(sweep_dir)
+    uri = uri or target_uri
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise HarnessError(f"MLflow experiment '{experiment}' not found at {uri} (run `harness sync {name}` first)")
+    latest: Dict[str, Any] = {}
+    for run in _search_trail_runs(client, exp.experiment_id, name):
+        trail = run.info.run_name or run.data.tags.get("mlflow.runName", run.info.run_id)
+        if trail not in latest or run.info.start_time > latest[trail].info.start_time:
+            latest[trail] = run  # a trail synced twice into fresh runs: the newest wins
+    rows: List[Dict[str, Any]] = []
+    frames: List[pd.DataFrame] = []
+    for trail, run in latest.items():
+        tags, params = run.data.tags, run.data.params
+        end = run.info.end_time
+        frame = _history_frame(client, run, trail)
+        # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
+        start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
+                          frame["time"].min() if frame is not None else math.nan)
+        rows.append({
+            "trail": trail, "id": tags.get("harness.trail_id", ""), **{k: _axis(params.get(k), k) for k in AXES},
+            "state": tags.get("harness.status", "pending"), "reason": tags.get("harness.reason", ""),
+            "started": start, "ended": end / 1000.0 if end else math.nan,
+        })
+        if frame is not None:
+            frames.append(frame)
+    return SweepData(name, _trails_frame(rows), _metrics_frame(frames), f"MLflow {uri}, experiment '{experiment}'")
+
+
+def load_sweep(sweep_dir: Path | str, source: str = "journal") -> SweepData:
+    if source == "journal":
+        return load_journals(sweep_dir)
+    if source == "mlflow":
+        return load_mlflow(sweep_dir)
+    raise HarnessError(f"invalid report source {source!r} (allowed: journal, mlflow)")
