@@ -17,14 +17,19 @@ from omegaconf import DictConfig, OmegaConf
 from harness.validate import ALGO_VARIANTS
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
-NON_IDENTITY_KEYS = ("backend", "tracking", "root", "tags", "note")
+NON_IDENTITY_KEYS = ("backend", "tracking", "root", "tags", "note", "engine.cache_dir")
 
 
 def trail_id(cfg: DictConfig) -> str:
     """10 hex digits of the SHA-1 of the resolved config, minus where/how-it-runs keys."""
     data: Dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     for key in NON_IDENTITY_KEYS:
-        data.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
