@@ -203,3 +203,13 @@ def test_get_loss_registry_and_omegaconf_config():
     assert set(LOSSES) == {"grpo/clip", "grpo/decoupled", "m2po/paper", "m2po/areal", "is/plain"}
     with pytest.raises(KeyError, match="known: "):
         get_loss("m2po", "verl")
+
+
+def test_batch_without_valid_tokens_gives_zero_loss_and_zero_grad():
+    x = _random_batch(6, on_policy=False)
+    empty = LossInputs(x.logp, x.behav_logp, x.prox_logp, x.advantages, torch.zeros_like(x.mask))
+    for name in LOSSES:
+        loss, stats = LOSSES[name](empty, cfg())
+        (g,) = torch.autograd.grad(loss, x.logp)
+        assert loss.item() == 0.0 and not g.any(), name
+        assert all(v == 0.0 for k, v in stats.items()), (name, stats)
