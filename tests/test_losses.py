@@ -59,7 +59,8 @@ def test_grpo_clip_hand_values():
 
 
 def test_grpo_decoupled_hand_values_and_cap_drops_tokens():
-    # one row, A = 1, ε = 0.2, cap = 2. behaviour weights w = π_prox/π_behav = [1, 1.5, 3]; r = π_θ/π_prox = [1.1, 1.5, 1]
+    # one row, A = 1, ε = 0.2, cap = 2. behaviour weights w = π_prox/π_behav = [1, 1.5, 3];
+    # r = π_θ/π_prox = [1.1, 1.5, 1]
     # t0: w·max(−1.1, −1.1) = −1.1; t1: 1.5·max(−1.5, −1.2) = −1.8 (clipped); t2: w = 3 > cap → rejected, weight 0
     # loss = (−1.1 − 1.8 + 0)/3 (the rejected token stays in the denominator); grad = [−1.1·1/3, 0, 0]
     log_w = [[0.0, ln(1.5), ln(3.0)]]

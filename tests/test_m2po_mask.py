@@ -1,4 +1,4 @@
-"""The O(n log n) M2PO mask against a naive greedy reference (drop the largest candidate, recompute the mean, repeat)."""
+"""The O(n log n) M2PO mask against a naive greedy reference (drop the largest candidate, recompute, repeat)."""
 
 from __future__ import annotations
 
