@@ -5,7 +5,8 @@
 # Why not a plain `pip install areal`: areal 1.0.4 requires torch<2.11, and the only torch builds PyPI serves for
 # those versions are CUDA ones (several GB). The config parser runs fine on CPU torch, so torch is pinned with a
 # constraint (torch==2.13.0, the CPU build this project installs) and areal's other dependencies are installed from
-# its own metadata with the torch family left out.
+# its own metadata with torchvision and torchaudio left out (each is built against one exact torch version;
+# the config parser imports neither).
 #
 # Usage: scripts/areal_venv.sh DIR        (idempotent: an existing venv whose parser imports is kept)
 set -euo pipefail
@@ -35,7 +36,7 @@ try:
 except ImportError:  # a fresh venv has only pip's vendored copy
     from pip._vendor.packaging.requirements import Requirement
 
-skip = {"torch", "torchaudio", "torchvision", "torchdata"}
+skip = {"torch", "torchaudio", "torchvision"}  # built for one exact torch each; the parser needs none
 lines = []
 for spec in requires("areal") or []:
     req = Requirement(spec)

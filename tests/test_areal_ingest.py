@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -101,10 +100,12 @@ def test_resumed_run_relogs_steps_without_duplicates(tmp_path):
     assert [r["step"] for r in read_records(run)] == [1, 2, 3, 4, 5]
     journal.close()
 
-    time.sleep(1.1)                   # event file names carry the creation second
+    # no pause: both files are created within the same second, ordered by their first event's wall time
     second = torch_tb.SummaryWriter(log_dir=str(tb), filename_suffix=".b")
     _log(second, range(3, 9), scale=2.0)   # recover restarts from its checkpoint at TB step 3
     second.close()
+    resumed = next(tb.glob("*.b"))
+    resumed.rename(tb / "events.out.tfevents.0000000001.a-host")   # its name now sorts first: order is by content
     sync = JournalSync(run, Journal(run), tb)   # a fresh engine process, as on a re-run
     sync.sync(final=True)
     sync.journal.close()

@@ -76,15 +76,16 @@ def _scalar(value) -> Optional[float]:
     return None
 
 
-def _file_order(path: Path) -> Tuple[float, str]:
-    """Event files sort by the creation time in their name: events.out.tfevents.<unix time>.<host>…"""
+def _name_time(path: Path) -> float:
+    """The creation second in an event file's name: events.out.tfevents.<unix time>.<host>…"""
     match = re.match(r"events\.out\.tfevents\.(\d+(?:\.\d+)?)", path.name)
-    return (float(match.group(1)) if match else path.stat().st_mtime, path.name)
+    return float(match.group(1)) if match else path.stat().st_mtime
 
 
 @dataclass
 class _FileData:
     loader: EventFileLoader
+    created: Optional[float] = None   # wall time of the file's first event (sub-second, unlike its name)
     steps: Dict[int, Dict[str, float]] = field(default_factory=dict)
     times: Dict[int, float] = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ class TensorBoardTail:
         count = 0
         for data in self._files.values():
             for event in data.loader.Load():
+                if data.created is None:
+                    data.created = float(event.wall_time)
                 if not event.HasField("summary"):
                     continue
                 step = int(event.step)
@@ -127,7 +130,11 @@ class TensorBoardTail:
         """{step: {tag: value}}, {step: wall time}: a later file replaces earlier ones from its first step on."""
         steps: Dict[int, Dict[str, float]] = {}
         times: Dict[int, float] = {}
-        for path in sorted(self._files, key=_file_order):
+        def order(path: Path) -> Tuple[float, str]:
+            created = self._files[path].created
+            return (created if created is not None else _name_time(path), path.name)
+
+        for path in sorted(self._files, key=order):
             data = self._files[path]
             if not data.steps:
                 continue

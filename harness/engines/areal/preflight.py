@@ -62,7 +62,8 @@ for item in items:
         cause = exc
         while getattr(cause, "__cause__", None) is not None and not str(cause).strip():
             cause = cause.__cause__
-        text = ("%s: %s" % (type(cause).__name__, cause)).strip()
+        lines = [l.strip() for l in ("%s: %s" % (type(cause).__name__, cause)).splitlines() if l.strip()]
+        text = " ".join(lines[:2])
         results.append({"id": item["id"], "ok": False, "error": text})
 print("@@AREAL_PREFLIGHT@@" + json.dumps({"results": results}))
 '''
