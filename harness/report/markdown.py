@@ -68,7 +68,7 @@ def comparison_markdown(comparison: pd.DataFrame) -> str:
                 if algo not in ordered:
                     line[display(algo)] = fmt(_estimate(row, algo))
             table.append(line)
-        parts.append(f"### {words[0].upper() + words[1:]}\n\n{pd.DataFrame(table).to_markdown(index=False)}\n")
+        parts.append(f"### {words}\n\n{pd.DataFrame(table).to_markdown(index=False)}\n")
     return "\n".join(parts) if parts else "_No completed trail logged any compared metric._\n"
 
 

@@ -1,0 +1,81 @@
+"""The MLflow loader reads the same sweep as the journal loader: filled here into a real sqlite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.journal import read_records
+from harness.report import write_report
+from harness.report.load import load_journals, load_mlflow
+from harness.report.synthetic import finish_sweep, write_trail
+from harness.sweepdir import read_trail_meta, trail_dirs
+from harness.rundir import read_status
+from test_report_tables import axes, flat_trail
+
+
+def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
+    """What tracking writes: one run per trail (name, axes as params, harness.* tags), metrics via log_batch,
+    plus the sweep's parent run, which carries the sweep tag but is no trail."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment(experiment)
+    sweep = sweep_dir.name
+    client.create_run(exp_id, run_name=sweep, tags={"harness.sweep": sweep, "harness.kind": "sweep"})
+    other = client.create_run(exp_id, run_name="stale 1 d2+d1 rollout 96 grpo seed 1",
+                              tags={"harness.sweep": "another-sweep", "harness.trail_id": "x"})
+    client.log_batch(other.info.run_id, metrics=[Metric("eval/reward", 0.0, 1, 1)])
+    for run_dir in trail_dirs(sweep_dir):
+        meta, status = read_trail_meta(run_dir), read_status(run_dir)
+        tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"]}
+        if status.get("reason"):
+            tags["harness.reason"] = status["reason"]
+        run = client.create_run(exp_id, run_name=meta["name"], start_time=int(status["started"] * 1000), tags=tags)
+        metrics = [Metric(key, value, int(round(rec["time"] * 1000)), rec["step"])
+                   for rec in read_records(run_dir) for key, value in rec.items() if key not in ("step", "time")]
+        params = [Param(k, str(v)) for k, v in meta["axes"].items()]
+        client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        if status.get("ended"):
+            client.set_terminated(run.info.run_id, "FINISHED", end_time=int(status["ended"] * 1000))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("mlflow-report")
+    tracking = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "report-test"}
+    sweep_dir = tmp_path / "runs" / "demo"
+    dirs = [write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(0.7 + 0.01 * seed, 0.3 + 0.1 * seed),
+                        ended=1010.0, tracking=tracking)
+            for stale in (1, 256) for algo in ("grpo", "m2po") for seed in (1, 2)]
+    bad = flat_trail(0.1, 0.5)
+    bad[3]["train/grad_norm"] = float("nan")
+    dirs.append(write_trail(sweep_dir, axes(256, "m2po-areal", 1), bad, state="diverged", ended=1004.0,
+                            reason="grad_norm is nan at step 4", tracking=tracking))
+    finish_sweep(sweep_dir, dirs)
+    fill_store(sweep_dir, tracking["uri"], tracking["experiment"])
+    return sweep_dir
+
+
+def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
+    journal, mlflow = load_journals(sweep), load_mlflow(sweep)
+    assert mlflow.name == journal.name == "demo"
+    key = ["trail"]
+    jt = journal.trails.sort_values(key).reset_index(drop=True)
+    mt = mlflow.trails.sort_values(key).reset_index(drop=True)
+    assert len(mt) == 9  # the parent run and the other sweep's run are not trails of this sweep
+    pd.testing.assert_frame_equal(mt, jt)
+    jm = journal.metrics.sort_values(["trail", "step"]).reset_index(drop=True)
+    mm = mlflow.metrics.sort_values(["trail", "step"]).reset_index(drop=True)[list(jm.columns)]
+    pd.testing.assert_frame_equal(mm, jm, check_exact=False, atol=1e-3)  # times are ms in MLflow
+
+
+def test_report_from_mlflow_equals_report_from_journals(sweep: Path, tmp_path: Path) -> None:
+    a = pd.read_csv(write_report(sweep, out=tmp_path / "j", source="journal").parent / "comparison.csv")
+    b = pd.read_csv(write_report(sweep, out=tmp_path / "m", source="mlflow").parent / "comparison.csv")
+    pd.testing.assert_frame_equal(a, b)
+    text = (tmp_path / "m" / "REPORT.md").read_text()
+    assert "Source: MLflow sqlite:///" in text and "diverged: grad_norm is nan at step 4" in text

@@ -1,0 +1,142 @@
+"""Report tables from hand-written journals, checked against numbers computed by hand (in the comments)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.report import write_report
+from harness.report.load import load_journals
+from harness.report.stats import estimate, within_noise
+from harness.report.synthetic import finish_sweep, write_trail
+from harness.report.tables import comparison_table, trail_table
+
+
+def axes(stale: int, algo: str, seed: int, alloc: str = "d2+d1", rollout: int = 96) -> dict:
+    return {"stale": stale, "alloc": alloc, "rollout": rollout, "algo": algo, "seed": seed}
+
+
+def flat_trail(final: float, grad: float, steps: int = 4) -> list[dict]:
+    """Constant grad_norm; eval/reward on steps 2 and 4, the last equal to `final` (the first 0.1 below)."""
+    records = []
+    for k in range(1, steps + 1):
+        rec = {"step": k, "time": 1000.0 + k, "train/grad_norm": grad, "train/clip_frac": 0.01,
+               "staleness/mean": 1.0, "staleness/max": 2.0}
+        if k % 2 == 0:
+            rec["eval/reward"] = final if k == steps else final - 0.1
+        records.append(rec)
+    return records
+
+
+def build(sweep_dir: Path, cells: dict, extra: list | None = None) -> Path:
+    """cells: (stale, algo) -> list of (final eval reward, grad_norm), one per seed."""
+    dirs = []
+    for (stale, algo), seeds in cells.items():
+        for seed, (final, grad) in enumerate(seeds, start=1):
+            dirs.append(write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(final, grad), ended=1010.0))
+    dirs += extra or []
+    return finish_sweep(sweep_dir, dirs)
+
+
+def test_trail_table_matches_hand_computed_values(tmp_path: Path) -> None:
+    records = [
+        {"step": 1, "time": 1000.5, "train/grad_norm": 0.2, "train/clip_frac": 0.01, "m2po/masked_frac": 0.0,
+         "staleness/mean": 0.0, "staleness/max": 0.0},
+        {"step": 2, "time": 1001.5, "train/grad_norm": 0.4, "train/clip_frac": 0.02, "m2po/masked_frac": 0.1,
+         "staleness/mean": 1.0, "staleness/max": 1.0, "eval/reward": 0.5},
+        {"step": 3, "time": 1002.5, "train/grad_norm": 0.6, "train/clip_frac": 0.03, "m2po/masked_frac": 0.2,
+         "staleness/mean": 1.0, "staleness/max": 1.0},
+        {"step": 4, "time": 1003.5, "train/grad_norm": 1.0, "train/clip_frac": 0.04, "m2po/masked_frac": 0.3,
+         "staleness/mean": 1.0, "staleness/max": 2.0, "eval/reward": 0.4},
+    ]
+    run = write_trail(tmp_path / "s", axes(1, "m2po", 1), records, started=1000.0, ended=1010.5)
+    row = trail_table(load_journals(finish_sweep(tmp_path / "s", [run]))).iloc[0]
+    assert row["eval_final"] == pytest.approx(0.4)        # eval/reward at the last eval step (4)
+    assert row["eval_best"] == pytest.approx(0.5)         # max(0.5, 0.4)
+    assert row["grad_norm_mean"] == pytest.approx(0.55)   # (0.2 + 0.4 + 0.6 + 1.0) / 4
+    assert row["grad_norm_max"] == pytest.approx(1.0)
+    assert row["grad_norm_p95"] == pytest.approx(0.94)    # position 0.95·3 = 2.85: 0.6 + 0.85·(1.0 − 0.6)
+    assert row["clip_frac_mean"] == pytest.approx(0.025)  # (0.01 + 0.02 + 0.03 + 0.04) / 4
+    assert row["masked_frac_mean"] == pytest.approx(0.15)  # (0 + 0.1 + 0.2 + 0.3) / 4
+    assert row["staleness_mean"] == pytest.approx(0.75)   # (0 + 1 + 1 + 1) / 4
+    assert row["staleness_max"] == pytest.approx(2.0)
+    assert row["steps"] == 4
+    assert row["wall_s"] == pytest.approx(10.5)           # ended 1010.5 − started 1000.0
+    assert row["state"] == "done"
+
+
+def test_comparison_aggregates_seeds_with_student_t_and_welch(tmp_path: Path) -> None:
+    sweep = build(tmp_path / "s", {
+        (256, "grpo"): [(0.60, 0.40), (0.70, 0.42), (0.80, 0.44)],
+        (256, "m2po"): [(0.80, 0.30), (0.82, 0.31), (0.84, 0.32)],
+    })
+    comp = comparison_table(trail_table(load_journals(sweep))).set_index("metric")
+    grad = comp.loc["grad_norm_mean"]
+    # GRPO 0.40, 0.42, 0.44: mean 0.42, s 0.02, t(0.975, 2) = 4.3027 -> half-width 4.3027·0.02/√3 = 0.049683
+    assert grad["grpo_mean"] == pytest.approx(0.42)
+    assert grad["grpo_ci95"] == pytest.approx(0.049683, abs=1e-5)
+    assert grad["grpo_n"] == 3
+    # M2PO 0.30, 0.31, 0.32: mean 0.31, s 0.01 -> half-width 0.024842
+    assert grad["m2po_ci95"] == pytest.approx(0.024842, abs=1e-5)
+    # M2PO − GRPO = −0.11; Welch se = √(0.02²/3 + 0.01²/3) = 0.012910, dof 2.941, t = 3.2187 -> 0.041554
+    assert grad["diff_mean"] == pytest.approx(-0.11)
+    assert grad["diff_ci95"] == pytest.approx(0.041554, abs=1e-5)
+    assert not bool(grad["within_noise"])  # intervals [0.370, 0.470] and [0.285, 0.335] are disjoint
+    ev = comp.loc["eval_final"]
+    # GRPO 0.70 ± 0.2484 = [0.452, 0.948] and M2PO 0.82 ± 0.0497 = [0.770, 0.870] overlap
+    assert ev["grpo_ci95"] == pytest.approx(0.248414, abs=1e-5)
+    assert bool(ev["within_noise"]) is True
+
+
+def test_single_seed_has_no_interval_and_counts_as_noise() -> None:
+    one, many = estimate([0.5]), estimate([0.1, 0.2, 0.3])
+    assert one.n == 1 and math.isnan(one.half)
+    assert within_noise(one, many) and within_noise(many, one)
+    assert not within_noise(estimate([1.0, 1.0]), estimate([0.0, 0.0]))  # zero spread, disjoint: a real difference
+
+
+def test_failed_and_diverged_trails_are_shown_with_reason_and_not_averaged(tmp_path: Path) -> None:
+    bad = flat_trail(0.1, 0.5)
+    bad[2]["train/grad_norm"] = float("nan")
+    bad[3]["train/grad_norm"] = float("inf")
+    diverged = write_trail(tmp_path / "s", axes(256, "grpo", 3), bad, state="diverged",
+                           reason="grad_norm is not finite at step 3")
+    failed = write_trail(tmp_path / "s", axes(256, "m2po", 3), flat_trail(0.9, 0.3)[:1], state="failed",
+                         reason="RuntimeError: out of memory")
+    sweep = build(tmp_path / "s", {(256, "grpo"): [(0.6, 0.4), (0.7, 0.4)], (256, "m2po"): [(0.8, 0.3), (0.8, 0.3)]},
+                  extra=[diverged, failed])
+    trails = trail_table(load_journals(sweep)).set_index("trail")
+    row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
+    assert row["state"] == "diverged" and row["reason"] == "grad_norm is not finite at step 3"
+    assert row["grad_norm_mean"] == pytest.approx(0.5)  # only the two finite steps (0.5, 0.5) are summarised
+    assert trails.loc["stale 256 d2+d1 rollout 96 m2po seed 3", "state"] == "failed"
+    comp = comparison_table(trails.reset_index()).set_index("metric")
+    assert comp.loc["eval_final", "grpo_n"] == 2 and comp.loc["eval_final", "m2po_n"] == 2
+    assert comp.loc["eval_final", "grpo_mean"] == pytest.approx(0.65)  # the diverged 0.1 is not in the mean
+    report = write_report(sweep).read_text()
+    assert "diverged: grad_norm is not finite at step 3" in report
+    assert "failed: RuntimeError: out of memory" in report
+    assert "2 of 6 trails are excluded from every aggregate" in report
+
+
+def test_report_files_and_other_variants_are_kept(tmp_path: Path) -> None:
+    sweep = build(tmp_path / "s", {
+        (1, "grpo"): [(0.80, 0.40), (0.82, 0.41)], (1, "m2po"): [(0.81, 0.30), (0.83, 0.31)],
+        (1, "m2po-areal"): [(0.79, 0.33)], (1, "is"): [(0.5, 0.9)],
+    })
+    path = write_report(sweep, out=tmp_path / "out")
+    out = path.parent
+    assert path == tmp_path / "out" / "REPORT.md"
+    for name in ("trails.csv", "comparison.csv", "eval_reward.png", "train_grad_norm.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "eval_reward.png").read_bytes()[:4] == b"\x89PNG"
+    comp = pd.read_csv(out / "comparison.csv")
+    assert {"m2po-areal_mean", "is_mean", "grpo_mean", "m2po_mean", "diff_mean"} <= set(comp.columns)
+    trails = pd.read_csv(out / "trails.csv")
+    assert len(trails) == 6 and set(trails["algo"]) == {"grpo", "m2po", "m2po-areal", "is"}
+    text = path.read_text()
+    assert "| M2PO-areal" in text and "| IS" in text
+    assert "![eval reward vs step](eval_reward.png)" in text
