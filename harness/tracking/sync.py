@@ -182,7 +182,7 @@ def _ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, An
         run = retry_locked(lambda: client.create_run(experiment_id, run_name=trail_run_name(run_dir), tags=tags))
         run_id = run.info.run_id
         cursor["parent"] = parent
-        cursor["status"] = tags["harness.status"]
+        cursor["status"] = None  # a new run is RUNNING whatever the trail's state: _sync_status settles it
     cursor.update(run_id=run_id, experiment_id=experiment_id, synced_step=cursor.get("synced_step", -1))
     write_cursor(run_dir, target.uri, cursor)
     return run_id
