@@ -1,0 +1,126 @@
+"""The base model every trail starts from: supervised pretraining to a modest accuracy, built once and cached on disk.
+
+Why modest: RL needs signal (some sampled answers right, some wrong), so pretraining stops as soon as greedy accuracy on
+a probe set reaches `base_target_acc` (checked every `base_check_every` steps). Why cached: every trail of a sweep
+must start from the same weights, and pretraining costs more than a trail. The cache key is a hash of everything that
+determines the weights; several trails starting at once take an fcntl lock, one builds, the rest wait and load, and
+the file appears by atomic rename so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+import torch
+
+from harness.engines.embedded.model import BOS, EOS, ModelConfig, TinyGPT, encode, pad_prompts, sequence_logprobs
+from harness.engines.embedded.task import ProblemSet
+
+BASE_FORMAT = 1  # bump when pretraining code changes what the weights are
+DEFAULT_CACHE = "~/.cache/harness/base_models"
+
+
+def model_config(eng: Any) -> ModelConfig:
+    return ModelConfig(n_layer=int(eng.n_layer), n_embd=int(eng.n_embd), n_head=int(eng.n_head),
+                       block_size=int(eng.block_size))
+
+
+def base_spec(eng: Any) -> Dict[str, Any]:
+    """Everything that determines the base weights (and nothing that does not, so trails share one model)."""
+    keys = ("n_layer", "n_embd", "n_head", "block_size", "difficulty", "max_number", "task_seed", "base_seed",
+            "base_target_acc", "base_max_steps", "base_check_every", "base_lr", "base_batch", "max_new_tokens")
+    spec = {k: eng[k] for k in keys}
+    spec["format"] = BASE_FORMAT
+    return spec
+
+
+def cache_dir(eng: Any) -> Path:
+    """engine.cache_dir if set, else $HARNESS_CACHE_DIR, else ~/.cache/harness/base_models."""
+    raw = str(eng.get("cache_dir") or "") or os.environ.get("HARNESS_CACHE_DIR") or DEFAULT_CACHE
+    return Path(os.path.expanduser(raw))
+
+
+def cache_path(eng: Any) -> Path:
+    key = hashlib.sha256(json.dumps(base_spec(eng), sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir(eng) / f"base-{key}.pt"
+
+
+def target_ids(answer: str) -> list:
+    return encode(" " + answer) + [EOS]
+
+
+@torch.no_grad()
+def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, batch: int = 256) -> float:
+    from harness.engines.embedded.model import decode, sample
+    from harness.engines.embedded.task import reward
+
+    right = 0.0
+    for lo in range(0, n, batch):
+        probs = [problems[i] for i in range(lo, min(n, lo + batch))]
+        ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
+        tokens, _, _ = sample(model, ids, 1, max_new, 0.0, None)
+        right += sum(reward(decode(t), p) for t, p in zip(tokens, probs))
+    return right / n
+
+
+def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+    """Supervised pretraining on question → ' #### <answer>' until greedy probe accuracy ≥ base_target_acc."""
+    torch.manual_seed(int(eng.base_seed))
+    model = TinyGPT(model_config(eng))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(eng.base_lr), weight_decay=0.0)
+    data = ProblemSet(f"{eng.task_seed}", "pretrain", int(eng.difficulty), int(eng.max_number))
+    probe = ProblemSet(f"{eng.task_seed}", "probe", int(eng.difficulty), int(eng.max_number))
+    batch, cursor, acc, step, t0 = int(eng.base_batch), 0, 0.0, 0, time.time()
+    for step in range(1, int(eng.base_max_steps) + 1):
+        probs = [data[cursor + i] for i in range(batch)]
+        cursor += batch
+        ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
+        targets = [target_ids(p.answer) for p in probs]
+        width = max(len(t) for t in targets)
+        tok = torch.zeros(batch, width, dtype=torch.long)
+        mask = torch.zeros(batch, width, dtype=torch.bool)
+        for i, t in enumerate(targets):
+            tok[i, :len(t)] = torch.tensor(t)
+            mask[i, :len(t)] = True
+        logp, _ = sequence_logprobs(model, ids, 1, tok)
+        loss = -(logp * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % int(eng.base_check_every) == 0:
+            acc = greedy_accuracy(model, probe, 256, int(eng.max_new_tokens))
+            log(f"base model pretraining: step {step} loss {loss.item():.3f} greedy probe accuracy {acc:.3f}")
+            if acc >= float(eng.base_target_acc):
+                break
+    info = {"steps": step, "probe_accuracy": acc, "seconds": time.time() - t0, "params": sum(
+        p.numel() for p in model.parameters())}
+    return model, info
+
+
+def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+    """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
+    path = cache_path(eng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the first trail builds; the others wait here, then load
+            try:
+                if not path.exists():
+                    model, info = pretrain(eng, log)
+                    info["spec"] = base_spec(eng)
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    torch.save({"state": model.state_dict(), "info": info}, tmp)
+                    os.replace(tmp, path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    model = TinyGPT(model_config(eng))
+    model.load_state_dict(blob["state"])
+    return model, blob["info"]

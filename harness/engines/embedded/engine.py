@@ -1,0 +1,128 @@
+"""The embedded engine: one trail of RL on a tiny character transformer, on a CPU, in about a minute.
+
+Loop per step: take the batch the staleness source says this step trains on (really sampled by the version it
+records), update the policy with the chosen loss, evaluate on held-out problems every `eval_every` steps, append the
+step's metrics to the journal, checkpoint every `checkpoint_every` steps. Everything random draws from seeded
+generators whose state is checkpointed, so a trail killed and resumed writes exactly the curves of one never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from omegaconf import DictConfig
+
+from harness.engines import EngineResult, StepCallback
+from harness.engines.embedded.base_model import load_or_build
+from harness.engines.embedded.rollout import Batch, generate
+from harness.engines.embedded.staleness import AsyncSim, FixedLag
+from harness.engines.embedded.task import ProblemSet
+from harness.engines.embedded.train import NonFinite, Trainer, evaluate
+from harness.journal import Journal, truncate_after
+from harness.validate import parse_alloc
+
+CKPT_DIR = "checkpoint"
+CKPT_FILE = "state.pt"
+
+
+def make_source(cfg: DictConfig):
+    eng = cfg.engine
+    if eng.staleness_mode == "fixed":
+        return FixedLag(int(cfg.stale), int(eng.steps), int(eng.batch_prompts))
+    x, y = parse_alloc(cfg.alloc)
+    return AsyncSim(int(cfg.stale), x, y, int(cfg.rollout), int(eng.batch_prompts), int(eng.group_size),
+                    float(eng.rollout_worker_tokens_per_s), float(eng.train_worker_tokens_per_s))
+
+
+def save_checkpoint(run_dir: Path, step: int, trainer: Trainer, gen: torch.Generator, source: Any) -> None:
+    """Everything needed to resume at `step`, written atomically (temp file + rename)."""
+    path = Path(run_dir) / CKPT_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{CKPT_FILE}.{os.getpid()}.tmp"
+    torch.save({"step": step, "model": trainer.policy.state_dict(), "optim": trainer.opt.state_dict(),
+                "generator": gen.get_state(), "source": source.state()}, tmp)
+    os.replace(tmp, path / CKPT_FILE)
+
+
+def load_checkpoint(run_dir: Path) -> Optional[Dict[str, Any]]:
+    path = Path(run_dir) / CKPT_DIR / CKPT_FILE
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:
+    eng = cfg.engine
+    torch.set_num_threads(int(eng.threads))
+    run_dir = Path(run_dir)
+    steps, group = int(eng.steps), int(eng.group_size)
+    base, _ = load_or_build(eng, log=lambda msg: print(msg, flush=True))
+    policy = copy.deepcopy(base)
+    base.requires_grad_(False)
+    train_set = ProblemSet(f"{eng.task_seed}", f"train/{cfg.seed}", int(eng.difficulty), int(eng.max_number))
+    eval_set = ProblemSet(f"{eng.task_seed}", "eval", int(eng.difficulty), int(eng.max_number))
+    trainer = Trainer(policy, cfg, train_set)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    source = make_source(cfg)
+    start = 0
+    ckpt = load_checkpoint(run_dir)
+    if ckpt is not None:
+        policy.load_state_dict(ckpt["model"])
+        trainer.opt.load_state_dict(ckpt["optim"])
+        gen.set_state(ckpt["generator"])
+        source.load(ckpt["source"])
+        start = int(ckpt["step"])
+        journal.close()
+        truncate_after(run_dir, start)
+        journal.__init__(run_dir)  # reopen for appending after the rewrite
+    elif isinstance(source, AsyncSim):
+        source.prompt_len = 1 + max(len(train_set[i].question) for i in range(64))
+
+    def sample_batch(indices, version: int, use_base: bool) -> Batch:
+        model = base if use_base else policy
+        return generate(model, train_set, indices, group, int(eng.max_new_tokens), float(eng.temperature), gen,
+                        version)
+
+    for t in range(start, steps):
+        step = t + 1
+        t0 = time.perf_counter()
+        batch = source.next_batch(t, sample_batch)
+        staleness = [t - v for v in batch.versions]
+        metrics: Dict[str, float] = {}
+        reason = ""
+        try:
+            stats = trainer.update(batch)
+        except NonFinite as exc:
+            reason = f"diverged at step {step}: {exc}"
+            stats = {"loss": float("nan"), "grad_norm": float("nan")}
+        for key in ("loss", "grad_norm", "clip_frac", "entropy", "approx_kl", "is_ratio_mean"):
+            if key in stats:
+                metrics[f"train/{key}"] = stats[key]
+        metrics["train/version"] = float(step if not reason else t)
+        metrics["rollout/reward"] = float(batch.rewards.mean())
+        for key in ("m2_before", "m2_after", "masked_frac"):
+            if key in stats:
+                metrics[f"m2po/{key}"] = stats[key]
+        metrics["staleness/mean"] = sum(staleness) / len(staleness)
+        metrics["staleness/max"] = float(max(staleness))
+        if not reason and (step % int(eng.eval_every) == 0 or step == steps):
+            eval_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
+            metrics.update(evaluate(policy, eval_set, int(eng.eval_size), int(eng.max_new_tokens),
+                                    float(eng.temperature), eval_gen))
+        elapsed = time.perf_counter() - t0
+        metrics["perf/sec_per_step"] = elapsed
+        metrics["perf/tokens_per_s"] = batch.n_tokens / max(elapsed, 1e-9)
+        journal.append(step, metrics, time=time.time())
+        on_step(step, steps, metrics)
+        if reason:
+            journal.sync()
+            return EngineResult("diverged", step, reason)
+        if step % int(eng.checkpoint_every) == 0 and step < steps:
+            journal.sync()
+            save_checkpoint(run_dir, step, trainer, gen, source)
+    return EngineResult("done", steps, "")

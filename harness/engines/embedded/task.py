@@ -1,0 +1,93 @@
+"""A GSM8K-format arithmetic word-problem task, generated from seeds so nothing is ever downloaded.
+
+Each problem is a short question and a reference answer ending `#### <number>` exactly as GSM8K writes it; the reward
+extracts the final number from a completion the way GSM8K graders do and compares it with the reference.
+`difficulty` is the number of arithmetic operations in a problem (1 = one add/subtract, 2 = two, ...).
+Problems are a pure function of (split seed, index), so any trail, on any backend, sees the same problems.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+NAMES = ("Ann", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Ivy", "Jo", "Kim")
+ITEMS = ("pens", "eggs", "cats", "cups", "hats", "figs", "keys", "toys")
+# (verb, sign): each operation is one clause of the question
+OPS = (("gets", 1), ("buys", 1), ("finds", 1), ("loses", -1), ("sells", -1), ("eats", -1))
+
+TRAIN_SPLIT = 1
+EVAL_SPLIT = 2
+
+# GSM8K's answer marker; the strict reading takes the number after the last "####"
+_STRICT = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+# the flexible reading (lm-eval's "flexible-extract"): the last number anywhere in the text
+_FLEX = re.compile(r"-?[\d,]*\.?\d+")
+
+
+@dataclass(frozen=True)
+class Problem:
+    question: str
+    answer: str        # GSM8K-style reference: "#### 35"
+    value: int         # the number the answer ends with
+
+
+def make_problem(seed: int, split: int, index: int, difficulty: int = 2, max_number: int = 20) -> Problem:
+    """Problem `index` of split `split` for task seed `seed`; the result stays ≥ 0 so answers are plain numbers."""
+    rng = random.Random(f"{seed}/{split}/{index}/{difficulty}/{max_number}")
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    total = rng.randint(1, max_number)
+    clauses = []
+    for _ in range(difficulty):
+        verb, sign = rng.choice(OPS)
+        if sign < 0 and total == 0:
+            verb, sign = "gets", 1
+        amount = rng.randint(1, max_number) if sign > 0 else rng.randint(1, total)
+        total += sign * amount
+        clauses.append(f"{verb} {amount}")
+    return _render(name, item, clauses, total)
+
+
+def _render(name: str, item: str, clauses: List[str], total: int) -> Problem:
+    # recover the starting amount from the clauses (they were applied in order)
+    start = total
+    for clause in reversed(clauses):
+        verb, amount = clause.split()
+        sign = dict(OPS)[verb]
+        start -= sign * int(amount)
+    question = f"{name} has {start} {item}, " + ", ".join(clauses) + f". {item.capitalize()}?"
+    return Problem(question=question, answer=f"#### {total}", value=total)
+
+
+def extract_answer(text: str) -> Optional[float]:
+    """The final number of a completion, as GSM8K graders read it: after the last '####', else the last number."""
+    matches = _STRICT.findall(text)
+    if not matches:
+        matches = _FLEX.findall(text)
+    if not matches:
+        return None
+    try:
+        return float(matches[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def reward(completion: str, problem: Problem) -> float:
+    """1.0 if the completion's final number equals the reference, else 0.0 (also when nothing parses)."""
+    got = extract_answer(completion)
+    return 1.0 if got is not None and abs(got - problem.value) < 1e-6 else 0.0
+
+
+class ProblemSet:
+    """A split of the task: problem i is generated on demand (and memoised), so a stream never ends."""
+
+    def __init__(self, seed: int, split: int, difficulty: int, max_number: int):
+        self.seed, self.split, self.difficulty, self.max_number = seed, split, difficulty, max_number
+        self._cache: dict = {}
+
+    def __getitem__(self, index: int) -> Problem:
+        if index not in self._cache:
+            self._cache[index] = make_problem(self.seed, self.split, index, self.difficulty, self.max_number)
+        return self._cache[index]

@@ -1,0 +1,57 @@
+"""The GSM8K-format task: answers are right, generation is a pure function of seeds, rewards read numbers like GSM8K."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.engines.embedded.model import decode, encode
+from harness.engines.embedded.task import ProblemSet, extract_answer, make_problem, reward
+
+
+def _solve(question: str) -> int:
+    """Recompute the answer from the question text alone: '<name> has S <item>, <verb> a, <verb> b. X?'."""
+    signs = {"gets": 1, "buys": 1, "finds": 1, "loses": -1, "sells": -1, "eats": -1}
+    total = int(re.search(r"has (\d+)", question).group(1))
+    for verb, amount in re.findall(r"(gets|buys|finds|loses|sells|eats) (\d+)", question):
+        total += signs[verb] * int(amount)
+    return total
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_reference_answers_match_the_question(difficulty: int) -> None:
+    for i in range(200):
+        p = make_problem(0, "train/1", i, difficulty, 20)
+        assert p.answer == f"#### {p.value}" and p.value >= 0
+        assert _solve(p.question) == p.value
+        assert len(re.findall(r"(gets|buys|finds|loses|sells|eats)", p.question)) == difficulty
+        assert decode(encode(p.question)) == p.question
+
+
+def test_problems_are_a_pure_function_of_seed_split_index() -> None:
+    a, b = ProblemSet("0", "eval", 2, 20), ProblemSet("0", "eval", 2, 20)
+    assert [a[i] for i in range(50)] == [b[i] for i in range(50)]
+    other = ProblemSet("0", "train/1", 2, 20)
+    assert [a[i] for i in range(50)] != [other[i] for i in range(50)]
+
+
+@pytest.mark.parametrize("text,expected", [
+    (" #### 35", 35.0),                 # GSM8K's marker
+    ("12+3=15 #### 15", 15.0),           # the number after '####' wins over earlier numbers
+    ("#### 1,234", 1234.0),              # thousands separators are dropped, as GSM8K graders do
+    ("#### -7", -7.0),
+    ("so 4 then 9", 9.0),                # no marker: the last number (lm-eval's flexible extract)
+    ("#### ", None),                     # nothing parsable
+    ("none", None),
+])
+def test_extract_answer(text: str, expected) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_reward_is_one_only_for_the_right_final_number() -> None:
+    p = make_problem(0, "eval", 3, 2, 20)
+    assert reward(f" #### {p.value}", p) == 1.0
+    assert reward(f" #### {p.value + 1}", p) == 0.0
+    assert reward(f" {p.value + 1} #### {p.value}", p) == 1.0
+    assert reward("####", p) == 0.0
