@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,13 @@ PAGE_TRAILS = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def _compose(overrides: tuple):
+    return compose_trail(["engine=areal", "tracking=none", *overrides])
+
+
 def _cmd(overrides, run_dir="/runs/areal-page/t1", sweep="areal_m2po_page", label="stale256-d2+d1-rollout96-ab12cd"):
-    cfg = compose_trail(["engine=areal", "tracking=none", *overrides])
-    return build_command(cfg, Path(run_dir), sweep, label)
+    return build_command(_compose(tuple(overrides)), Path(run_dir), sweep, label)
 
 
 @pytest.mark.parametrize("overrides,yaml,x,y,rollout,stale", PAGE_TRAILS)
