@@ -56,7 +56,8 @@ def finish_sweep(sweep_dir: Path, run_dirs: List[Path]) -> Path:
 
 def random_sweep(sweep_dir: Path, trails: int = 100, steps: int = 1000, eval_every: int = 10,
                  seed: int = 0) -> Path:
-    """A GRPO-vs-M2PO sweep with `trails` trails of `steps` steps and 10 metrics (eval metrics every eval_every)."""
+    """A GRPO-vs-M2PO sweep: `trails` trails of `steps` steps, 10 metrics every step plus eval/reward every
+    `eval_every` steps; M2PO gets the lower grad_norm and keeps its eval reward under staleness, as in the paper."""
     rng = np.random.default_rng(seed)
     configs = [(s, a, r) for s in (1, 8, 64, 256, 512) for a in ("d2+d1", "d1+d2") for r in (48, 96)]
     seeds = max(1, trails // (len(configs) * 2))
@@ -75,7 +76,8 @@ def random_sweep(sweep_dir: Path, trails: int = 100, steps: int = 1000, eval_eve
             rec: Dict[str, Any] = {
                 "step": int(step_idx[k]), "time": 1000.0 + 0.1 * k, "train/loss": float(rng.normal()),
                 "train/grad_norm": float(grad[k]), "train/clip_frac": float(0.0 if m2po else rng.uniform(0, 0.02)),
-                "train/entropy": float(rng.uniform(0.5, 1.5)), "rollout/reward": float(reward[k]),
+                "train/entropy": float(rng.uniform(0.5, 1.5)), "train/approx_kl": float(rng.uniform(0, 0.01)),
+                "rollout/reward": float(reward[k]),
                 "m2po/masked_frac": float(rng.uniform(0, 0.01) if m2po else 0.0),
                 "staleness/mean": float(min(stale, k) * 0.5), "staleness/max": float(min(stale, k)),
                 "perf/sec_per_step": 0.1,
