@@ -136,3 +136,5 @@ def test_preflight_reports_each_trail_when_areal_cannot_be_run(tmp_path, fake_ch
     assert len(errors) == 2 and all("was not found (set engine.python)" in e for e in errors)
     cfg = compose_trail(["engine=areal", f"engine.areal_path={tmp_path / 'nope'}"])
     assert "does not exist" in preflight(make_trails([(cfg, [])]))[0]
+    cfg = compose_trail(["engine=areal", f"engine.areal_path={tmp_path / 'nope'}", "engine.preflight=false"])
+    assert preflight(make_trails([(cfg, [])])) == []

@@ -34,6 +34,7 @@ class AReaLEngineConfig:
     overrides: List[str] = field(default_factory=list)  # passed through verbatim, after the generated ones
     env: Dict[str, str] = field(default_factory=dict)   # extra environment for AReaL (e.g. SBATCH_PARTITION)
     poll_seconds: float = 10.0             # how often TensorBoard events are read while AReaL runs
+    preflight: bool = True                 # validate commands with AReaL's parser before launch (needs `python`)
     preflight_timeout_s: int = 600         # AReaL's parser, all trails in one process (imports take a while)
 
 

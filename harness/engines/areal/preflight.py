@@ -99,7 +99,8 @@ def preflight(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> List
     """Errors, one line per failing trail ('<trail name>: <AReaL's message>'); empty when every command parses."""
     errors: List[str] = []
     groups: Dict[Tuple[str, str, int], List[Tuple[Trail, AReaLCommand]]] = {}
-    for trail, cmd in commands_for([t for t in trails if t.cfg.engine.name == "areal"], sweep_dir):
+    checked = [t for t in trails if t.cfg.engine.name == "areal" and t.cfg.engine.get("preflight", True)]
+    for trail, cmd in commands_for(checked, sweep_dir):
         if not Path(cmd.cwd).is_dir():
             errors.append(f"{trail.name}: AReaL checkout {cmd.cwd} does not exist (set engine.areal_path)")
             continue
