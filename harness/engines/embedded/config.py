@@ -33,7 +33,7 @@ class EmbeddedEngineConfig:
     block_size: int = 96
     # base model: supervised pretraining until greedy probe accuracy >= base_target_acc, cached on disk
     base_seed: int = 0
-    base_target_acc: float = 0.25
+    base_target_acc: float = 0.15
     base_max_steps: int = 4000
     base_check_every: int = 100
     base_lr: float = 0.003

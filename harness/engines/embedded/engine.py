@@ -22,7 +22,8 @@ from harness.engines.embedded.base_model import load_or_build
 from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet
-from harness.engines.embedded.train import NonFinite, Trainer, evaluate
+from harness.engines.embedded.model import NonFinite
+from harness.engines.embedded.train import Trainer, evaluate
 from harness.journal import Journal, truncate_after
 from harness.validate import parse_alloc
 
@@ -91,32 +92,39 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     for t in range(start, steps):
         step = t + 1
         t0 = time.perf_counter()
-        batch = source.next_batch(t, sample_batch)
-        staleness = [t - v for v in batch.versions]
         metrics: Dict[str, float] = {}
         reason = ""
+        batch: Optional[Batch] = None
+        updated = False
         try:
+            batch = source.next_batch(t, sample_batch)
             stats = trainer.update(batch)
+            updated = True
         except NonFinite as exc:
             reason = f"diverged at step {step}: {exc}"
             stats = {"loss": float("nan"), "grad_norm": float("nan")}
         for key in ("loss", "grad_norm", "clip_frac", "entropy", "approx_kl", "is_ratio_mean"):
             if key in stats:
                 metrics[f"train/{key}"] = stats[key]
-        metrics["train/version"] = float(step if not reason else t)
-        metrics["rollout/reward"] = float(batch.rewards.mean())
+        metrics["train/version"] = float(step if updated else t)
         for key in ("m2_before", "m2_after", "masked_frac"):
             if key in stats:
                 metrics[f"m2po/{key}"] = stats[key]
-        metrics["staleness/mean"] = sum(staleness) / len(staleness)
-        metrics["staleness/max"] = float(max(staleness))
+        if batch is not None:
+            staleness = [t - v for v in batch.versions]
+            metrics["rollout/reward"] = float(batch.rewards.mean())
+            metrics["staleness/mean"] = sum(staleness) / len(staleness)
+            metrics["staleness/max"] = float(max(staleness))
         if not reason and (step % int(eng.eval_every) == 0 or step == steps):
             eval_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
-            metrics.update(evaluate(policy, eval_set, int(eng.eval_size), int(eng.max_new_tokens),
-                                    float(eng.temperature), eval_gen))
+            try:
+                metrics.update(evaluate(policy, eval_set, int(eng.eval_size), int(eng.max_new_tokens),
+                                        float(eng.temperature), eval_gen))
+            except NonFinite as exc:
+                reason = f"diverged at step {step}: {exc} (eval)"
         elapsed = time.perf_counter() - t0
         metrics["perf/sec_per_step"] = elapsed
-        metrics["perf/tokens_per_s"] = batch.n_tokens / max(elapsed, 1e-9)
+        metrics["perf/tokens_per_s"] = (batch.n_tokens if batch is not None else 0) / max(elapsed, 1e-9)
         journal.append(step, metrics, time=time.time())
         on_step(step, steps, metrics)
         if reason:

@@ -45,6 +45,10 @@ class ModelConfig:
     block_size: int = 96
 
 
+class NonFinite(Exception):
+    """A NaN/inf loss, gradient, weight or logit: the trail has diverged."""
+
+
 Cache = List[Tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v): [N, H, L, D]
 
 
@@ -149,6 +153,8 @@ def sample(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: int, t
     alive = torch.ones(n, dtype=torch.bool)
     mask = torch.zeros(n, max_new, dtype=torch.bool)
     for j in range(max_new):
+        if not bool(torch.isfinite(logits).all()):
+            raise NonFinite("non-finite logits while sampling")
         logp_all = torch.log_softmax(logits.float() / (temperature if temperature > 0 else 1.0), -1)
         if temperature > 0:
             nxt = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)

@@ -13,13 +13,9 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from harness.engines.embedded.losses import LossInputs, get_loss
-from harness.engines.embedded.model import TinyGPT, decode, sample, sequence_logprobs
+from harness.engines.embedded.model import NonFinite, TinyGPT, decode, sample, sequence_logprobs
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
-
-
-class NonFinite(Exception):
-    """The update produced a NaN/inf loss, gradient or weight: the trail has diverged."""
 
 
 def advantages(rewards: torch.Tensor, group: int) -> torch.Tensor:

@@ -1,0 +1,131 @@
+"""The embedded engine end to end on a tiny model: exact lag, on-policy ratios, divergence, SIGKILL + resume."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.compose import compose_trail
+from harness.engines.embedded import engine as engine_mod
+from harness.engines.embedded import train as train_mod
+from harness.journal import read_records
+from harness.rundir import read_status, save_config
+from harness.runner import run_trail_dir
+
+
+def tiny(tmp_path: Path, *extra: str) -> list:
+    """A trail of a 1-layer width-16 model that runs in about a second (its base model is cached per test session)."""
+    return ["tracking=none", "engine.n_layer=1", "engine.n_embd=16", "engine.n_head=2", "engine.batch_prompts=4",
+            "engine.group_size=4", "engine.max_new_tokens=6", "engine.eval_size=16", "engine.eval_every=4",
+            "engine.steps=8", "engine.checkpoint_every=4", "engine.base_max_steps=30", "engine.base_check_every=30",
+            "engine.base_target_acc=0.0", *extra]
+
+
+def make_run_dir(tmp_path: Path, name: str, overrides: list) -> Path:
+    run_dir = tmp_path / name
+    save_config(run_dir, compose_trail(overrides), overrides)
+    return run_dir
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_fixed_lag_really_trains_step_t_on_samples_of_version_t_minus_stale(tmp_path, monkeypatch) -> None:
+    stale = 3
+    generated: dict = {}      # first prompt index of a batch -> hash of the weights that sampled it
+    at_update: list = []      # per step: hash of the weights being updated, first prompt index of its batch
+    real_generate, real_update = engine_mod.generate, train_mod.Trainer.update
+
+    def spy_generate(policy, problems, indices, *args, **kw):
+        generated[indices[0]] = weights_hash(policy)
+        return real_generate(policy, problems, indices, *args, **kw)
+
+    def spy_update(self, batch):
+        at_update.append((weights_hash(self.policy), batch.prompt_idx[0]))
+        return real_update(self, batch)
+
+    monkeypatch.setattr(engine_mod, "generate", spy_generate)
+    monkeypatch.setattr(train_mod.Trainer, "update", spy_update)
+    run_dir = make_run_dir(tmp_path, "lag", tiny(tmp_path, f"stale={stale}", "engine.steps=8"))
+    assert run_trail_dir(run_dir) == "done"
+    base_hash = at_update[0][0]
+    for t, (_, first_prompt) in enumerate(at_update):
+        version = max(0, t - stale)
+        # the batch step t trains on was sampled by exactly the weights that step `version` started from
+        assert generated[first_prompt] == (at_update[version][0] if t >= stale else base_hash)
+    records = read_records(run_dir)
+    assert [r["staleness/max"] for r in records] == [min(t, stale) for t in range(8)]
+    assert [r["train/version"] for r in records] == list(range(1, 9))
+
+
+@pytest.mark.parametrize("algo", ["grpo", "m2po", "m2po algo.variant=areal", "grpo algo.variant=decoupled"])
+def test_on_policy_ratios_are_one_and_nothing_is_masked_or_clipped(tmp_path, algo) -> None:
+    name, *variant = algo.split()
+    run_dir = make_run_dir(tmp_path, "onpolicy", tiny(tmp_path, "stale=0", f"algo={name}", *variant,
+                                                      "engine.steps=4"))
+    assert run_trail_dir(run_dir) == "done"
+    for r in read_records(run_dir):
+        assert r["staleness/max"] == 0
+        assert r["train/is_ratio_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert r["train/approx_kl"] == pytest.approx(0.0, abs=1e-6)
+        assert r["train/clip_frac"] == 0.0
+        assert r["m2po/masked_frac"] == 0.0
+
+
+def test_async_trail_records_staleness_within_eta(tmp_path) -> None:
+    run_dir = make_run_dir(tmp_path, "async", tiny(tmp_path, "engine.staleness_mode=async", "stale=2", "alloc=d2+d1",
+                                                    "rollout=12", "engine.train_worker_tokens_per_s=50"))
+    assert run_trail_dir(run_dir) == "done"
+    maxima = [r["staleness/max"] for r in read_records(run_dir)]
+    assert max(maxima) <= 2 and max(maxima) > 0
+
+
+def test_absurd_learning_rate_ends_diverged_with_metrics_kept(tmp_path) -> None:
+    run_dir = make_run_dir(tmp_path, "nan", tiny(tmp_path, "engine.lr=1e35", "engine.steps=8", "algo=is"))
+    assert run_trail_dir(run_dir) == "diverged"
+    status = read_status(run_dir)
+    records = read_records(run_dir)
+    assert status["step"] == records[-1]["step"] < 8 and "non-finite" in status["reason"]
+    assert [r["step"] for r in records] == list(range(1, status["step"] + 1))  # every step up to it is kept
+
+
+def _curves(run_dir: Path) -> list:
+    return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in read_records(run_dir)]
+
+
+@pytest.mark.parametrize("mode", ["fixed", "async"])
+def test_sigkill_and_resume_gives_the_same_curves(tmp_path, mode) -> None:
+    overrides = tiny(tmp_path, "stale=2", f"engine.staleness_mode={mode}", "engine.steps=40", "engine.checkpoint_every=10",
+                     "algo=m2po")
+    reference = make_run_dir(tmp_path, "ref", overrides)
+    assert run_trail_dir(reference) == "done"
+    killed = make_run_dir(tmp_path, "killed", overrides)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoint" / "state.pt"
+    deadline = time.time() + 60
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.2)  # let it run past the checkpoint so the journal holds steps the resume must drop
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the trail never checkpointed"
+    written = len(read_records(killed))
+    assert 10 <= written < 40, f"kill came too late to test anything ({written} steps written)"
+    rc = subprocess.run([sys.executable, "-m", "harness.worker", str(killed)], env=env, capture_output=True).returncode
+    assert rc == 0
+    assert [r["step"] for r in read_records(killed)] == list(range(1, 41))
+    assert _curves(killed) == _curves(reference)
