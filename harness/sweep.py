@@ -33,7 +33,7 @@ DETACHABLE = ("slurm",)
 console = Console()
 
 
-def preflight(trails: List[Trail]) -> List[str]:
+def preflight(trails: List[Trail], sweep_dir: Path) -> List[str]:
     """Engine-specific checks of the whole sweep (e.g. AReaL's own config parser), from harness.engines.<name>.preflight."""
     errors: List[str] = []
     for engine in sorted({t.cfg.engine.name for t in trails}):
@@ -41,7 +41,7 @@ def preflight(trails: List[Trail]) -> List[str]:
             module = importlib.import_module(f"harness.engines.{engine}.preflight")
         except ModuleNotFoundError:
             continue
-        errors.extend(module.preflight([t for t in trails if t.cfg.engine.name == engine]))
+        errors.extend(module.preflight([t for t in trails if t.cfg.engine.name == engine], sweep_dir))
     return errors
 
 
@@ -130,10 +130,10 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
     if detach and backend_name not in DETACHABLE:
         raise HarnessError(f"invalid value for '--detach' with backend={backend_name} "
                            f"(allowed: backend={' | '.join(DETACHABLE)}, whose jobs outlive this command)")
-    errors = preflight(trails)
+    sweep_dir = Path(root or trails[0].cfg.root) / spec.name
+    errors = preflight(trails, sweep_dir)
     if errors:
         raise HarnessError("preflight found errors, nothing launched:\n  " + "\n  ".join(errors))
-    sweep_dir = Path(root or trails[0].cfg.root) / spec.name
     if dry_run:
         rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
                  "overrides": " ".join(t.overrides)} for t in trails]
