@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +19,26 @@ from harness.rundir import read_status
 from test_report_tables import axes, flat_trail
 
 
+def empty_store(db: Path) -> str:
+    """A migrated, empty sqlite store at `db`: migrating one takes seconds, so a template is kept per MLflow version
+    in the test cache dir and copied (a copy of a fresh store is a fresh store)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    cache = Path(os.environ.get("HARNESS_CACHE_DIR", tempfile.gettempdir()))
+    template = cache / f"mlflow-empty-{mlflow.__version__}.db"
+    if not template.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        scratch = cache / f".mlflow-empty-{os.getpid()}.db"
+        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments()  # creates and migrates the schema
+        os.replace(scratch, template)
+    shutil.copyfile(template, db)
+    return f"sqlite:///{db}"
+
+
 def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
-    """What tracking writes: one run per trail (name, axes as params, harness.* tags), metrics via log_batch,
-    plus the sweep's parent run, which carries the sweep tag but is no trail."""
+    """What tracking writes: one run per trail (name, axes as params, harness.* tags, no failure reason), metrics
+    via log_batch, plus the sweep's parent run, which carries the sweep tag but is no trail."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -32,8 +52,6 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
     for run_dir in trail_dirs(sweep_dir):
         meta, status = read_trail_meta(run_dir), read_status(run_dir)
         tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"]}
-        if status.get("reason"):
-            tags["harness.reason"] = status["reason"]
         run = client.create_run(exp_id, run_name=meta["name"], start_time=int(status["started"] * 1000), tags=tags)
         metrics = [Metric(key, value, int(round(rec["time"] * 1000)), rec["step"])
                    for rec in read_records(run_dir) for key, value in rec.items() if key not in ("step", "time")]
@@ -46,7 +64,7 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp_path = tmp_path_factory.mktemp("mlflow-report")
-    tracking = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "report-test"}
+    tracking = {"uri": empty_store(tmp_path / "mlflow.db"), "experiment": "report-test"}
     sweep_dir = tmp_path / "runs" / "demo"
     dirs = [write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(0.7 + 0.01 * seed, 0.3 + 0.1 * seed),
                         ended=1010.0, tracking=tracking)

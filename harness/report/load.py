@@ -141,7 +141,9 @@ def _earliest(*times: float) -> float:
 def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
     """Read the sweep's trail runs from MLflow: run name = trail name, params = axes, tags = sweep/trail/status.
 
-    Status comes from the `harness.status` tag (reason: `harness.reason`), wall time from the run's start and end.
+    Status comes from the `harness.status` tag, wall time from the run's start (or first metric) and end.
+    The reason a trail failed is read from a `harness.reason` tag when there is one, else from the trail's local
+    status.json (tracking need not carry it; the sweep dir is at hand anyway, it holds the tracking config).
     """
     from mlflow.tracking import MlflowClient
 
@@ -158,10 +160,12 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         trail = run.info.run_name or run.data.tags.get("mlflow.runName", run.info.run_id)
         if trail not in latest or run.info.start_time > latest[trail].info.start_time:
             latest[trail] = run  # a trail synced twice into fresh runs: the newest wins
+    local = {str(read_trail_meta(d).get("name") or d.name): d for d in trail_dirs(sweep_dir)}
     rows: List[Dict[str, Any]] = []
     frames: List[pd.DataFrame] = []
     for trail, run in latest.items():
         tags, params = run.data.tags, run.data.params
+        reason = tags.get("harness.reason") or (read_status(local[trail]).get("reason") if trail in local else "")
         end = run.info.end_time
         frame = _history_frame(client, run, trail)
         # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
@@ -169,7 +173,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
                           frame["time"].min() if frame is not None else math.nan)
         rows.append({
             "trail": trail, "id": tags.get("harness.trail_id", ""), **{k: _axis(params.get(k), k) for k in AXES},
-            "state": tags.get("harness.status", "pending"), "reason": tags.get("harness.reason", ""),
+            "state": tags.get("harness.status", "pending"),
+            "reason": reason or "",
             "started": start, "ended": end / 1000.0 if end else math.nan,
         })
         if frame is not None:

@@ -14,7 +14,8 @@ from harness.report.tables import AGGREGATED_STATES, BASELINE, CANDIDATE, COMPAR
 from harness.report.plots import PLOTTED
 
 DEFINITIONS = """\
-- final eval reward: `eval/reward` (greedy accuracy on the held-out set) at the trail's last eval step; best: its maximum.
+- final eval reward: `eval/reward` (greedy accuracy on the held-out set) at the trail's last eval step;
+  best: its maximum over the trail.
 - grad_norm: pre-clip `train/grad_norm`, mean / max / p95 over steps (p95 by linear interpolation); non-finite
   values are left out of these summaries (the status column says when a trail diverged).
 - masked / clipped: mean over steps of `m2po/masked_frac` (M2PO's masked-token fraction) and `train/clip_frac`
