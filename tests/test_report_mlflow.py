@@ -81,13 +81,13 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
     journal, mlflow = load_journals(sweep), load_mlflow(sweep)
     assert mlflow.name == journal.name == "demo"
-    key = ["trail"]
+    key = ["id"]
     jt = journal.trails.sort_values(key).reset_index(drop=True)
     mt = mlflow.trails.sort_values(key).reset_index(drop=True)
     assert len(mt) == 9  # the parent run and the other sweep's run are not trails of this sweep
     pd.testing.assert_frame_equal(mt, jt)
-    jm = journal.metrics.sort_values(["trail", "step"]).reset_index(drop=True)
-    mm = mlflow.metrics.sort_values(["trail", "step"]).reset_index(drop=True)[list(jm.columns)]
+    jm = journal.metrics.sort_values(["id", "step"]).reset_index(drop=True)
+    mm = mlflow.metrics.sort_values(["id", "step"]).reset_index(drop=True)[list(jm.columns)]
     pd.testing.assert_frame_equal(mm, jm, check_exact=False, atol=1e-3)  # times are ms in MLflow
 
 

@@ -140,3 +140,17 @@ def test_report_files_and_other_variants_are_kept(tmp_path: Path) -> None:
     text = path.read_text()
     assert "| M2PO-areal" in text and "| IS" in text
     assert "![eval reward vs step](eval_reward.png)" in text
+
+
+def test_trails_sharing_a_name_stay_apart_and_are_flagged(tmp_path: Path) -> None:
+    """Two trails with the same axes (say, two M2PO thresholds) are kept apart by id and called out."""
+    from harness.report.findings import findings
+
+    a = write_trail(tmp_path / "s", axes(1, "m2po", 1), flat_trail(0.8, 0.3), dirname="tau-0.04")
+    b = write_trail(tmp_path / "s", axes(1, "m2po", 1), flat_trail(0.6, 0.5), dirname="tau-0.02")
+    table = trail_table(load_journals(finish_sweep(tmp_path / "s", [a, b])))
+    assert table["trail"].nunique() == 1 and table["id"].nunique() == 2
+    assert sorted(table["grad_norm_mean"]) == pytest.approx([0.3, 0.5])  # not merged into one curve
+    caution = findings(table)[0]
+    assert caution.startswith("Caution: 1 (configuration, algorithm, seed) cells hold more than one trail")
+    assert "stale 1 d2+d1 rollout 96 M2PO seed 1: 2 trails" in caution

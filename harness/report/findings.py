@@ -111,10 +111,23 @@ def excluded_trails(trails: pd.DataFrame) -> List[str]:
     return lines
 
 
+def mixed_cells(trails: pd.DataFrame) -> List[str]:
+    """A caveat when one (configuration, algorithm, seed) holds several trails: they differ in something that is
+    not an axis (a hyperparameter), so averaging them as seeds would mix configurations."""
+    sizes = trails.groupby(["stale", "alloc", "rollout", "algo", "seed"], dropna=False).size()
+    sizes = sizes[sizes > 1]
+    if sizes.empty:
+        return []
+    cells = "; ".join(f"{config_label(s, a, r)} {display(g)} seed {seed}: {n} trails"
+                      for (s, a, r, g, seed), n in sizes.items())
+    return [f"Caution: {len(sizes)} (configuration, algorithm, seed) cells hold more than one trail ({cells}). "
+            "Those trails differ in something other than the axes, and the aggregates below treat them as seeds."]
+
+
 def findings(trails: pd.DataFrame) -> List[str]:
     """All findings, in report order: pairwise per configuration, then staleness, then exclusions."""
     cells = seed_cells(trails)
-    out: List[str] = []
+    out: List[str] = mixed_cells(trails)
     algos = algo_order(list(trails["algo"].dropna()))
     configs = trails[["stale", "alloc", "rollout"]].drop_duplicates().sort_values(["stale", "alloc", "rollout"])
     if BASELINE in algos:

@@ -2,7 +2,8 @@
 
 Both loaders return the same shape, so every table, plot and finding is computed once, whatever the source:
 - `trails`: one row per trail (trail name, id, axes, state, reason, started, ended);
-- `metrics`: one row per (trail, step), a column per metric name plus `time` (unix seconds).
+- `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds).
+Trails are keyed by id, not name: two trails may share a name when they differ only in a hyperparameter.
 The journal is the source of truth; the MLflow loader exists to read a sweep whose run dirs live elsewhere.
 """
 
@@ -56,12 +57,12 @@ def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
 
 def _metrics_frame(frames: List[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
-        return pd.DataFrame(columns=["trail", "step", "time"])
+        return pd.DataFrame(columns=["id", "step", "time"])
     metrics = pd.concat(frames, ignore_index=True, sort=False)
     metrics["step"] = metrics["step"].astype(int)
     # resume truncates the journal so a step is never written twice; keep the last record anyway, defensively
-    metrics = metrics.drop_duplicates(["trail", "step"], keep="last")
-    return metrics.sort_values(["trail", "step"], kind="stable").reset_index(drop=True)
+    metrics = metrics.drop_duplicates(["id", "step"], keep="last")
+    return metrics.sort_values(["id", "step"], kind="stable").reset_index(drop=True)
 
 
 def sweep_name(sweep_dir: Path) -> str:
@@ -78,15 +79,16 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         status = read_status(run_dir)
         axes = meta.get("axes", {})
         name = str(meta.get("name") or run_dir.name)
+        tid = str(meta.get("id") or run_dir.name)
         rows.append({
-            "trail": name, "id": meta.get("id", ""), **{k: _axis(axes.get(k), k) for k in AXES},
+            "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES},
             "state": status.get("state", "pending"), "reason": status.get("reason") or "",
             "started": status.get("started"), "ended": status.get("ended"),
         })
         records = read_records(run_dir)
         if records:
             frame = pd.DataFrame.from_records(records)
-            frame.insert(0, "trail", name)
+            frame.insert(0, "id", tid)
             frames.append(frame)
     return SweepData(sweep_name(sweep_dir), _trails_frame(rows), _metrics_frame(frames), f"journals in {sweep_dir}")
 
@@ -118,7 +120,7 @@ def _search_trail_runs(client: Any, experiment_id: str, name: str) -> List[Any]:
             return runs
 
 
-def _history_frame(client: Any, run: Any, trail: str) -> Optional[pd.DataFrame]:
+def _history_frame(client: Any, run: Any, tid: str) -> Optional[pd.DataFrame]:
     rows = [(m.step, m.key, m.value, m.timestamp)
             for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key)]
     if not rows:
@@ -129,7 +131,7 @@ def _history_frame(client: Any, run: Any, trail: str) -> Optional[pd.DataFrame]:
     wide.columns.name = None
     wide.insert(0, "time", long.groupby("step")["timestamp"].max() / 1000.0)
     wide = wide.reset_index()
-    wide.insert(0, "trail", trail)
+    wide.insert(0, "id", tid)
     return wide
 
 
@@ -157,22 +159,22 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         raise HarnessError(f"MLflow experiment '{experiment}' not found at {uri} (run `harness sync {name}` first)")
     latest: Dict[str, Any] = {}
     for run in _search_trail_runs(client, exp.experiment_id, name):
-        trail = run.info.run_name or run.data.tags.get("mlflow.runName", run.info.run_id)
-        if trail not in latest or run.info.start_time > latest[trail].info.start_time:
-            latest[trail] = run  # a trail synced twice into fresh runs: the newest wins
-    local = {str(read_trail_meta(d).get("name") or d.name): d for d in trail_dirs(sweep_dir)}
+        tid = run.data.tags["harness.trail_id"]
+        if tid not in latest or run.info.start_time > latest[tid].info.start_time:
+            latest[tid] = run  # a trail synced twice into fresh runs: the newest wins
+    local = {str(read_trail_meta(d).get("id") or d.name): d for d in trail_dirs(sweep_dir)}
     rows: List[Dict[str, Any]] = []
     frames: List[pd.DataFrame] = []
-    for trail, run in latest.items():
+    for tid, run in latest.items():
         tags, params = run.data.tags, run.data.params
-        reason = tags.get("harness.reason") or (read_status(local[trail]).get("reason") if trail in local else "")
+        reason = tags.get("harness.reason") or (read_status(local[tid]).get("reason") if tid in local else "")
         end = run.info.end_time
-        frame = _history_frame(client, run, trail)
+        frame = _history_frame(client, run, tid)
         # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
         start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
                           frame["time"].min() if frame is not None else math.nan)
         rows.append({
-            "trail": trail, "id": tags.get("harness.trail_id", ""), **{k: _axis(params.get(k), k) for k in AXES},
+            "trail": run.info.run_name or tid, "id": tid, **{k: _axis(params.get(k), k) for k in AXES},
             "state": tags.get("harness.status", "pending"),
             "reason": reason or "",
             "started": start, "ended": end / 1000.0 if end else math.nan,

@@ -29,9 +29,9 @@ def plot_file(metric: str) -> str:
 
 
 def _series(metrics: pd.DataFrame, metric: str) -> Dict[str, pd.Series]:
-    """trail -> its curve of `metric` indexed by step (non-finite steps dropped: a diverging step leaves a gap)."""
-    values = metrics[["trail", "step", metric]].replace([np.inf, -np.inf], np.nan).dropna(subset=[metric])
-    return {str(name): frame.set_index("step")[metric] for name, frame in values.groupby("trail", sort=False)}
+    """trail id -> its curve of `metric` indexed by step (non-finite steps dropped: a diverging step leaves a gap)."""
+    values = metrics[["id", "step", metric]].replace([np.inf, -np.inf], np.nan).dropna(subset=[metric])
+    return {str(name): frame.set_index("step")[metric] for name, frame in values.groupby("id", sort=False)}
 
 
 def _limits(curves: Dict[str, pd.Series]) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -70,7 +70,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
             mine = here[here["algo"] == algo]
             if mine.empty:
                 continue
-            done = [t for t in mine.loc[mine["state"].isin(AGGREGATED_STATES), "trail"] if t in curves]
+            done = [t for t in mine.loc[mine["state"].isin(AGGREGATED_STATES), "id"] if t in curves]
             counts.append(f"{display(algo)} {len(done)}")
             if done:
                 frame = pd.concat([curves[t] for t in done], axis=1).sort_index()
@@ -79,7 +79,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
                 ax.fill_between(steps, frame.min(axis=1).to_numpy(), frame.max(axis=1).to_numpy(),
                                 color=colours[algo], alpha=0.2, lw=0)
             for row in mine[~mine["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
-                curve = curves.get(row.trail)
+                curve = curves.get(row.id)
                 if curve is not None and not curve.empty:
                     ax.plot(curve.index.to_numpy(), curve.to_numpy(), color=colours[algo], ls=":", lw=1)
                     ax.annotate(f"seed {row.seed} {row.state}", (curve.index[-1], curve.iloc[-1]),

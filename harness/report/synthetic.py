@@ -6,6 +6,7 @@ through the same writers, so the report reads them exactly as it reads a real sw
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -25,13 +26,14 @@ def trail_name(stale: int, alloc: str, rollout: int, algo: str, seed: Optional[i
 
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
                 state: str = "done", reason: str = "", started: float = 1000.0, ended: Optional[float] = None,
-                tracking: Optional[Mapping[str, Any]] = None, name: Optional[str] = None) -> Path:
+                tracking: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
+                dirname: Optional[str] = None) -> Path:
     """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir."""
     name = name or trail_name(axes["stale"], axes["alloc"], axes["rollout"], axes["algo"], axes.get("seed"))
-    run_dir = Path(sweep_dir) / slug(name)
+    run_dir = Path(sweep_dir) / (dirname or slug(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / TRAIL_META, {
-        "id": slug(name)[-10:], "name": name, "sweep": Path(sweep_dir).name, "dirname": run_dir.name,
+        "id": hashlib.sha1(run_dir.name.encode()).hexdigest()[:10], "name": name, "sweep": Path(sweep_dir).name, "dirname": run_dir.name,
         "overrides": [], "axes": dict(axes), "engine": "embedded", "backend": "local",
     })
     last = 0

@@ -48,7 +48,7 @@ COMPARED: Dict[str, str] = {
     "staleness_mean": "realised staleness",
 }
 
-TRAIL_TABLE_COLUMNS = ["trail", "stale", "alloc", "rollout", "algo", "seed", "state", "reason", "steps", "wall_s",
+TRAIL_TABLE_COLUMNS = ["trail", "id", "stale", "alloc", "rollout", "algo", "seed", "state", "reason", "steps", "wall_s",
                        *SUMMARIES]
 
 
@@ -56,11 +56,11 @@ def _reduce(metrics: pd.DataFrame, metric: str, how: str) -> pd.Series:
     """One summary value per trail; trails that never logged the metric get nan."""
     if metric not in metrics.columns:
         return pd.Series(dtype=float)
-    values = metrics[["trail", "step", metric]].copy()
+    values = metrics[["id", "step", metric]].copy()
     values[metric] = pd.to_numeric(values[metric], errors="coerce").replace([np.inf, -np.inf], np.nan)
     values = values.dropna(subset=[metric])
-    grouped = values.groupby("trail", sort=False)[metric]
-    if how == "last":  # metrics are sorted by (trail, step)
+    grouped = values.groupby("id", sort=False)[metric]
+    if how == "last":  # metrics are sorted by (id, step)
         return grouped.last()
     if how == "p95":
         return grouped.quantile(0.95)
@@ -69,13 +69,13 @@ def _reduce(metrics: pd.DataFrame, metric: str, how: str) -> pd.Series:
 
 def trail_table(data: SweepData) -> pd.DataFrame:
     """One row per trail, sorted by configuration, algorithm and seed."""
-    table = data.trails[["trail", "stale", "alloc", "rollout", "algo", "seed", "state", "reason"]].copy()
-    table = table.set_index("trail", drop=False)
+    table = data.trails[["trail", "id", "stale", "alloc", "rollout", "algo", "seed", "state", "reason"]].copy()
+    table = table.set_index("id", drop=False)
     metrics = data.metrics
-    by_trail = metrics.groupby("trail", sort=False)
+    by_trail = metrics.groupby("id", sort=False)
     table["steps"] = by_trail["step"].max().reindex(table.index).astype("Int64")
     span = (by_trail["time"].max() - by_trail["time"].min()) if "time" in metrics.columns else pd.Series(dtype=float)
-    wall = data.trails.set_index("trail")["ended"] - data.trails.set_index("trail")["started"]
+    wall = data.trails.set_index("id")["ended"] - data.trails.set_index("id")["started"]
     table["wall_s"] = wall.reindex(table.index).fillna(span.reindex(table.index)).astype(float)
     for column, (metric, how) in SUMMARIES.items():
         table[column] = _reduce(metrics, metric, how).reindex(table.index).astype(float)
