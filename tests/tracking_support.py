@@ -130,3 +130,53 @@ def run_id_of(run_dir: Path, uri: str) -> Optional[str]:
     from harness.tracking.client import resolve_uri
 
     return read_cursor(run_dir, resolve_uri(uri)).get("run_id")
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 over a sqlite file, started and stopped by PID (its own process group:
+    the server runs its web workers as children, which must go with it)."""
+
+    def __init__(self, db_path: Path, workdir: Path, port: Optional[int] = None):
+        self.db_path, self.workdir = Path(db_path), Path(workdir)
+        self.port = port or free_port()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> "MlflowServer":
+        import subprocess
+        import sys
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / f"server-{self.port}.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.db_path}",
+             "--default-artifact-root", str(self.workdir / "artifacts"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1"],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_http(f"{self.url}/health", timeout_s, self.proc)
+        return self
+
+    def kill(self, sig: int = 9) -> None:
+        """SIGKILL (default) the server's process group, whose id is the server's PID."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - fall back to SIGKILL of the same group
+                self.kill()
+            self.proc = None
