@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from harness.report.findings import display
@@ -56,7 +57,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     colours = {a: f"C{i}" for i, a in enumerate(algos)}
     ncols = min(NCOLS, len(configs))
     nrows = math.ceil(len(configs) / ncols)
-    width, height = 4.2 * ncols, 2.9 * nrows + 0.7
+    width, height = max(4.2 * ncols, 7.0), 2.9 * nrows + 1.0
     fig = Figure(figsize=(width, height))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, (ax, config) in enumerate(zip(axes.flat, configs)):
@@ -86,7 +87,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
                                 fontsize=6, color=colours[algo])
         # an explicit title position skips matplotlib's per-draw title layout pass
         ax.set_title(f"{config_label(*config)}\ncompleted seeds: {', '.join(counts)}", fontsize=8, y=1.0, pad=3)
-        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(5))
         # limits are common, so only the outer subplots need tick labels (text is most of the drawing cost)
         ax.tick_params(labelsize=7, labelbottom=i + ncols >= len(configs), labelleft=i % ncols == 0)
@@ -98,12 +99,14 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         ax.set_xlabel("step", fontsize=8)
     # one legend for the figure: a legend per subplot costs as much as drawing the curves
     handles = [Line2D([], [], color=colours[a], lw=1.2, label=display(a)) for a in algos]
-    handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished trail"))
-    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles), frameon=False)
-    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step: mean of completed seeds, shaded min–max",
-                 fontsize=10, x=0.01, y=1 - 0.12 / height, ha="left", va="top")
+    handles.append(Patch(color="grey", alpha=0.2, label="min–max over seeds"))
+    handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.35 / height), fontsize=8,
+               ncol=len(handles), frameon=False)
+    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds)",
+                 fontsize=10, x=0.01, y=1 - 0.1 / height, ha="left", va="top")
     # fixed margins: tight_layout measures every tick label and costs more than all the drawing
-    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 0.75 / height,
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 1.05 / height,
                         wspace=0.18, hspace=0.55)
     fig.savefig(path, dpi=80)
     return path
