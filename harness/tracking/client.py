@@ -76,7 +76,8 @@ def get_experiment_id(client: Any, name: str) -> str:
         if exp is not None:
             return exp.experiment_id
         try:
-            return client.create_experiment(name)
+            # The kind tag makes MLflow 3's UI open the experiment on its training-runs view, not the GenAI one.
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except Exception as exc:  # noqa: BLE001 - lost the race: someone else created it
             exp = client.get_experiment_by_name(name)
             if exp is None:
@@ -85,6 +86,9 @@ def get_experiment_id(client: Any, name: str) -> str:
 
     return retry_locked(once)
 
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 _CODE_VERSION: Optional[str] = None
 
