@@ -10,7 +10,7 @@ class EmbeddedEngineConfig:
     name: str = "embedded"
     # staleness protocol: "fixed" (paper: step t trains on the batch of version t - stale) or "async" (AReaL's rule)
     staleness_mode: str = "fixed"
-    steps: int = 500
+    steps: int = 400
     batch_prompts: int = 16          # B prompts per step (one AReaL "rollout" = one prompt's group)
     group_size: int = 8              # G samples per prompt
     lr: float = 1e-3
@@ -18,13 +18,13 @@ class EmbeddedEngineConfig:
     grad_clip: float = 1.0
     temperature: float = 1.0
     max_new_tokens: int = 8
-    eval_every: int = 25
+    eval_every: int = 50
     eval_size: int = 512
     checkpoint_every: int = 50
     threads: int = 1                 # torch threads per trail
     # task: GSM8K-format word problems; difficulty = number of operations, operands in 1..max_number
     difficulty: int = 2
-    max_number: int = 20
+    max_number: int = 10
     task_seed: int = 0               # fixes the eval set and the base model's data (shared by every trail seed)
     # policy: a character transformer
     n_layer: int = 3
@@ -33,7 +33,7 @@ class EmbeddedEngineConfig:
     block_size: int = 96
     # base model: supervised pretraining until greedy probe accuracy >= base_target_acc, cached on disk
     base_seed: int = 0
-    base_target_acc: float = 0.15
+    base_target_acc: float = 0.3
     base_max_steps: int = 4000
     base_check_every: int = 100
     base_lr: float = 0.003
