@@ -83,7 +83,7 @@ def main() -> None:
             runs.append(clock)
         split = phases(sweep, Path(tmp) / "phases")
         metrics = load_journals(sweep).metrics
-        n_values = int(metrics.drop(columns=["trail", "step", "time"]).notna().sum().sum())
+        n_values = int(metrics.drop(columns=["id", "step", "time"]).notna().sum().sum())
     best = min(r.wall for r in runs)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [

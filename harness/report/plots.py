@@ -41,7 +41,8 @@ def _limits(curves: Dict[str, pd.Series]) -> tuple[tuple[float, float], tuple[fl
     values = np.concatenate([c.to_numpy(dtype=float) for c in curves.values()])
     lo, hi = float(values.min()), float(values.max())
     pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
-    return (float(steps.min()), float(steps.max()) or 1.0), (lo - pad, hi + pad)
+    first, last = float(steps.min()), float(steps.max())
+    return (first, last if last > first else first + 1.0), (lo - pad, hi + pad)
 
 
 def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path) -> Path | None:
