@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from harness.report.findings import findings
+from harness.report.stats import estimate, within_noise
 from harness.report.load import load_journals
 from harness.report.tables import trail_table
 from test_report_tables import build
@@ -80,3 +84,16 @@ def test_m2po_retention_straddling_the_mark_is_within_noise(tmp_path: Path) -> N
     }
     text = one(texts(tmp_path / "a", cells), "M2PO's final eval reward")
     assert "stays at or above" in text and "straddles the mark, so this is within noise" in text
+
+
+values = st.lists(st.floats(0, 1, allow_nan=False), min_size=0, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values, values)
+def test_a_difference_is_claimed_only_with_two_seeds_a_side_and_disjoint_intervals(a: list, b: list) -> None:
+    ea, eb = estimate(a), estimate(b)
+    assert within_noise(ea, eb) == within_noise(eb, ea)
+    if not within_noise(ea, eb):
+        assert ea.n >= 2 and eb.n >= 2
+        assert ea.hi < eb.lo or eb.hi < ea.lo
