@@ -95,7 +95,8 @@ def render(name: str, source: str, trails: pd.DataFrame, comparison: pd.DataFram
     lines = [
         f"# Trail report: {name}",
         "",
-        f"{len(trails)} trails ({states}). Source: {source}. Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
+        f"{len(trails)} trails{f' ({states})' if states else ''}. Source: {source}. "
+        f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         f"Aggregates use {', '.join(AGGREGATED_STATES)} trails only; the others appear in the trail table with "
         "their reason.",
         "",
