@@ -41,12 +41,17 @@ def test_problems_are_a_pure_function_of_seed_split_index() -> None:
     ("12+3=15 #### 15", 15.0),           # the number after '####' wins over earlier numbers
     ("#### 1,234", 1234.0),              # thousands separators are dropped, as GSM8K graders do
     ("#### -7", -7.0),
-    ("so 4 then 9", 9.0),                # no marker: the last number (lm-eval's flexible extract)
+    ("so 4 then 9", None),               # no marker: the strict reading finds nothing
     ("#### ", None),                     # nothing parsable
     ("none", None),
 ])
 def test_extract_answer(text: str, expected) -> None:
     assert extract_answer(text) == expected
+
+
+def test_flexible_extract_falls_back_to_the_last_number() -> None:
+    assert extract_answer("so 4 then 9", flexible=True) == 9.0
+    assert extract_answer("3 #### 5", flexible=True) == 5.0
 
 
 def test_reward_is_one_only_for_the_right_final_number() -> None:
@@ -55,3 +60,4 @@ def test_reward_is_one_only_for_the_right_final_number() -> None:
     assert reward(f" #### {p.value + 1}", p) == 0.0
     assert reward(f" {p.value + 1} #### {p.value}", p) == 1.0
     assert reward("####", p) == 0.0
+    assert reward(f" so {p.value}", p) == 0.0                 # the right number in the wrong format earns nothing

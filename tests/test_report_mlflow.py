@@ -37,8 +37,8 @@ def empty_store(db: Path) -> str:
 
 
 def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
-    """What tracking writes: one run per trail (name, axes as params, harness.* tags, no failure reason), metrics
-    via log_batch, plus the sweep's parent run, which carries the sweep tag but is no trail."""
+    """What tracking writes: one run per trail (name, axes as params, harness.* tags, no failure reason, created
+    after the trail started), metrics via log_batch, plus the sweep's parent run (sweep tag, but no trail)."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -52,7 +52,9 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
     for run_dir in trail_dirs(sweep_dir):
         meta, status = read_trail_meta(run_dir), read_status(run_dir)
         tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"]}
-        run = client.create_run(exp_id, run_name=meta["name"], start_time=int(status["started"] * 1000), tags=tags)
+        # tracking creates the run when it first reaches the trail, after the trail's start-up
+        late = int((status["started"] + 7.0) * 1000)
+        run = client.create_run(exp_id, run_name=meta["name"], start_time=late, tags=tags)
         metrics = [Metric(key, value, int(round(rec["time"] * 1000)), rec["step"])
                    for rec in read_records(run_dir) for key, value in rec.items() if key not in ("step", "time")]
         params = [Param(k, str(v)) for k, v in meta["axes"].items()]

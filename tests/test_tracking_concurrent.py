@@ -26,7 +26,8 @@ def _make_parent(sweep_dir: Path, store: str) -> None:
 
 def _trail(run_dir: Path, store: str, seed: int) -> None:
     write_status(run_dir, "running")
-    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.1, stop_timeout_s=180))
+    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.1, stop_timeout_s=180,
+                                           live_mode="thread"))
     live.start()
     for step in range(1, STEPS + 1):
         append_steps(run_dir, [step], seed=seed)

@@ -37,7 +37,7 @@ def test_live_sync_pushes_while_the_trail_runs_and_finishes_on_stop(tmp_path, st
 
     run_dir = make_sweep(tmp_path / "runs") / "t1"
     write_status(run_dir, "running")
-    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.2))
+    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.2, live_mode="thread"))
     live.start()
     _train(run_dir, range(1, 41), 0.005)
     deadline = time.monotonic() + 30
@@ -64,7 +64,8 @@ def test_unreachable_mlflow_never_stops_or_slows_training_and_sync_catches_up(tm
     baseline = _train(tmp_path / "baseline", steps, step_s)
 
     dead = closed_port_uri()
-    live = LiveSync(run_dir, TrackingConfig(uri=dead, sync_every_s=0.05, http_timeout_s=2, http_retries=0))
+    live = LiveSync(run_dir, TrackingConfig(uri=dead, sync_every_s=0.05, http_timeout_s=2, http_retries=0,
+                                                live_mode="thread"))
     live.start()
     with_dead_sync = _train(run_dir, steps, step_s)
     write_status(run_dir, "done", ended=time.time())
@@ -85,7 +86,8 @@ def test_unreachable_mlflow_never_stops_or_slows_training_and_sync_catches_up(tm
 def test_recovery_after_failures_is_logged_once(tmp_path, store):
     run_dir = make_sweep(tmp_path / "runs") / "t1"
     append_steps(run_dir, range(1, 4))
-    live = LiveSync(run_dir, TrackingConfig(uri=closed_port_uri(), http_timeout_s=2, http_retries=0))
+    live = LiveSync(run_dir, TrackingConfig(uri=closed_port_uri(), http_timeout_s=2, http_retries=0,
+                                                live_mode="thread"))
     assert live.tick() is False and live.tick() is False
     live.target.uri = store  # the server is back (same cursor key is irrelevant to this check)
     live._client = None
@@ -93,3 +95,45 @@ def test_recovery_after_failures_is_logged_once(tmp_path, store):
     log = read_log(run_dir)
     lines = [line for line in log.splitlines() if "[tracking]" in line]
     assert len(lines) == 2 and "failed" in lines[0] and "recovered" in lines[1]
+
+
+def test_sidecar_process_syncs_live_and_finishes_on_stop(tmp_path, store):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    write_status(run_dir, "running")
+    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.2, stop_timeout_s=120))
+    assert live.mode == "process"
+    live.start()
+    _train(run_dir, range(1, 31), 0.01)
+    write_status(run_dir, "done", ended=time.time())
+    live.stop()
+    assert live.errors == 0, read_log(run_dir)
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(run_id_of(run_dir, store))
+    assert_exactly_once(client, run.info.run_id, 30)
+    assert run.info.status == "FINISHED"
+
+
+def test_sidecar_does_a_final_sync_and_exits_when_the_trail_process_dies(tmp_path, store):
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 21))
+    trail = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    cfg = TrackingConfig(uri=store, sync_every_s=0.2, live_mode="thread")
+    sidecar = subprocess.Popen([sys.executable, "-m", "harness.tracking.live", str(run_dir), "--config",
+                                f'{{"uri": "{store}", "sync_every_s": {cfg.sync_every_s}}}',
+                                "--parent-pid", str(trail.pid)])
+    try:
+        # the sidecar's parent is this test, not `trail`: it must notice at once that its trail is gone
+        assert sidecar.wait(120) == 0
+    finally:
+        trail.kill()
+        trail.wait()
+        if sidecar.poll() is None:
+            sidecar.kill()
+    assert_exactly_once(MlflowClient(tracking_uri=store), run_id_of(run_dir, store), 20)

@@ -40,7 +40,7 @@ def test_server_killed_mid_sweep_then_restarted_sync_logs_every_metric_exactly_o
     for i, name in enumerate(names):
         write_status(sweep_dir / name, "running")
         append_steps(sweep_dir / name, range(1, 121), seed=i)
-    live = LiveSync(sweep_dir / "c", cfg)  # trail c syncs live all along
+    live = LiveSync(sweep_dir / "c", cfg)  # trail c syncs live all along, from its sidecar process
     live.start()
     sync_trail(sweep_dir / "a")
 

@@ -143,9 +143,11 @@ def _earliest(*times: float) -> float:
 def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
     """Read the sweep's trail runs from MLflow: run name = trail name, params = axes, tags = sweep/trail/status.
 
-    Status comes from the `harness.status` tag, wall time from the run's start (or first metric) and end.
-    The reason a trail failed is read from a `harness.reason` tag when there is one, else from the trail's local
-    status.json (tracking need not carry it; the sweep dir is at hand anyway, it holds the tracking config).
+    Status comes from the `harness.status` tag and the end from the run's end time. Two fields MLflow need not
+    hold are taken from a `harness.reason` / `harness.started` tag when present, else from the trail's local
+    status.json (the sweep dir is at hand anyway: it holds the tracking config): the reason a trail failed, and
+    when it started — a run is created when tracking first reaches it, after the trail's start-up or much later
+    by `harness sync`. Without either, the start is the run's start or its first metric, whichever is earlier.
     """
     from mlflow.tracking import MlflowClient
 
@@ -167,16 +169,19 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
     frames: List[pd.DataFrame] = []
     for tid, run in latest.items():
         tags, params = run.data.tags, run.data.params
-        reason = tags.get("harness.reason") or (read_status(local[tid]).get("reason") if tid in local else "")
+        status = read_status(local[tid]) if tid in local else {}
+        reason = tags.get("harness.reason") or status.get("reason") or ""
         end = run.info.end_time
         frame = _history_frame(client, run, tid)
         # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
-        start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
-                          frame["time"].min() if frame is not None else math.nan)
+        start = float(pd.to_numeric(tags.get("harness.started", status.get("started")), errors="coerce"))
+        if not math.isfinite(start):
+            start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
+                              frame["time"].min() if frame is not None else math.nan)
         rows.append({
             "trail": run.info.run_name or tid, "id": tid, **{k: _axis(params.get(k), k) for k in AXES},
             "state": tags.get("harness.status", "pending"),
-            "reason": reason or "",
+            "reason": reason,
             "started": start, "ended": end / 1000.0 if end else math.nan,
         })
         if frame is not None:
