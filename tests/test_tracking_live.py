@@ -97,43 +97,48 @@ def test_recovery_after_failures_is_logged_once(tmp_path, store):
     assert len(lines) == 2 and "failed" in lines[0] and "recovered" in lines[1]
 
 
-def test_sidecar_process_syncs_live_and_finishes_on_stop(tmp_path, store):
-    from mlflow.tracking import MlflowClient
+FAKE_TRAIL = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from harness.rundir import write_status
+from harness.tracking.config import TrackingConfig
+from harness.tracking.live import LiveSync
+from tracking_support import append_steps
+run_dir = {run_dir!r}
+write_status(run_dir, "running")
+live = LiveSync(run_dir, TrackingConfig(uri={uri!r}, sync_every_s=0.2))
+assert live.mode == "process"
+live.start()
+print(live._proc.pid, flush=True)
+append_steps(run_dir, range(1, 31))
+write_status(run_dir, "failed", ended=time.time())
+os.kill(os.getpid(), 9)  # killed: no stop(), no final sync from this process
+"""
 
-    run_dir = make_sweep(tmp_path / "runs") / "t1"
-    write_status(run_dir, "running")
-    live = LiveSync(run_dir, TrackingConfig(uri=store, sync_every_s=0.2, stop_timeout_s=120))
-    assert live.mode == "process"
-    live.start()
-    _train(run_dir, range(1, 31), 0.01)
-    write_status(run_dir, "done", ended=time.time())
-    live.stop()
-    assert live.errors == 0, read_log(run_dir)
-    client = MlflowClient(tracking_uri=store)
-    run = client.get_run(run_id_of(run_dir, store))
-    assert_exactly_once(client, run.info.run_id, 30)
-    assert run.info.status == "FINISHED"
 
-
-def test_sidecar_does_a_final_sync_and_exits_when_the_trail_process_dies(tmp_path, store):
+def test_sidecar_process_does_the_final_sync_even_when_the_trail_process_is_killed(tmp_path, store, request):
+    import os
     import subprocess
     import sys
 
     from mlflow.tracking import MlflowClient
 
     run_dir = make_sweep(tmp_path / "runs") / "t1"
-    append_steps(run_dir, range(1, 21))
-    trail = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    cfg = TrackingConfig(uri=store, sync_every_s=0.2, live_mode="thread")
-    sidecar = subprocess.Popen([sys.executable, "-m", "harness.tracking.live", str(run_dir), "--config",
-                                f'{{"uri": "{store}", "sync_every_s": {cfg.sync_every_s}}}',
-                                "--parent-pid", str(trail.pid)])
-    try:
-        # the sidecar's parent is this test, not `trail`: it must notice at once that its trail is gone
-        assert sidecar.wait(120) == 0
-    finally:
-        trail.kill()
-        trail.wait()
-        if sidecar.poll() is None:
-            sidecar.kill()
-    assert_exactly_once(MlflowClient(tracking_uri=store), run_id_of(run_dir, store), 20)
+    code = FAKE_TRAIL.format(tests=str(request.path.parent), run_dir=str(run_dir), uri=store)
+    trail = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert trail.returncode == -9, trail.stderr
+    sidecar = int(trail.stdout.split()[0])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # its stdin pipe closed with the trail: final sync, then exit
+        try:
+            os.kill(sidecar, 0)
+            time.sleep(0.2)
+        except ProcessLookupError:
+            break
+    else:
+        os.kill(sidecar, 9)
+        raise AssertionError("the sync sidecar outlived its trail")
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(run_id_of(run_dir, store))
+    assert_exactly_once(client, run.info.run_id, 30)
+    assert run.info.status == "FAILED" and run.data.tags["harness.status"] == "failed"
