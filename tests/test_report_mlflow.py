@@ -49,7 +49,7 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
     other = client.create_run(exp_id, run_name="stale 1 d2+d1 rollout 96 grpo seed 1",
                               tags={"harness.sweep": "another-sweep", "harness.trail_id": "x"})
     client.log_batch(other.info.run_id, metrics=[Metric("eval/reward", 0.0, 1, 1)])
-    for run_dir in trail_dirs(sweep_dir):
+    for run_dir in trail_dirs(sweep_dir)[:-1]:  # the last trail never reached MLflow
         meta, status = read_trail_meta(run_dir), read_status(run_dir)
         tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"]}
         # tracking creates the run when it first reaches the trail, after the trail's start-up
@@ -75,6 +75,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bad[3]["train/grad_norm"] = float("nan")
     dirs.append(write_trail(sweep_dir, axes(256, "m2po-areal", 1), bad, state="diverged", ended=1004.0,
                             reason="grad_norm is nan at step 4", tracking=tracking))
+    dirs.append(write_trail(sweep_dir, axes(512, "m2po", 1), flat_trail(0.7, 0.3), tracking=tracking))
     finish_sweep(sweep_dir, dirs)
     fill_store(sweep_dir, tracking["uri"], tracking["experiment"])
     return sweep_dir
@@ -84,11 +85,12 @@ def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
     journal, mlflow = load_journals(sweep), load_mlflow(sweep)
     assert mlflow.name == journal.name == "demo"
     key = ["id"]
-    jt = journal.trails.sort_values(key).reset_index(drop=True)
+    synced = journal.trails["stale"] != 512  # the one trail that never reached MLflow
+    jt = journal.trails[synced].sort_values(key).reset_index(drop=True)
     mt = mlflow.trails.sort_values(key).reset_index(drop=True)
     assert len(mt) == 9  # the parent run and the other sweep's run are not trails of this sweep
     pd.testing.assert_frame_equal(mt, jt)
-    jm = journal.metrics.sort_values(["id", "step"]).reset_index(drop=True)
+    jm = journal.metrics[journal.metrics["id"].isin(jt["id"])].sort_values(["id", "step"]).reset_index(drop=True)
     mm = mlflow.metrics.sort_values(["id", "step"]).reset_index(drop=True)[list(jm.columns)]
     pd.testing.assert_frame_equal(mm, jm, check_exact=False, atol=1e-3)  # times are ms in MLflow
 
@@ -96,6 +98,7 @@ def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
 def test_report_from_mlflow_equals_report_from_journals(sweep: Path, tmp_path: Path) -> None:
     a = pd.read_csv(write_report(sweep, out=tmp_path / "j", source="journal").parent / "comparison.csv")
     b = pd.read_csv(write_report(sweep, out=tmp_path / "m", source="mlflow").parent / "comparison.csv")
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a[a["stale"] != 512].reset_index(drop=True), b)
     text = (tmp_path / "m" / "REPORT.md").read_text()
+    assert "1 trails of the sweep have no run in MLflow" in text and "`stale 512 d2+d1 rollout 96 m2po seed 1`" in text
     assert "Source: MLflow sqlite:///" in text and "diverged: grad_norm is nan at step 4" in text

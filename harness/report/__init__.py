@@ -27,7 +27,7 @@ def build_report(data: SweepData, out: Path) -> Path:
     trails.to_csv(out / "trails.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
     plots = {metric: path.name for metric, path in write_plots(data.metrics, trails, out).items()}
-    text = render(data.name, data.source, trails, comparison, findings(trails), plots)
+    text = render(data.name, data.source, trails, comparison, [*data.notes, *findings(trails)], plots)
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ The journal is the source of truth; the MLflow loader exists to read a sweep who
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -27,12 +27,14 @@ TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended")
 
 @dataclass
 class SweepData:
-    """A sweep's trails and metric curves, plus where they were read from (said in the report)."""
+    """A sweep's trails and metric curves, where they were read from, and caveats about the reading (both said
+    in the report)."""
 
     name: str
     trails: pd.DataFrame
     metrics: pd.DataFrame
     source: str
+    notes: List[str] = field(default_factory=list)
 
 
 def _axis(value: Any, key: str) -> Any:
@@ -186,7 +188,13 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         })
         if frame is not None:
             frames.append(frame)
-    return SweepData(name, _trails_frame(rows), _metrics_frame(frames), f"MLflow {uri}, experiment '{experiment}'")
+    missing = sorted(str(read_trail_meta(d).get("name") or d.name) for tid, d in local.items() if tid not in latest)
+    notes = []
+    if missing:
+        notes.append(f"{len(missing)} trails of the sweep have no run in MLflow and are absent from this report "
+                     f"(`harness sync {name}` brings them in): " + "; ".join(f"`{m}`" for m in missing) + ".")
+    return SweepData(name, _trails_frame(rows), _metrics_frame(frames), f"MLflow {uri}, experiment '{experiment}'",
+                     notes)
 
 
 def load_sweep(sweep_dir: Path | str, source: str = "journal") -> SweepData:

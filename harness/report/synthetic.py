@@ -33,8 +33,8 @@ def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapp
     run_dir = Path(sweep_dir) / (dirname or slug(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / TRAIL_META, {
-        "id": hashlib.sha1(run_dir.name.encode()).hexdigest()[:10], "name": name, "sweep": Path(sweep_dir).name, "dirname": run_dir.name,
-        "overrides": [], "axes": dict(axes), "engine": "embedded", "backend": "local",
+        "id": hashlib.sha1(run_dir.name.encode()).hexdigest()[:10], "name": name, "sweep": Path(sweep_dir).name,
+        "dirname": run_dir.name, "overrides": [], "axes": dict(axes), "engine": "embedded", "backend": "local",
     })
     last = 0
     with Journal(run_dir) as journal:
