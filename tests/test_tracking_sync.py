@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from harness.tracking.config import TrackingConfig
 from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
 from harness.tracking.sync import CURSOR_NAME, main_sync, sync_sweep, sync_trail
 
-from tracking_support import (cache_dir_of, EVAL_KEYS, KEYS, append_steps, assert_exactly_once, closed_port_uri, expected_count,
-                              fresh_store, history, make_sweep)
+from tracking_support import (append_steps, assert_exactly_once, cache_dir_of, closed_port_uri, expected_count,
+                              fresh_store, make_sweep)
 
 
 @pytest.fixture
