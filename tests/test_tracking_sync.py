@@ -189,3 +189,18 @@ def test_nan_and_inf_values_are_logged(tmp_path, store, client):
     loss, = client.get_metric_history(run_id, "train/loss")
     grad, = client.get_metric_history(run_id, "train/grad_norm")
     assert loss.value != loss.value and grad.value > 1e300
+
+
+def test_a_wiped_store_is_refilled_from_the_journals(tmp_path, store, client, request):
+    sweep_dir = make_sweep(tmp_path / "runs")
+    ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    append_steps(sweep_dir / "t1", range(1, 21))
+    old = sync_trail(sweep_dir / "t1").run_id
+    fresh_store(cache_dir_of(request), tmp_path / "store")  # the same file, empty again
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    new = sync_trail(sweep_dir / "t1").run_id
+    assert new != old and client.get_run(new).data.tags["mlflow.parentRunId"] == parent
+    assert_exactly_once(client, new, 20)

@@ -32,6 +32,15 @@ def _find_parent(client: Any, experiment_id: str, sweep: str) -> Optional[str]:
     return runs[0].info.run_id if runs else None
 
 
+def _exists(client: Any, run_id: str) -> bool:
+    try:
+        return retry_locked(lambda: client.get_run(run_id)).info.lifecycle_stage != "deleted"
+    except Exception as exc:  # noqa: BLE001
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
+            return False
+        raise
+
+
 def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str] = None) -> Optional[str]:
     """Create or reuse the sweep's parent run and record it in sweep.json; None when tracking is off or down."""
     sweep_dir = Path(sweep_dir)
@@ -44,7 +53,10 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
         client = make_client(target, float(tracking_cfg.http_timeout_s), int(tracking_cfg.http_retries))
         experiment_id = get_experiment_id(client, tracking_cfg.experiment)
         parents = dict(meta.get("mlflow_parents") or {})
-        run_id = parents.get(target) or _find_parent(client, experiment_id, name)
+        run_id = parents.get(target)
+        if run_id is not None and not _exists(client, run_id):
+            run_id = None  # the store was wiped or the run deleted
+        run_id = run_id or _find_parent(client, experiment_id, name)
         if run_id is None:
             tags = {"harness.sweep": name, "harness.kind": "sweep", "harness.status": "running",
                     "harness.code_version": code_version()}

@@ -326,15 +326,33 @@ def sync_trail(run_dir: Path | str, uri: Optional[str] = None, client: Any = Non
     result = SyncResult(run_dir)
     with trail_lock(run_dir):
         client = client or make_client(target.uri, target.timeout_s, target.retries)
-        cursor = read_cursor(run_dir, target.uri)
-        result.run_id = _ensure_run(client, run_dir, target, cursor)
-        if not cursor.get("params"):
-            _sync_params(client, run_dir, target, cursor)
-        _sync_parent(client, run_dir, target, cursor)
-        result.logged = _sync_metrics(client, run_dir, target, cursor)
-        result.status = _sync_status(client, run_dir, target, cursor)
+        for attempt in (1, 2):
+            cursor = read_cursor(run_dir, target.uri)
+            try:
+                result.run_id = _ensure_run(client, run_dir, target, cursor)
+                if not cursor.get("params"):
+                    _sync_params(client, run_dir, target, cursor)
+                _sync_parent(client, run_dir, target, cursor)
+                result.logged = _sync_metrics(client, run_dir, target, cursor)
+                result.status = _sync_status(client, run_dir, target, cursor)
+                break
+            except Exception as exc:  # noqa: BLE001 - only a vanished run is handled here
+                if attempt == 2 or not cursor.get("run_id") or not _run_is_gone(client, cursor["run_id"], exc):
+                    raise
+                # The store was wiped or the run deleted: the journal is the truth, so log it again from scratch.
+                log.warning("MLflow run %s of %s is gone; recreating it from the journal", cursor["run_id"], run_dir)
+                write_cursor(run_dir, target.uri, {})
         result.synced_step = int(cursor.get("synced_step", -1))
     return result
+
+
+def _run_is_gone(client: Any, run_id: str, exc: BaseException) -> bool:
+    if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")) and "not found" not in str(exc).lower():
+        return False
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "deleted"
+    except Exception as again:  # noqa: BLE001
+        return "RESOURCE_DOES_NOT_EXIST" in str(getattr(again, "error_code", ""))
 
 
 def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None) -> List[SyncResult]:
