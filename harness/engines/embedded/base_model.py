@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any, Dict, Tuple
@@ -20,9 +21,9 @@ from typing import Any, Dict, Tuple
 import torch
 
 from harness.engines.embedded.model import BOS, EOS, ModelConfig, TinyGPT, encode, pad_prompts, sequence_logprobs
-from harness.engines.embedded.task import ProblemSet
+from harness.engines.embedded.task import INFORMAL_PREFIX, ProblemSet
 
-BASE_FORMAT = 1  # bump when pretraining code changes what the weights are
+BASE_FORMAT = 2  # bump when pretraining code changes what the weights are
 DEFAULT_CACHE = "~/.cache/harness/base_models"
 
 
@@ -34,7 +35,8 @@ def model_config(eng: Any) -> ModelConfig:
 def base_spec(eng: Any) -> Dict[str, Any]:
     """Everything that determines the base weights (and nothing that does not, so trails share one model)."""
     keys = ("n_layer", "n_embd", "n_head", "block_size", "difficulty", "max_number", "task_seed", "base_seed",
-            "base_target_acc", "base_max_steps", "base_check_every", "base_lr", "base_batch", "max_new_tokens")
+            "base_target_acc", "base_max_steps", "base_check_every", "base_lr", "base_batch", "max_new_tokens",
+            "base_format_frac")
     spec = {k: eng[k] for k in keys}
     spec["format"] = BASE_FORMAT
     return spec
@@ -51,8 +53,15 @@ def cache_path(eng: Any) -> Path:
     return cache_dir(eng) / f"base-{key}.pt"
 
 
-def target_ids(answer: str) -> list:
-    return encode(" " + answer) + [EOS]
+def target_text(problem, rng: random.Random, format_frac: float) -> str:
+    """The pretraining answer: GSM8K's ' #### N' with probability `format_frac`, else the informal ' so N'."""
+    if rng.random() < format_frac:
+        return " " + problem.answer
+    return " " + INFORMAL_PREFIX + str(problem.value)
+
+
+def target_ids(text: str) -> list:
+    return encode(text) + [EOS]
 
 
 @torch.no_grad()
@@ -70,7 +79,12 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
 
 
 def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
-    """Supervised pretraining on question → ' #### <answer>' until greedy probe accuracy ≥ base_target_acc."""
+    """Supervised pretraining on question → answer until greedy probe accuracy ≥ base_target_acc.
+
+    Like a real base model, it does not always answer in the format the grader wants: a fraction 1 − base_format_frac
+    of its pretraining answers are informal (' so N'), which the strict GSM8K reward scores 0. RL can then improve
+    both format (fast) and arithmetic (slow)."""
+    fmt_rng = random.Random(f"format/{eng.base_seed}")
     torch.manual_seed(int(eng.base_seed))
     model = TinyGPT(model_config(eng))
     opt = torch.optim.AdamW(model.parameters(), lr=float(eng.base_lr), weight_decay=0.0)
@@ -81,7 +95,7 @@ def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
         probs = [data[cursor + i] for i in range(batch)]
         cursor += batch
         ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
-        targets = [target_ids(p.answer) for p in probs]
+        targets = [target_ids(target_text(p, fmt_rng, float(eng.base_format_frac))) for p in probs]
         width = max(len(t) for t in targets)
         tok = torch.zeros(batch, width, dtype=torch.long)
         mask = torch.zeros(batch, width, dtype=torch.bool)

@@ -17,7 +17,7 @@ class EmbeddedEngineConfig:
     ppo_n_minibatches: int = 1
     grad_clip: float = 1.0
     temperature: float = 1.0
-    max_new_tokens: int = 8
+    max_new_tokens: int = 10
     eval_every: int = 50
     eval_size: int = 512
     checkpoint_every: int = 50
@@ -33,11 +33,12 @@ class EmbeddedEngineConfig:
     block_size: int = 96
     # base model: supervised pretraining until greedy probe accuracy >= base_target_acc, cached on disk
     base_seed: int = 0
-    base_target_acc: float = 0.3
+    base_target_acc: float = 0.2
     base_max_steps: int = 4000
     base_check_every: int = 100
     base_lr: float = 0.003
     base_batch: int = 64
+    base_format_frac: float = 0.5    # share of pretraining answers in GSM8K's "#### N" format (the rest: "so N")
     cache_dir: str = ""              # "" -> $HARNESS_CACHE_DIR or ~/.cache/harness/base_models
     # async mode: simulated clock, tokens per second of each worker
     rollout_worker_tokens_per_s: float = 2000.0

@@ -21,10 +21,12 @@ OPS = (("gets", 1), ("buys", 1), ("finds", 1), ("loses", -1), ("sells", -1), ("e
 TRAIN_SPLIT = 1
 EVAL_SPLIT = 2
 
-# GSM8K's answer marker; the strict reading takes the number after the last "####"
+# GSM8K's answer marker; the strict reading (lm-eval's "strict-match") takes the number after the last "####"
 _STRICT = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
 # the flexible reading (lm-eval's "flexible-extract"): the last number anywhere in the text
 _FLEX = re.compile(r"-?[\d,]*\.?\d+")
+# the informal answer style the base model also saw in pretraining; the strict grader scores it 0
+INFORMAL_PREFIX = "so "
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ def _render(name: str, item: str, clauses: List[str], total: int) -> Problem:
     return Problem(question=question, answer=f"#### {total}", value=total)
 
 
-def extract_answer(text: str) -> Optional[float]:
-    """The final number of a completion, as GSM8K graders read it: after the last '####', else the last number."""
+def extract_answer(text: str, flexible: bool = False) -> Optional[float]:
+    """The final number of a completion as GSM8K graders read it: the number after the last '####' (strict-match);
+    with `flexible`, a completion without the marker falls back to its last number (flexible-extract)."""
     matches = _STRICT.findall(text)
-    if not matches:
+    if not matches and flexible:
         matches = _FLEX.findall(text)
     if not matches:
         return None
@@ -75,7 +78,8 @@ def extract_answer(text: str) -> Optional[float]:
 
 
 def reward(completion: str, problem: Problem) -> float:
-    """1.0 if the completion's final number equals the reference, else 0.0 (also when nothing parses)."""
+    """1.0 if the completion's '#### <number>' equals the reference, else 0.0 (also when nothing parses): the strict
+    GSM8K reading, so an answer in any other format earns nothing, as with GSM8K's RL rewards."""
     got = extract_answer(completion)
     return 1.0 if got is not None and abs(got - problem.value) < 1e-6 else 0.0
 
