@@ -42,6 +42,8 @@ def main(argv: list[str]) -> int:
     sweep_dir = Path(argv[0] if argv else "runs/finding")
     rows = [trail_row(d) for d in sorted(sweep_dir.iterdir()) if (d / "journal.jsonl").exists()]
     df = pd.DataFrame(rows)
+    unfinished = df[~df.state.isin(["done", "diverged"])]
+    df = df[df.state.isin(["done", "diverged"])]
     per_trail = df.sort_values(["algo", "stale", "seed"])
     agg = df.groupby(["algo", "stale"]).agg(
         seeds=("seed", "count"), final_eval=("final_eval", "mean"), final_eval_sd=("final_eval", "std"),
@@ -56,7 +58,8 @@ def main(argv: list[str]) -> int:
             ratios.append({"algo": algo, "stale": r.stale, "final_eval / stale-min": r.final_eval / base})
     text = ["# Finding sweep: summary over seeds", "", agg.to_markdown(index=False, floatfmt=".4f"), "",
             "## Ratio to the lowest staleness", "", pd.DataFrame(ratios).to_markdown(index=False, floatfmt=".3f"),
-            "", "## Per trail", "", per_trail.to_markdown(index=False, floatfmt=".4f"), ""]
+            "", "## Per trail", "", per_trail.to_markdown(index=False, floatfmt=".4f"), "",
+            f"Unfinished trails left out: {len(unfinished)}", ""]
     OUT.write_text("\n".join(text))
     print("\n".join(text))
     return 0
