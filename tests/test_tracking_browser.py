@@ -47,12 +47,21 @@ def test_mlflow_ui_shows_the_sweep_runs_in_headless_chromium(tmp_path, request):
         assert all(r.error is None for r in sync_sweep(sweep_dir))
         assert finish_sweep_run(sweep_dir, "done")
         experiment = json.loads((sweep_dir / "sweep.json").read_text())["mlflow_experiment_id"]
-        # Sorted by name the runs table lists parent and trails as rows (date order folds trails under the parent).
-        url = f"{server.url}/#/experiments/{experiment}/runs?orderByKey=attributes.run_name&orderByAsc=true"
+        # A shared view (an experiment tag the UI reads by key): sorted by name, so the table lists the parent and
+        # the trails as rows (date order folds trails under the parent), with curves' last values and the axes.
+        view = {"orderByKey": "attributes.run_name", "orderByAsc": True, "searchFilter": "",
+                "selectedColumns": ["attributes.`Run Name`", "attributes.`Created`", "attributes.`Duration`",
+                                    "metrics.`train/grad_norm`", "metrics.`eval/reward`", "metrics.`m2po/masked_frac`",
+                                    "params.`algo`", "params.`stale`", "tags.`harness.status`"]}
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=server.url).set_experiment_tag(experiment, "mlflow.sharedViewState.sweep-demo",
+                                                                 json.dumps(view))
+        url = f"{server.url}/#/experiments/{experiment}/runs?viewStateShareKey=sweep-demo"
 
         dom = _chromium(tmp_path / "chrome-dom", url, "--dump-dom").stdout
-        for run_name in ["demo"] + [f"stale 256 d2+d1 rollout 96 {n}" for n in names]:
-            assert run_name in dom, f"{run_name!r} is not on the experiment page"
+        for text in ["demo"] + [f"stale 256 d2+d1 rollout 96 {n}" for n in names] + ["train/grad_norm"]:
+            assert text in dom, f"{text!r} is not on the experiment page"
 
         png = tmp_path / "mlflow_ui.png"
         _chromium(tmp_path / "chrome-shot", url, f"--screenshot={png}")

@@ -111,7 +111,7 @@ class LiveSync:
             self._proc = None
 
     def _sidecar_cmd(self) -> List[str]:
-        cfg = dict(asdict(self.cfg), live_mode="thread")
+        cfg = dict(asdict(self.cfg), live_mode="thread", uri=self.target.uri)  # resolved here, in the trail's cwd
         return [sys.executable, "-m", "harness.tracking.live", str(self.run_dir), "--config", json.dumps(cfg),
                 "--parent-pid", str(os.getpid()), "--stop-on-stdin-eof"]
 
