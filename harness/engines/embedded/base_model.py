@@ -20,8 +20,9 @@ from typing import Any, Dict, Tuple
 
 import torch
 
-from harness.engines.embedded.model import BOS, EOS, ModelConfig, TinyGPT, encode, pad_prompts, sequence_logprobs
-from harness.engines.embedded.task import INFORMAL_PREFIX, ProblemSet
+from harness.engines.embedded.model import (BOS, EOS, ModelConfig, TinyGPT, decode, encode, pad_prompts, sample,
+                                            sequence_logprobs)
+from harness.engines.embedded.task import INFORMAL_PREFIX, ProblemSet, reward
 
 BASE_FORMAT = 2  # bump when pretraining code changes what the weights are
 DEFAULT_CACHE = "~/.cache/harness/base_models"
@@ -66,9 +67,6 @@ def target_ids(text: str) -> list:
 
 @torch.no_grad()
 def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, batch: int = 256) -> float:
-    from harness.engines.embedded.model import decode, sample
-    from harness.engines.embedded.task import reward
-
     right = 0.0
     for lo in range(0, n, batch):
         probs = [problems[i] for i in range(lo, min(n, lo + batch))]

@@ -43,3 +43,28 @@ class EmbeddedEngineConfig:
     # async mode: simulated clock, tokens per second of each worker
     rollout_worker_tokens_per_s: float = 2000.0
     train_worker_tokens_per_s: float = 4000.0
+
+
+def check_embedded(cfg) -> None:
+    """Engine-specific checks that types cannot express (registered in harness.validate.EXTRA_CHECKS)."""
+    from harness.errors import ConfigError
+
+    if cfg.engine.name != "embedded":
+        return
+    eng = cfg.engine
+    if eng.n_embd % eng.n_head:
+        raise ConfigError("engine.n_head", eng.n_head, f"a divisor of engine.n_embd={eng.n_embd}")
+    if not 0.0 <= eng.base_format_frac <= 1.0:
+        raise ConfigError("engine.base_format_frac", eng.base_format_frac, "a fraction in [0, 1]")
+    if eng.difficulty < 1:
+        raise ConfigError("engine.difficulty", eng.difficulty, "an integer ≥ 1 (operations per problem)")
+
+
+def _register() -> None:
+    from harness import validate
+
+    if check_embedded not in validate.EXTRA_CHECKS:
+        validate.EXTRA_CHECKS.append(check_embedded)
+
+
+_register()

@@ -193,7 +193,3 @@ def sequence_logprobs(model: TinyGPT, prompt_ids: torch.Tensor, group: int, toke
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())

@@ -18,6 +18,7 @@ async  (AReaL's StalenessManager): x rollout workers, y trainers (alloc dx+dy), 
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from typing import Any, Callable, Dict, List
 
@@ -115,7 +116,10 @@ class AsyncSim:
         head = range(self.consumed, self.consumed + self.b)
         while not all(k in self.done for k in head):
             self._admit(version, generate)
-            self._advance(self._next_finish())
+            nxt = self._next_finish()
+            if nxt == float("inf"):  # cannot happen while rollout ≥ 1: the bound always admits the head's groups
+                raise RuntimeError("async clock stalled: nothing running and nothing admissible")
+            self._advance(nxt)
         batch = Batch.concat([self.done.pop(k) for k in head])
         self.consumed += self.b
         end = self.now + batch.n_tokens / (self.y * self.train_speed)
@@ -132,7 +136,7 @@ class AsyncSim:
     FIELDS = ("now", "cursor", "accepted", "consumed", "running", "done", "pending", "prompt_len")
 
     def state(self) -> Dict[str, Any]:
-        return {k: getattr(self, k) for k in self.FIELDS}
+        return copy.deepcopy({k: getattr(self, k) for k in self.FIELDS})  # a snapshot, not a view
 
     def load(self, state: Dict[str, Any]) -> None:
         for k in self.FIELDS:
