@@ -204,3 +204,19 @@ def test_a_wiped_store_is_refilled_from_the_journals(tmp_path, store, client, re
     new = sync_trail(sweep_dir / "t1").run_id
     assert new != old and client.get_run(new).data.tags["mlflow.parentRunId"] == parent
     assert_exactly_once(client, new, 20)
+
+
+def test_sync_to_a_second_store_keeps_the_sweeps_own_store(tmp_path, store, request):
+    from mlflow.tracking import MlflowClient
+
+    sweep_dir = make_sweep(tmp_path / "runs")
+    ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    append_steps(sweep_dir / "t1", range(1, 11))
+    sync_trail(sweep_dir / "t1")
+    other = fresh_store(cache_dir_of(request), tmp_path / "other")
+    results = sync_sweep(sweep_dir, uri=other)
+    meta = json.loads((sweep_dir / "sweep.json").read_text())
+    assert meta["mlflow_uri"] == store and set(meta["mlflow_parents"]) == {store, other}
+    copy = MlflowClient(tracking_uri=other).get_run(results[0].run_id)
+    assert copy.data.tags["mlflow.parentRunId"] == meta["mlflow_parents"][other]
+    assert_exactly_once(MlflowClient(tracking_uri=other), results[0].run_id, 10)

@@ -41,8 +41,11 @@ def _exists(client: Any, run_id: str) -> bool:
         raise
 
 
-def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str] = None) -> Optional[str]:
-    """Create or reuse the sweep's parent run and record it in sweep.json; None when tracking is off or down."""
+def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str] = None,
+                     primary: bool = True) -> Optional[str]:
+    """Create or reuse the sweep's parent run and record it in sweep.json; None when tracking is off or down.
+
+    `primary`: this store becomes the one the sweep's trails sync to live (False for a one-off `sync --uri`)."""
     sweep_dir = Path(sweep_dir)
     if tracking_cfg is None or not tracking_cfg.enabled:
         return None
@@ -68,8 +71,11 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
             retry_locked(lambda: client.set_tag(run_id, "harness.status", "running"))
         parents[target] = run_id
-        write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_parent_run_id=run_id,
-                         mlflow_experiment_id=experiment_id, mlflow_parents=parents)
+        if primary or not meta.get("mlflow_uri"):
+            write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_parent_run_id=run_id,
+                             mlflow_experiment_id=experiment_id, mlflow_parents=parents)
+        else:
+            write_sweep_meta(sweep_dir, mlflow_parents=parents)
         return run_id
     except Exception as exc:  # noqa: BLE001 - tracking down must not stop a sweep
         _warn(sweep_dir, f"MLflow at {target} unavailable, sweep runs without a parent run for now "

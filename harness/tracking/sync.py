@@ -362,7 +362,8 @@ def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None) -> List[SyncRes
     sweep_dir = Path(sweep_dir)
     dirs = trail_dirs(sweep_dir)
     if dirs:
-        ensure_sweep_run(sweep_dir, tracking_config(dirs[0]), uri=uri or read_sweep_meta(sweep_dir).get("mlflow_uri"))
+        ensure_sweep_run(sweep_dir, tracking_config(dirs[0]), uri=uri or read_sweep_meta(sweep_dir).get("mlflow_uri"),
+                         primary=uri is None)
     results = []
     for run_dir in dirs:
         try:
