@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, List
 
 from harness.engines.embedded.rollout import Batch
 
+TIME_EPS_S = 1e-9
+
 # generate(indices, version, use_base) -> Batch; the engine binds policy, problems and the sampling generator
 Generate = Callable[[List[int], int, bool], Batch]
 
@@ -102,9 +104,12 @@ class AsyncSim:
         dt = until - self.now
         counts = {w: sum(1 for r in self.running if r["worker"] == w) for w in range(self.x)}
         for r in self.running:
-            r["left"] -= dt * self.rollout_speed / counts[r["worker"]]
+            rate = self.rollout_speed / counts[r["worker"]]
+            # Finished when its remaining time fits in dt, within a time tolerance: once the clock is large,
+            # now + (a tiny remaining time) rounds back to now and a token-count tolerance alone never ends the group.
+            r["left"] = 0.0 if r["left"] / rate <= dt + TIME_EPS_S else r["left"] - dt * rate
         self.now = until
-        finished = [r for r in self.running if r["left"] <= 1e-9]
+        finished = [r for r in self.running if r["left"] <= 0.0]
         for r in finished:
             self.running.remove(r)
             self.done[r["n"]] = self.pending.pop(r["n"])
