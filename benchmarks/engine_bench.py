@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
     train_sec = [r["perf/sec_per_step"] for r in records if "eval/reward" not in r]
     tps = [r["perf/tokens_per_s"] for r in records if "eval/reward" not in r]
     evals = [r for r in records if "eval/reward" in r]
+    tokens = sum(r["perf/tokens_per_s"] * r["perf/sec_per_step"] for r in records)
     eng = cfg.engine
     lines = [
         "# Embedded engine benchmark",
@@ -65,6 +66,7 @@ def main(argv: list[str]) -> int:
         f"| {cpu:.1f} s |",
         f"| wall time of that trail on this machine, as loaded as it was | {wall:.1f} s |",
         f"| CPU seconds per step | {cpu / max(len(records), 1):.3f} |",
+        f"| tokens per CPU second (sampled tokens trained on, whole trail incl. eval) | {tokens / cpu:,.0f} |",
         f"| seconds per step (mean over all steps, incl. eval steps) | {statistics.mean(sec):.3f} |",
         f"| seconds per training step (median, steps without eval) | {statistics.median(train_sec):.3f} |",
         f"| tokens per second (median; sampled tokens trained on / step time) | {statistics.median(tps):,.0f} |",

@@ -40,7 +40,8 @@ def trail_row(run_dir: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     sweep_dir = Path(argv[0] if argv else "runs/finding")
-    rows = [trail_row(d) for d in sorted(sweep_dir.iterdir()) if (d / "journal.jsonl").exists()]
+    rows = [trail_row(d) for d in sorted(sweep_dir.iterdir()) if (d / "journal.jsonl").exists()
+            and read_records(d)]
     df = pd.DataFrame(rows)
     unfinished = df[~df.state.isin(["done", "diverged"])]
     df = df[df.state.isin(["done", "diverged"])]
