@@ -191,6 +191,9 @@ def main() -> int:
         "largest single item for a short trail. The sidecar keeps both out of the trail's process: the trail loses",
         "time only when no core is free for the sidecar (then it competes like any process). Against an",
         "`mlflow server` the inserts run in the server process instead.",
+        "",
+        "The sidecar's CPU (mlflow import, sqlite store start-up, inserts) is not free on a saturated machine: with",
+        "more trails than cores it is taken from the other trails, lengthening a sweep by about that much per trail.",
     ]
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
