@@ -52,6 +52,14 @@ class Journal:
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
 
+    def rewind(self, step: int) -> int:
+        """Resume from a checkpoint at `step`: drop later records and keep appending to the rewritten file.
+        Returns how many records remain."""
+        self.close()
+        kept = truncate_after(self.path.parent, step)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        return kept
+
     def sync(self) -> None:
         self._fh.flush()
         os.fsync(self._fh.fileno())

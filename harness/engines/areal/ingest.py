@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util import tensor_util
 
-from harness.journal import Journal, iter_records, truncate_after
+from harness.journal import Journal, iter_records
 
 # harness metric -> AReaL tags, first present wins (AReaL ≥ 1.0 exports a token stat as <key>/avg|min|max).
 TAG_MAP: Dict[str, Tuple[str, ...]] = {
@@ -203,9 +203,7 @@ class JournalSync:
             if jstep < from_step or jstep not in mapped:
                 continue
             if not _same_record(record, mapped[jstep]):
-                self.journal.close()
-                truncate_after(self.run_dir, jstep - 1)
-                self.journal = Journal(self.run_dir)
+                self.journal.rewind(jstep - 1)
                 self.cursor = jstep - 1
                 return
 

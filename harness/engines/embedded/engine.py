@@ -24,7 +24,7 @@ from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet
 from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.train import Trainer, evaluate
-from harness.journal import Journal, truncate_after
+from harness.journal import Journal
 from harness.validate import parse_alloc
 
 CKPT_DIR = "checkpoint"
@@ -79,8 +79,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         source.load(ckpt["source"])
         start = int(ckpt["step"])
         journal.close()
-        truncate_after(run_dir, start)
-        journal.__init__(run_dir)  # reopen for appending after the rewrite
+        journal.rewind(start)
     elif isinstance(source, AsyncSim):
         source.prompt_len = 1 + max(len(train_set[i].question) for i in range(64))
 
