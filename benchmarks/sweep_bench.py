@@ -39,7 +39,7 @@ def engine_seconds(sweep_dir: Path) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=150, help="steps per trail (default trails use the engine's)")
+    parser.add_argument("--steps", type=int, default=400, help="steps per trail (400 = the default trail)")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench_sweep.md"))
     args = parser.parse_args()
     common = [f"engine.steps={args.steps}", "tracking=none"]

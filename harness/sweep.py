@@ -28,7 +28,7 @@ from harness.sweepspec import build_spec, build_trails
 from harness.trails import Trail
 from harness.worker import raise_interrupt
 
-POLL_S = 0.5
+POLL_S = 0.2
 DETACHABLE = ("slurm",)
 console = Console()
 
