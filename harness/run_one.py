@@ -35,7 +35,7 @@ def run_one(overrides: List[str], root: Optional[str] = None) -> int:
         task = progress.add_task(trail.name, total=cfg.engine.get("steps") or None, info="")
 
         def on_step(step: int, total: int, metrics: dict) -> None:
-            info = " ".join(f"{k.split('/')[-1]}={metrics[k]:.3f}" for k in ("eval/reward", "rollout/reward")
+            info = " ".join(f"{k.split('/')[0]}={metrics[k]:.3f}" for k in ("eval/reward", "rollout/reward")
                             if isinstance(metrics.get(k), (int, float)))
             progress.update(task, completed=step, total=total, info=info)
 
