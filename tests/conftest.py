@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The real-service fixtures (slurm_cluster, ray_head) live in tests/services.py and are registered once here, so a
+# session-scoped service is started once however many modules use it.
+pytest_plugins = ["services"]
+
 # One base-model cache for the whole session (and its subprocesses), never the user's ~/.cache.
 os.environ.setdefault("HARNESS_CACHE_DIR", str(Path(tempfile.gettempdir()) / "harness-test-cache"))
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(Path(tempfile.gettempdir()) / "harness-test-mlflow.db"))

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from harness.compose import compose_trail
 from harness.rundir import read_status
-from services import TINY, corrupt_config, final_metrics, make_sweep, ray_head, run_directly, wait_for_states  # noqa: F401
+from services import TINY, corrupt_config, final_metrics, make_sweep, run_directly, wait_for_states
 
 
 def test_ray_config_keys_compose() -> None:

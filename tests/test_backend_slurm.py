@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from harness.backends.slurm import JOB_META, SlurmBackend, TrailJob, cancel_run_dir, job_state, poll_from_run_dir
 from harness.compose import compose_trail
 from harness.rundir import read_status, write_status
-from services import (TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly, slurm_cluster,  # noqa: F401
+from services import (TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly,
                       wait_for_states)
 
 

@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main
 from harness.rundir import read_status
 from harness.sweepdir import trail_dirs
-from services import TINY, final_metrics, ray_head, slurm_cluster  # noqa: F401
+from services import TINY, final_metrics
 
 SWEEP = ["stale=0,2", "algo=grpo,m2po", *TINY]
 
@@ -33,7 +33,7 @@ def local_outcome(tmp_path_factory) -> dict[str, dict]:
 
 @pytest.mark.integration
 @pytest.mark.slurm
-def test_slurm_sweep_matches_local(slurm_cluster, local_outcome, tmp_path: Path):  # noqa: F811
+def test_slurm_sweep_matches_local(slurm_cluster, local_outcome, tmp_path: Path):
     root = tmp_path / "runs"
     assert main(["sweep", *SWEEP, "backend=slurm", "backend.mem_gb=1", "--name", "same", "--root", str(root),
                  "--no-report"]) == 0
@@ -44,7 +44,7 @@ def test_slurm_sweep_matches_local(slurm_cluster, local_outcome, tmp_path: Path)
 
 @pytest.mark.integration
 @pytest.mark.ray
-def test_ray_sweep_matches_local(ray_head, local_outcome, tmp_path: Path):  # noqa: F811
+def test_ray_sweep_matches_local(ray_head, local_outcome, tmp_path: Path):
     root = tmp_path / "runs"
     assert main(["sweep", *SWEEP, "backend=ray", f"backend.address='{ray_head}'", "--name", "same",
                  "--root", str(root), "--no-report"]) == 0
