@@ -50,10 +50,6 @@ def find_sweep_file(arg: str) -> Optional[Path]:
     return None
 
 
-def looks_like_sweep_file(arg: str) -> bool:
-    return "=" not in arg and (arg.endswith((".yaml", ".yml")) or "/" in arg or find_sweep_file(arg) is not None)
-
-
 def _as_override_list(value: object, where: str) -> List[str]:
     if value is None:
         return []

@@ -18,8 +18,10 @@ from typing import Deque, Dict, List, Optional
 from omegaconf import DictConfig
 
 from harness.rundir import load_config, read_status, write_status
+from harness.worker import EXIT_CODES
 
-WORKER_EXIT_STATES = {0: "done", 3: "diverged"}
+# Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
+WORKER_EXIT_STATES = {EXIT_CODES[state]: state for state in ("done", "diverged")}
 
 
 @dataclass
