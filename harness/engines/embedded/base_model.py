@@ -22,7 +22,7 @@ import torch
 
 from harness.engines.embedded.model import (BOS, EOS, ModelConfig, TinyGPT, decode, encode, pad_prompts, sample,
                                             sequence_logprobs)
-from harness.engines.embedded.task import INFORMAL_PREFIX, ProblemSet, reward
+from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemSet, reward
 
 BASE_FORMAT = 2  # bump when pretraining code changes what the weights are
 DEFAULT_CACHE = "~/.cache/harness/base_models"
@@ -40,6 +40,7 @@ def base_spec(eng: Any) -> Dict[str, Any]:
             "base_format_frac")
     spec = {k: eng[k] for k in keys}
     spec["format"] = BASE_FORMAT
+    spec["task_format"] = TASK_FORMAT
     return spec
 
 

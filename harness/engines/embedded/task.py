@@ -20,6 +20,8 @@ OPS = (("gets", 1), ("buys", 1), ("finds", 1), ("loses", -1), ("sells", -1), ("e
 
 TRAIN_SPLIT = 1
 EVAL_SPLIT = 2
+# bump when the problems a (seed, split, index) yields change: the base model cache key includes it
+TASK_FORMAT = 1
 
 # GSM8K's answer marker; the strict reading (lm-eval's "strict-match") takes the number after the last "####"
 _STRICT = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
