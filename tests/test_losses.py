@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from harness.config import AlgoConfig
 from harness.engines.embedded.losses import LOSSES, LossInputs, get_loss
+from m2po_reference import greedy_keep, water_fill_reference
 
 STAT_KEYS = {"clip_frac", "m2_before", "m2_after", "masked_frac", "approx_kl", "is_ratio_mean"}
 ln = math.log
@@ -78,22 +79,46 @@ def test_grpo_decoupled_hand_values_and_cap_drops_tokens():
 
 def test_m2po_paper_hand_values():
     # one row, per-token A = [1, 1, −1, −1], log r = [0.5, −0.5, −0.4, 0.1] → s = (log r)² = [0.25, 0.25, 0.16, 0.01]
-    # M2 = 0.67/4 = 0.1675. Trust-region quadrant (A>0,r>1 or A<0,r<1): t0 and t2 only.
+    # Trust-region tokens T (A>0,r>1 or A<0,r<1): t0 and t2 only; M2 is their mean, 0.205 (not 0.1675 over all)
     lr = [[0.5, -0.5, -0.4, 0.1]]
     adv = [[1.0, 1.0, -1.0, -1.0]]
     r = [math.exp(v) for v in lr[0]]
     x = inputs(lr, [[0.0] * 4], adv, [[True] * 4])
-    # τ = 0.15: drop t0 → (0.25 + 0.16 + 0.01)/3 = 0.14 ≤ 0.15. loss = −(1/4)(r1·1 − r2 − r3), t0 gets no gradient
-    loss, s, g = run("m2po/paper", x, cfg(m2_threshold=0.15))
-    assert s["m2_before"] == pytest.approx(0.1675) and s["m2_after"] == pytest.approx(0.14)
+    # τ = 0.2: drop t0 → the rest of T is {0.16} ≤ 0.2. loss = −(1/4)(r1·1 − r2 − r3), t0 gets no gradient
+    loss, s, g = run("m2po/paper", x, cfg(m2_threshold=0.2))
+    assert s["m2_before"] == pytest.approx(0.205) and s["m2_after"] == pytest.approx(0.16)
     assert s["masked_frac"] == pytest.approx(0.25)
     assert loss == pytest.approx(-(r[1] - r[2] - r[3]) / 4)
     assert g.flatten().tolist() == pytest.approx([0.0, -r[1] / 4, r[2] / 4, r[3] / 4])
-    # τ = 0.04: drop t0 (0.14), then t2 → (0.25 + 0.01)/2 = 0.13, still > τ but no candidate left: stop
-    loss, s, g = run("m2po/paper", x, cfg(m2_threshold=0.04))
-    assert s["masked_frac"] == pytest.approx(0.5) and s["m2_after"] == pytest.approx(0.13)
+    # τ = 0.15: t0 then t2 go (0.16 > 0.15); T is empty (mean 0) and the tokens outside T stay
+    loss, s, g = run("m2po/paper", x, cfg(m2_threshold=0.15))
+    assert s["masked_frac"] == pytest.approx(0.5) and s["m2_after"] == 0.0
     assert loss == pytest.approx(-(r[1] - r[3]) / 4)
     assert s["clip_frac"] == 0.0  # no ε-clip in this reading
+    # τ = 0.21 ≥ 0.205: nothing masked, although the mean over all valid tokens (0.1675) would not matter here
+    assert run("m2po/paper", x, cfg(m2_threshold=0.21))[1]["masked_frac"] == 0.0
+
+
+def test_m2po_official_water_filling_hand_values():
+    # log r = [0.5, −0.5, −0.3, 0.1], A = [1, 1, −1, −1]: T = {t0: s 0.25, t2: s 0.09}, M2 over T = 0.17.
+    lr = [[0.5, -0.5, -0.3, 0.1]]
+    x = inputs(lr, [[0.0] * 4], [[1.0, 1.0, -1.0, -1.0]], [[True] * 4])
+    r = [math.exp(v) for v in lr[0]]
+    # budget 0.1 → target 0.2: capping at u0 = 0.09 gives 0.18 < 0.2, at 0.25 gives 0.34 ≥ 0.2 → τ² = 0.09 (−1e-12);
+    # ratios are clamped to [e^−τ, e^τ]: t0 (r = e^0.5) and t2 (r = e^−0.3, exactly at the bound, −1e-12) lose their
+    # gradient; t1 (A>0, r<1) and t3 (A<0, r>1) are outside T and unconstrained by PPO's max
+    loss, s, g = run("m2po/official", x, cfg(m2_threshold=0.1))
+    tau = (0.09 - 1e-12) ** 0.5
+    assert loss == pytest.approx((-math.exp(tau) - r[1] + math.exp(-tau) + r[3]) / 4)
+    assert g.flatten().tolist() == pytest.approx([0.0, -r[1] / 4, 0.0, r[3] / 4])
+    assert s["m2_before"] == pytest.approx(0.17) and s["m2_after"] == pytest.approx(0.09)
+    assert s["clip_frac"] == s["masked_frac"] == pytest.approx(0.5)
+    # budget 0.04 → target 0.08 ≤ 0.09·2: k = 0, τ = 0 → PPO-clip with ε = 0 on every token
+    loss, s, g = run("m2po/official", x, cfg(m2_threshold=0.04))
+    assert loss == pytest.approx((-1.0 - r[1] + 1.0 + r[3]) / 4)
+    # budget 0.2 ≥ 0.17: the official "no clip" bounds [0, 1e5]
+    loss, s, g = run("m2po/official", x, cfg(m2_threshold=0.2))
+    assert loss == pytest.approx((-r[0] - r[1] + r[2] + r[3]) / 4) and s["clip_frac"] == 0.0
 
 
 def test_m2po_areal_hand_values_with_eps_zero():
@@ -164,6 +189,15 @@ def test_on_policy_ratios_one_nothing_masked_or_clipped(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_m2po_official_with_infinite_budget_is_plain_is(seed):
+    x = _random_batch(seed, on_policy=False)
+    loss, stats = LOSSES["m2po/official"](x, cfg(m2_threshold=float("inf")))
+    is_loss, _ = LOSSES["is/plain"](x, cfg())
+    assert loss.item() == pytest.approx(is_loss.item()) and stats["clip_frac"] == 0.0
+    assert LOSSES["m2po/official"](x, cfg())[1]["clip_frac"] > 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_m2po_paper_with_infinite_tau_is_plain_is(seed):
     x = _random_batch(seed, on_policy=False)
     m2_loss, m2_stats = LOSSES["m2po/paper"](x, cfg(m2_threshold=float("inf")))
@@ -201,7 +235,7 @@ def test_get_loss_registry_and_omegaconf_config():
     fn = get_loss(algo.name, algo.variant)
     x = _random_batch(5, on_policy=False)
     assert fn(x, algo)[1]["masked_frac"] == 0.0
-    assert set(LOSSES) == {"grpo/clip", "grpo/decoupled", "m2po/paper", "m2po/areal", "is/plain"}
+    assert set(LOSSES) == {"grpo/clip", "grpo/decoupled", "m2po/paper", "m2po/official", "m2po/areal", "is/plain"}
     with pytest.raises(KeyError, match="known: "):
         get_loss("m2po", "verl")
 
@@ -214,3 +248,84 @@ def test_batch_without_valid_tokens_gives_zero_loss_and_zero_grad():
         (g,) = torch.autograd.grad(loss, x.logp)
         assert loss.item() == 0.0 and not g.any(), name
         assert all(v == 0.0 for k, v in stats.items()), (name, stats)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# each M2PO reading against a naive per-token reference of that reading
+# ---------------------------------------------------------------------------------------------------------------
+
+def _naive_m2po(name, logp, behav, prox, adv, mask, tau, eps=0.0, cap=5.0):
+    """Per-token Python loops, written from the readings' definitions (paper Algorithm 1 over T; AReaL's mask over
+    every token on log π_prox/π_behav with the decoupled loss; the official water-filling clip). Returns the loss
+    as a function of the current log-probs (a list of floats), so a finite difference gives its gradient."""
+    n_rows, n_cols = len(mask), len(mask[0])
+    toks = [(i, j) for i in range(n_rows) for j in range(n_cols) if mask[i][j]]
+    big_n = max(len(toks), 1)
+
+    def in_t(i, j):
+        ratio = math.exp(logp[i][j] - behav[i][j])
+        return (adv[i] > 1e-12 and ratio > 1 + 1e-12) or (adv[i] < -1e-12 and ratio < 1 - 1e-12)
+
+    if name == "m2po/paper":
+        sq = [(logp[i][j] - behav[i][j]) ** 2 for i, j in toks]
+        keep = greedy_keep(sq, [True] * len(toks), [in_t(i, j) for i, j in toks], tau)
+        return lambda lp: -sum(math.exp(lp[i][j] - behav[i][j]) * adv[i] for (i, j), k in zip(toks, keep) if k) / big_n
+    if name == "m2po/areal":
+        sq = [(prox[i][j] - behav[i][j]) ** 2 for i, j in toks]
+        keep = greedy_keep(sq, [True] * len(toks), [True] * len(toks), tau, strict=True, keep_one=True)
+
+        def areal(lp):
+            total = 0.0
+            for (i, j), k in zip(toks, keep):
+                w = math.exp(prox[i][j] - behav[i][j])
+                if not k or w > cap:
+                    continue
+                r = math.exp(lp[i][j] - prox[i][j])
+                total += w * max(-adv[i] * r, -adv[i] * min(max(r, 1 - eps), 1 + eps))
+            return total / big_n
+        return areal
+    tr = [(logp[i][j] - behav[i][j]) ** 2 for i, j in toks if in_t(i, j)]
+    t, _, _ = water_fill_reference(tr, tau)
+    low, high = (0.0, 100000.0) if math.isinf(t) else (math.exp(-t), math.exp(t))
+
+    def official(lp):
+        total = 0.0
+        for i, j in toks:
+            r = math.exp(lp[i][j] - behav[i][j])
+            total += max(-adv[i] * r, -adv[i] * min(max(r, low), high))
+        return total / big_n
+    return official
+
+
+@pytest.mark.parametrize("name", ["m2po/paper", "m2po/areal", "m2po/official"])
+@pytest.mark.parametrize("seed", range(12))
+def test_m2po_readings_match_naive_reference(name, seed):
+    gen = torch.Generator().manual_seed(seed)
+    n, t = 5, 6
+    # values on a 1/32 grid of log ratios → ties and exact sums; taus from tiny to large
+    logp = (torch.randint(-60, -5, (n, t), generator=gen).double() / 32).requires_grad_()
+    behav = logp.detach() + torch.randint(-12, 13, (n, t), generator=gen).double() / 32
+    prox = logp.detach() + torch.randint(-6, 7, (n, t), generator=gen).double() / 32
+    adv = torch.randint(-2, 3, (n,), generator=gen).double()
+    mask = torch.rand(n, t, generator=gen) > 0.2
+    tau = [0.0, 0.01, 0.04, 0.1, 0.3, math.inf][seed % 6]
+    x = LossInputs(logp=logp, behav_logp=behav, prox_logp=prox, advantages=adv, mask=mask)
+    loss, stats = LOSSES[name](x, cfg(eps_clip=0.0, m2_threshold=tau))
+    (grad,) = torch.autograd.grad(loss, logp)
+    ref = _naive_m2po(name, logp.tolist(), behav.tolist(), prox.tolist(), adv.tolist(), mask.tolist(), tau)
+    lp = logp.tolist()
+    assert loss.item() == pytest.approx(ref(lp), abs=1e-9)
+    h = 1e-7
+    for i in range(n):
+        for j in range(t):
+            # away from the clip bounds the reference is smooth: compare a central difference with autograd
+            up = [row[:] for row in lp]
+            dn = [row[:] for row in lp]
+            up[i][j] += h
+            dn[i][j] -= h
+            fd = (ref(up) - ref(dn)) / (2 * h)
+            if abs(fd - grad[i, j].item()) > 1e-5:
+                # a token sitting exactly on a clip bound has a one-sided derivative; autograd takes one side
+                left = (ref(lp) - ref(dn)) / h
+                right = (ref(up) - ref(lp)) / h
+                assert min(abs(left - grad[i, j].item()), abs(right - grad[i, j].item())) < 1e-5, (name, i, j)

@@ -9,23 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.engines.embedded.m2po_mask import select_m2_mask
-
-
-def greedy_keep(sq, valid, cand, tau, strict=False, keep_one=False):
-    """Reference: while the mean of sq over kept valid tokens exceeds τ, drop the largest kept candidate
-    (earliest position among ties). Stops when no candidate is left, or (keep_one) when one token is left."""
-    keep = list(valid)
-    while True:
-        rest = [s for s, k in zip(sq, keep) if k]
-        mean = sum(rest) / len(rest) if rest else 0.0
-        if (mean < tau) if strict else (mean <= tau):
-            break
-        options = [i for i in range(len(sq)) if keep[i] and cand[i]]
-        if not options or (keep_one and len(rest) == 1):
-            break
-        keep[max(options, key=lambda i: (sq[i], -i))] = False
-    return keep
+from harness.engines.embedded.m2po_mask import select_m2_mask, water_fill_bound
+from m2po_reference import greedy_keep, water_fill_reference
 
 
 def _select(sq, valid, cand, tau, **kw):
@@ -47,18 +32,24 @@ def test_below_tau_keeps_everything():
 
 
 def test_dropped_tokens_leave_numerator_and_denominator():
-    # the mean after dropping is over the remaining valid tokens: (0.04 + 0.04)/2 = 0.04 ≤ τ after one drop.
+    # the mean after dropping is over the remaining population: (0.04 + 0.04)/2 = 0.04 ≤ τ after one drop.
     # (Keeping the dropped token in the denominator would give 0.08/3 and stop earlier — not this convention.)
     sel = _select([0.5, 0.04, 0.04], [True] * 3, [True] * 3, 0.04)
     assert sel.keep.tolist() == [False, True, True]
     assert sel.m2_after == pytest.approx(0.04)
 
 
-def test_non_candidates_are_never_dropped_and_all_candidates_may_go():
-    # the 0.25 token is not a candidate; even after dropping both candidates the mean is 0.25/2 > τ → all dropped
-    sel = _select([0.25, 0.09, 0.0, 0.0], [True] * 4, [False, True, True, False], 0.04)
-    assert sel.keep.tolist() == [True, False, False, True]
-    assert sel.m2_after == pytest.approx(0.125)
+def test_mean_is_over_the_population_only():
+    # the 0.25 token is outside the population: never dropped, never counted. Population {0.09, 0.0, 0.01} has mean
+    # 0.0333 ≤ 0.04, so nothing is dropped — averaging over all valid tokens (0.0875) would instead drop the whole
+    # population, the misreading that turns M2PO into PPO-clip with ε = 0 under lag.
+    sel = _select([0.25, 0.09, 0.0, 0.01], [True] * 4, [False, True, True, True], 0.04)
+    assert sel.keep.all() and sel.n_dropped == 0
+    assert sel.m2_before == pytest.approx(0.1 / 3) and sel.n_population == 3
+    # population {0.25, 0.09, 0.0}: mean 0.113 → drop 0.25 → 0.045 → drop 0.09 → 0.0 ≤ τ; the outsider stays
+    sel = _select([0.25, 0.09, 0.0, 0.36], [True] * 4, [True, True, True, False], 0.04)
+    assert sel.keep.tolist() == [False, False, True, True] and sel.m2_after == 0.0
+    assert sel.masked_frac == pytest.approx(0.5)
 
 
 def test_invalid_tokens_ignored_and_empty_batch():
@@ -97,19 +88,19 @@ _tau = st.one_of(st.integers(min_value=0, max_value=64).map(lambda i: i / 64), s
 
 
 @settings(max_examples=300, deadline=None)
-@given(tokens=st.lists(_token, min_size=0, max_size=40), tau=_tau, strict=st.booleans(), keep_one=st.booleans(),
+@given(tokens=st.lists(_token, min_size=0, max_size=300), tau=_tau, strict=st.booleans(), keep_one=st.booleans(),
        p_cand=st.sampled_from(["mixed", "all", "none"]))
 def test_matches_greedy_reference(tokens, tau, strict, keep_one, p_cand):
     sq = [t[0] for t in tokens]
     valid = [t[1] for t in tokens]
     cand = {"mixed": [t[2] for t in tokens], "all": [True] * len(tokens), "none": [False] * len(tokens)}[p_cand]
-    if keep_one:  # AReaL's fallback only exists where every valid token is a candidate
+    if keep_one:  # AReaL's fallback only exists where every valid token is in the population
         cand = [True] * len(tokens)
     sel = select_m2_mask(torch.tensor(sq, dtype=torch.float64), torch.tensor(valid, dtype=torch.bool),
                          torch.tensor(cand, dtype=torch.bool), tau, strict=strict, keep_one=keep_one)
-    expected = greedy_keep(sq, valid, [c and v for c, v in zip(cand, valid)], tau, strict=strict, keep_one=keep_one)
+    expected = greedy_keep(sq, valid, cand, tau, strict=strict, keep_one=keep_one)
     assert sel.keep.tolist() == expected
-    kept = [s for s, k in zip(sq, expected) if k]
+    kept = [s for s, k, c, v in zip(sq, expected, cand, valid) if k and c and v]
     assert sel.m2_after == pytest.approx(sum(kept) / len(kept) if kept else 0.0)
     assert sel.n_dropped == sum(valid) - sum(expected)
 
@@ -124,3 +115,46 @@ def test_scales_to_a_large_batch():
     # minimality: putting back the smallest dropped value would push the mean above τ
     dropped_min = sq[~sel.keep].min()
     assert (sq[sel.keep].sum() + dropped_min) / (sel.keep.sum() + 1) > 0.04
+
+
+def test_bucketed_selection_equals_the_full_sort_on_large_batches():
+    # large enough to use many buckets, with ties (quantised values) and a heavy tail; the full-sort answer is the
+    # suffix-mean rule of the module docstring computed directly
+    for seed in range(20):
+        gen = torch.Generator().manual_seed(seed)
+        n = 30_000
+        sq = (torch.rand(n, generator=gen, dtype=torch.float64) ** 6 * 64).round() / 64
+        pop = torch.rand(n, generator=gen) < 0.6
+        tau = float(torch.rand(1, generator=gen)) * 0.1
+        sel = select_m2_mask(sq, torch.ones(n, dtype=torch.bool), pop, tau)
+        vals = sq[pop]
+        order = torch.sort(vals, descending=True, stable=True).indices
+        rest = vals.sum() - torch.cat([torch.zeros(1, dtype=torch.float64), vals[order].cumsum(0)])
+        cnt = vals.numel() - torch.arange(vals.numel() + 1, dtype=torch.float64)
+        k = int((rest <= tau * cnt).nonzero()[0, 0])
+        expected = torch.ones(n, dtype=torch.bool)
+        expected[pop.nonzero().squeeze(1)[order[:k]]] = False
+        assert torch.equal(sel.keep, expected), seed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the official code's water-filling bound
+# ---------------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_vals, min_size=0, max_size=300), budget=st.integers(min_value=1, max_value=64).map(
+    lambda i: i / 256))
+def test_water_fill_matches_reference(values, budget):
+    tau, before, after = water_fill_bound(torch.tensor(values, dtype=torch.float64), budget)
+    ref = water_fill_reference(values, budget)
+    assert (tau, before) == pytest.approx(ref[:2]) and after == pytest.approx(ref[2])
+
+
+def test_water_fill_bound_keeps_the_capped_mean_within_budget():
+    gen = torch.Generator().manual_seed(1)
+    sq = torch.rand(50_000, generator=gen, dtype=torch.float64) ** 5
+    tau, before, after = water_fill_bound(sq, 0.04)
+    assert before > 0.04 and 0 < tau < 1
+    assert float(sq.clamp(max=tau ** 2).mean()) <= 0.04 + 1e-9
+    assert after == pytest.approx(float(sq.clamp(max=tau ** 2 + 1e-12).mean()))
+    assert water_fill_bound(sq * 0.0, 0.04)[0] == math.inf

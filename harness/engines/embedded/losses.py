@@ -11,17 +11,20 @@ of the tokens that remain. Stats are floats, always the same keys (0.0 where a l
 - ``is_ratio_mean``: mean over valid tokens of r = π_θ/π_behav;
 - ``behav_rejected_frac``: decoupled losses only, fraction of valid tokens whose behaviour weight exceeds the cap.
 
-Which reading of which paper each loss implements is stated in its docstring (see DESIGN.md §1).
+Which reading of which paper each loss implements is stated in its docstring, with the source file and commit;
+docs/M2PO.md compares the three M2PO readings in one table.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from harness.engines.embedded.m2po_mask import M2Selection, select_m2_mask
+from harness.engines.embedded.m2po_mask import (NO_CLIP_BOUND, OFFICIAL_EPS, M2Selection, select_m2_mask,
+                                                water_fill_bound)
 
 Stats = dict[str, float]
 LossFn = Callable[["LossInputs", Any], tuple[torch.Tensor, Stats]]
@@ -151,29 +154,65 @@ def grpo_decoupled(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
     return loss, stats
 
 
-def m2po_paper(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
-    """M2PO, Algorithm 1 of arXiv 2510.01161 (final version; the ms-swift / Trinity reading).
+def _trust_region(b: _Batch) -> torch.Tensor:
+    """The trust-region ("harmful") tokens T of the official M2PO code (``_get_trust_region_tokens_delta_sq`` in
+    Infini-AI-Lab/M2PO ``verl/trainer/ppo/core_algos.py``, commit af54a3e): valid tokens with A > 1e-12 and
+    r > 1 + 1e-12, or A < −1e-12 and r < 1 − 1e-12, where r = π_θ/π_behav (detached)."""
+    ratio = b.log_r_behav.detach().exp()
+    return b.mask & (((b.adv > OFFICIAL_EPS) & (ratio > 1.0 + OFFICIAL_EPS))
+                     | ((b.adv < -OFFICIAL_EPS) & (ratio < 1.0 - OFFICIAL_EPS)))
 
-    r_t = π_θ/π_behav. s_t = (log r_t)² with log r detached; M2 = (1/N) Σ_valid s_t. If M2 > τ (``m2_threshold``),
-    the masking candidates are the trust-region-quadrant tokens only — A_t > 0 and r_t > 1, or A_t < 0 and r_t < 1 —
-    and the fewest candidates with the largest s_t are dropped so that the mean of s over the remaining valid tokens
-    (all valid minus dropped) is ≤ τ (see ``m2po_mask`` for ties and the no-solution case). Selection runs once over
-    the tensors passed in. Loss = −(1/N) Σ_valid M_t r_t A_t with N all valid tokens (dropped ones included), no
-    ε-clip. τ = inf keeps every token, which makes this loss identical to ``is/plain``.
+
+def m2po_paper(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """M2PO, Algorithm 1 of arXiv 2510.01161: mask the trust-region tokens with the largest (log r)².
+
+    r_t = π_θ/π_behav (the policy that generated the tokens, as the official code's ``old_log_prob`` recorded at
+    generation and queued for ``stale_iteration`` steps). s_t = (log r_t)², detached. The population is the
+    trust-region tokens T (``_trust_region``): M2 = mean of s over T (the official code divides by |T|); while
+    M2 > τ (``m2_threshold``) the token of T with the largest s is dropped and M2 recomputed over the remaining T
+    (``m2po_mask.select_m2_mask``; ties: earlier token first). Tokens outside T are always kept. Selection runs once
+    over the tensors passed in (one micro-batch). Loss = −(1/N) Σ_valid M_t r_t A_t, N = all valid tokens (dropped ones
+    included), no ε-clip. τ = inf keeps every token, which makes this loss identical to ``is/plain``.
+    ``masked_frac`` = dropped tokens ÷ valid tokens; ``m2_before`` / ``m2_after`` are means over T.
+    """
+    b = _Batch(x)
+    stats = _base_stats(b)
+    sel = select_m2_mask(b.log_r_behav.detach().square(), b.mask, _trust_region(b), _cfg(cfg, "m2_threshold"))
+    _m2_stats(stats, sel)
+    return _is_term(b, sel.keep), stats
+
+
+def m2po_official(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
+    """M2PO as the official code trains (``compute_m2po_policy_loss`` in Infini-AI-Lab/M2PO
+    ``verl/trainer/ppo/core_algos.py``, commit af54a3e): a water-filling clip of the harmful tokens, not a mask.
+
+    r_t = π_θ/π_behav. Over the trust-region tokens T, ``m2po_mask.water_fill_bound`` finds the bound τ such that
+    capping (log r)² at τ² brings the mean over T to the budget (``m2_threshold``; the largest breakpoint below it,
+    as the official solver returns). Every token then gets PPO-clip with the ratio clamped to [e^−τ, e^τ]:
+    loss = (1/N) Σ_valid max(−A r, −A clamp(r, e^−τ, e^τ)); when M2 over T is within the budget the bounds are the
+    official "no clip" values [0, 100000]. Computed per micro-batch, as the official actor calls it per micro-batch.
+    The official ``miniclip_low`` / ``miniclip_high`` floors are unset in its released training scripts, and unset here.
+    ``clip_frac`` and ``masked_frac`` both count valid tokens whose clipped branch is active (they get no gradient);
+    ``m2_before`` / ``m2_after`` are the official M2 over T before and after capping.
     """
     b = _Batch(x)
     stats = _base_stats(b)
     log_r = b.log_r_behav.detach()
-    quadrant = ((b.adv > 0) & (log_r > 0)) | ((b.adv < 0) & (log_r < 0))
-    sel = select_m2_mask(log_r.square(), b.mask, quadrant, _cfg(cfg, "m2_threshold"))
-    _m2_stats(stats, sel)
-    return _is_term(b, sel.keep), stats
+    tau, m2_before, m2_after = water_fill_bound(log_r[_trust_region(b)].square(), _cfg(cfg, "m2_threshold"))
+    low, high = (0.0, NO_CLIP_BOUND) if math.isinf(tau) else (math.exp(-tau), math.exp(tau))
+    ratio = b.log_r_behav.exp()
+    pg1 = -b.adv * ratio
+    pg2 = -b.adv * torch.clamp(ratio, low, high)
+    clipped = pg2.detach() > pg1.detach()
+    stats.update(m2_before=m2_before, m2_after=m2_after, clip_frac=b.frac(clipped), masked_frac=b.frac(clipped))
+    return b.mean(torch.max(pg1, pg2)), stats
 
 
 def m2po_areal(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
     """M2PO as AReaL implements it (``actor.m2_threshold``, gsm8k_m2po.yaml).
 
-    Follows ``_apply_m2po_masking`` / ``_get_m2po_loss_mask`` in inclusionAI/AReaL ``areal/trainer/ppo/actor.py``:
+    Follows ``_apply_m2po_masking`` / ``_get_m2po_loss_mask`` in inclusionAI/AReaL ``areal/trainer/ppo/actor.py``
+    (commit 4aef98d):
     s_t = (log π_prox/π_behav)², every valid token is a candidate, the top-s tokens are dropped until the mean of the
     rest is strictly below τ, and AReaL never drops every token (it keeps the smallest one). The kept tokens then go
     through the decoupled PPO loss of ``grpo/decoupled`` (behaviour weight π_prox/π_behav, rejected above
@@ -211,6 +250,7 @@ LOSSES: dict[str, LossFn] = {
     "grpo/clip": grpo_clip,
     "grpo/decoupled": grpo_decoupled,
     "m2po/paper": m2po_paper,
+    "m2po/official": m2po_official,
     "m2po/areal": m2po_areal,
     "is/plain": is_plain,
 }
