@@ -23,7 +23,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 @dataclass
 class AlgoConfig:
     name: str = "grpo"                 # loss registry name: grpo | m2po | is
-    variant: str = "clip"              # grpo: clip | decoupled ; m2po: paper | areal ; is: plain
+    variant: str = "clip"              # grpo: clip | decoupled ; m2po: paper | official | areal ; is: plain
     eps_clip: float = 0.2              # PPO clip ε (grpo)
     m2_threshold: float = 0.04         # M2PO τ
     behav_imp_weight_cap: float = 5.0  # AReaL's rejection-sampling cap on π_prox/π_behav (decoupled losses)

@@ -12,7 +12,7 @@ from harness.errors import ConfigError
 ALLOC_RE = re.compile(r"^d([1-9][0-9]*)\+d([1-9][0-9]*)$")
 ALGO_VARIANTS: Dict[str, Tuple[str, ...]] = {
     "grpo": ("clip", "decoupled"),
-    "m2po": ("paper", "areal"),
+    "m2po": ("paper", "official", "areal"),
     "is": ("plain",),
 }
 ENGINES = ("embedded", "areal")
