@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--root", default=None, help="directory holding sweeps (default: config key root, 'runs')")
 
     sweep = sub.add_parser("sweep", help="run a sweep: [SWEEP_FILE] [overrides…] with Hydra's override grammar")
-    sweep.add_argument("args", nargs="*", help="a sweep file (sweeps/<name>.yaml or a path), then overrides")
+    sweep.add_argument("args", nargs="*", help="a named sweep (demo, finding, …) or a sweep file path, then overrides")
     sweep.add_argument("--name", default=None, help="sweep name (default: the sweep file's name or a hash)")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the trail table; launch nothing")
     sweep.add_argument("--detach", action="store_true", help="submit and return (slurm, ray)")

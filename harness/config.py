@@ -6,7 +6,6 @@ Why a schema: a misspelt key or a wrongly typed value must fail at composition, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -15,9 +14,9 @@ from omegaconf import MISSING
 from harness.backends.config import LocalBackendConfig, RayBackendConfig, SlurmBackendConfig
 from harness.engines.areal.config import AReaLEngineConfig
 from harness.engines.embedded.config import EmbeddedEngineConfig
+from harness.resources import CONF_DIR  # noqa: F401 - re-exported for callers of harness.config.CONF_DIR
 from harness.tracking.config import TrackingConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass

@@ -24,11 +24,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from harness.compose import compose_trail
-from harness.config import CONF_DIR
 from harness.errors import HarnessError
+from harness.resources import CONF_DIR, SWEEPS_DIR
 from harness.trails import Trail, make_trails
 
-SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name")
 
 
@@ -43,8 +42,9 @@ class SweepSpec:
 
 
 def find_sweep_file(arg: str) -> Optional[Path]:
-    """A path, or a name under sweeps/ (with or without .yaml)."""
-    for candidate in (Path(arg), SWEEPS_DIR / arg, SWEEPS_DIR / f"{arg}.yaml"):
+    """A path, or a named sweep shipped in the package (`demo`, `demo.yaml` or `sweeps/demo.yaml`)."""
+    name = arg[len("sweeps/"):] if arg.startswith("sweeps/") else arg
+    for candidate in (Path(arg), SWEEPS_DIR / name, SWEEPS_DIR / f"{name}.yaml"):
         if candidate.is_file():
             return candidate
     return None
