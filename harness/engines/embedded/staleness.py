@@ -7,13 +7,21 @@ fixed  (M2PO paper): step t (0-based; the policy is at version t) trains on the 
        A FIFO queue holds the batches generated at the last `stale` steps; the first `stale` steps train on batches
        sampled from the base model (version 0). A batch that would only be consumed after the last step is never
        generated, so a trail samples exactly `steps` batches whatever its lag.
-async  (AReaL's StalenessManager): x rollout workers, y trainers (alloc dx+dy), η = stale, concurrency cap = rollout
-       groups. A new group is admitted while accepted + running < (η + version + 1) · B and running < rollout, and is
-       sampled at once by the current policy (its version). Each worker shares its `rollout_worker_tokens_per_s` among
-       its running groups; a group finishes when its tokens (prompt + sampled) are done. The trainer takes the next B
-       admitted groups once all have finished (the head of the queue, so staleness ≤ η holds exactly), trains for
-       batch tokens / (y · train_worker_tokens_per_s) seconds, and the version increments when that time has passed.
-       Generation and training really run; only the clock that orders them is simulated, deterministically.
+async  (AReaL's StalenessManager and WorkflowExecutor, inclusionAI/AReaL ``areal/infra/staleness_manager.py`` and
+       ``areal/infra/workflow_executor.py``, commit 4aef98d): x rollout workers, y trainers (alloc dx+dy), η = stale,
+       concurrency cap = rollout groups. A new group is admitted while accepted + running < (η + version + 1) · B and
+       running < rollout, and is sampled at once by the current policy (its version). Each worker shares its
+       `rollout_worker_tokens_per_s` among its running groups; a group finishes when its tokens are done. The trainer
+       waits until at least B groups have finished, then takes the B *oldest* finished groups by admission order
+       (AReaL's ``wait``: ``drained.sort(key=create_time)[:count]``), so a slow old group can be passed over and
+       consumed later than its admission slot: realised staleness can exceed η exactly when groups finish out of
+       admission order. Training takes batch tokens / (y · train_worker_tokens_per_s) seconds and the version
+       increments when that time has passed. Both sides are charged the same tokens per sample: prompt (prefill) plus
+       generated tokens. Generation and training really run; only the clock that orders them is simulated.
+       Where this still differs from AReaL: a group is sampled whole by the version that admitted it (AReaL can
+       interrupt in-flight generation at a weight update and continue it with the new weights, so one sequence may
+       mix versions); worker speed is a constant token rate (no batching effects, no prefix cache); the prompt length
+       charged is one constant per trail (`prompt_len`, the longest of the first prompts); weight transfer is free.
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ class AsyncSim:
             group = batch.select([j], self.g)
             load = [sum(1 for r in self.running if r["worker"] == w) for w in range(self.x)]
             worker = min(range(self.x), key=lambda w: (load[w], w))
-            self.running.append({"n": k, "worker": worker, "left": float(group.n_tokens + self.prompt_len * self.g)})
+            self.running.append({"n": k, "worker": worker, "left": self._tokens(group)})
             self.pending[k] = group
 
     def _next_finish(self) -> float:
@@ -115,19 +123,25 @@ class AsyncSim:
             self.done[r["n"]] = self.pending.pop(r["n"])
             self.accepted += 1
 
+    def _tokens(self, group: Batch) -> float:
+        """What a worker (generating) or a trainer (training) is charged for one group: prompt + generated tokens."""
+        return float(group.n_tokens + self.prompt_len * self.g)
+
     def next_batch(self, version: int, generate: Generate) -> Batch:
-        """Run the clock until the trainer (at `version`) can take the next B groups, then through its training time
-        (admissions during it still use `version`); return the batch. The caller then updates the policy."""
-        head = range(self.consumed, self.consumed + self.b)
-        while not all(k in self.done for k in head):
+        """Run the clock until at least B groups have finished, take the B oldest of them (admission order), then run
+        the clock through the training time (admissions during it still use `version`); return the batch. The caller
+        then updates the policy."""
+        while len(self.done) < self.b:
             self._admit(version, generate)
             nxt = self._next_finish()
-            if nxt == float("inf"):  # cannot happen while rollout ≥ 1: the bound always admits the head's groups
+            if nxt == float("inf"):  # cannot happen while rollout ≥ 1: the bound always admits B more groups
                 raise RuntimeError("async clock stalled: nothing running and nothing admissible")
             self._advance(nxt)
-        batch = Batch.concat([self.done.pop(k) for k in head])
+        oldest = sorted(self.done)[: self.b]
+        batch = Batch.concat([self.done.pop(k) for k in oldest])
         self.consumed += self.b
-        end = self.now + batch.n_tokens / (self.y * self.train_speed)
+        end = self.now + sum(self._tokens(batch.select([j], self.g)) for j in range(self.b)) / (
+            self.y * self.train_speed)
         while True:
             self._admit(version, generate)
             nxt = self._next_finish()
