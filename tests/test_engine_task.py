@@ -61,3 +61,18 @@ def test_reward_is_one_only_for_the_right_final_number() -> None:
     assert reward(f" {p.value + 1} #### {p.value}", p) == 1.0
     assert reward("####", p) == 0.0
     assert reward(f" so {p.value}", p) == 0.0                 # the right number in the wrong format earns nothing
+
+
+def test_train_streams_pretraining_and_probe_never_see_an_eval_question() -> None:
+    from harness.engines.embedded.task import EVAL_SHARE, is_eval_question
+
+    eval_set = ProblemSet("0", "eval", 2, 10)
+    held_out = {eval_set[i].question for i in range(512)}
+    assert all(is_eval_question(q) for q in held_out) and len(held_out) > 490
+    for split in ("train/1", "train/2", "pretrain", "probe"):
+        stream = ProblemSet("0", split, 2, 10)
+        questions = {stream[i].question for i in range(8000)}
+        assert not questions & held_out, split
+    # the split is by question text: about 1 in EVAL_SHARE of raw draws is an eval question
+    raw = [make_problem(0, "train/1", i, 2, 10).question for i in range(4000)]
+    assert abs(sum(map(is_eval_question, raw)) / len(raw) - 1 / EVAL_SHARE) < 0.03

@@ -4,12 +4,16 @@ Each problem is a short question and a reference answer ending `#### <number>` e
 extracts the final number from a completion the way GSM8K graders do and compares it with the reference.
 `difficulty` is the number of arithmetic operations in a problem (1 = one add/subtract, 2 = two, ...).
 Problems are a pure function of (split seed, index), so any trail, on any backend, sees the same problems.
+Held-out is held out: a question belongs to the eval split iff a hash of its text says so (1 in ``EVAL_SHARE``), and
+every other split (train streams, pretraining, the base model's probe) skips such questions, so no eval question is
+ever trained on, whatever the seeds (the problem space is small enough that independent draws would collide).
 """
 
 from __future__ import annotations
 
 import random
 import re
+import zlib
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -18,10 +22,10 @@ ITEMS = ("pens", "eggs", "cats", "cups", "hats", "figs", "keys", "toys")
 # (verb, sign): each operation is one clause of the question
 OPS = (("gets", 1), ("buys", 1), ("finds", 1), ("loses", -1), ("sells", -1), ("eats", -1))
 
-TRAIN_SPLIT = 1
-EVAL_SPLIT = 2
+EVAL_SPLIT = "eval"
+EVAL_SHARE = 8
 # bump when the problems a (seed, split, index) yields change: the base model cache key includes it
-TASK_FORMAT = 1
+TASK_FORMAT = 2
 
 # GSM8K's answer marker; the strict reading (lm-eval's "strict-match") takes the number after the last "####"
 _STRICT = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
@@ -38,9 +42,17 @@ class Problem:
     value: int         # the number the answer ends with
 
 
-def make_problem(seed: int, split: int, index: int, difficulty: int = 2, max_number: int = 20) -> Problem:
-    """Problem `index` of split `split` for task seed `seed`; the result stays ≥ 0 so answers are plain numbers."""
-    rng = random.Random(f"{seed}/{split}/{index}/{difficulty}/{max_number}")
+def is_eval_question(question: str) -> bool:
+    """Whether a question belongs to the held-out eval split (a stable hash of its text, 1 in EVAL_SHARE)."""
+    return zlib.crc32(question.encode()) % EVAL_SHARE == 0
+
+
+def make_problem(seed: int | str, split: str, index: int, difficulty: int = 2, max_number: int = 20,
+                 attempt: int = 0) -> Problem:
+    """Draw `attempt` of problem `index` of split `split` for task seed `seed`; the result stays ≥ 0 so answers are
+    plain numbers. `ProblemSet` draws attempts until the question falls on its side of the eval split."""
+    key = f"{seed}/{split}/{index}/{difficulty}/{max_number}" + (f"/{attempt}" if attempt else "")
+    rng = random.Random(key)
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     total = rng.randint(1, max_number)
     clauses = []
@@ -87,13 +99,21 @@ def reward(completion: str, problem: Problem) -> float:
 
 
 class ProblemSet:
-    """A split of the task: problem i is generated on demand (and memoised), so a stream never ends."""
+    """A split of the task: problem i is generated on demand (and memoised), so a stream never ends. The split named
+    ``EVAL_SPLIT`` holds only eval questions; every other split holds none."""
 
-    def __init__(self, seed: int, split: int, difficulty: int, max_number: int):
+    def __init__(self, seed: int | str, split: str, difficulty: int, max_number: int):
         self.seed, self.split, self.difficulty, self.max_number = seed, split, difficulty, max_number
+        self.held_out = split == EVAL_SPLIT
         self._cache: dict = {}
 
     def __getitem__(self, index: int) -> Problem:
         if index not in self._cache:
-            self._cache[index] = make_problem(self.seed, self.split, index, self.difficulty, self.max_number)
+            attempt = 0
+            while True:
+                p = make_problem(self.seed, self.split, index, self.difficulty, self.max_number, attempt)
+                if is_eval_question(p.question) == self.held_out:
+                    break
+                attempt += 1
+            self._cache[index] = p
         return self._cache[index]
