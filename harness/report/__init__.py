@@ -1,7 +1,7 @@
-"""`harness report <sweep>`: the markdown trail report (REPORT.md, trails.csv, comparison.csv, PNG plots).
+"""`harness report <sweep>`: the markdown trail report (REPORT.md, trails.csv, cells.csv, contrasts.csv, PNGs).
 
-Pipeline: load (journals or MLflow → pandas) → tables → findings → plots → markdown. Every number in the report
-is computed from the two frames that `load` returns, whichever source they came from.
+Pipeline: load (journals or MLflow → pandas) → tables → contrasts → findings → plots → markdown. Every number in
+the report is computed from the two frames that `load` returns, whichever source they came from.
 """
 
 from __future__ import annotations
@@ -9,25 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from harness.report.contrasts import contrast_frame, contrasts
 from harness.report.findings import findings
 from harness.report.load import SweepData, load_sweep
 from harness.report.markdown import render
-from harness.report.plots import write_plots
-from harness.report.tables import comparison_table, trail_table
+from harness.report.plots import captions, write_plots
+from harness.report.tables import cell_table, trail_table
 from harness.sweepdir import resolve_sweep_dir
 
 REPORT_NAME = "REPORT.md"
 
 
-def build_report(data: SweepData, out: Path) -> Path:
-    """Write the report of already-loaded data into `out`; returns the REPORT.md path."""
+def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> Path:
+    """Write the report of already-loaded data into `out`; returns the REPORT.md path. `target`: the eval reward
+    that 'steps to target' counts to (default: tables.default_target)."""
     out.mkdir(parents=True, exist_ok=True)
-    trails = trail_table(data)
-    comparison = comparison_table(trails)
+    trails = trail_table(data, target)
+    items = contrasts(trails)
     trails.to_csv(out / "trails.csv", index=False)
-    comparison.to_csv(out / "comparison.csv", index=False)
-    plots = {metric: path.name for metric, path in write_plots(data.metrics, trails, out).items()}
-    text = render(data.name, data.source, trails, comparison, [*data.notes, *findings(trails)], plots)
+    cell_table(trails).to_csv(out / "cells.csv", index=False)
+    contrast_frame(items).to_csv(out / "contrasts.csv", index=False)
+    plots = {key: path.name for key, path in write_plots(data.metrics, trails, out).items()}
+    text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
+                  captions())
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,104 +1,166 @@
-"""Findings: sentences written from the trail table, each with its numbers, claiming nothing the data does not show.
+"""Findings: plain sentences written from the comparisons, each with its interval, method and n.
 
-A difference is claimed only when both sides have n ≥ 2 seeds and their 95 % intervals are disjoint
-(stats.within_noise); otherwise the sentence says "within noise". Trails that diverged, failed or did not finish
-are named with their reason and left out of every number here.
+The rules: a difference is stated as a difference only when its interval excludes 0 (a paired t interval when seeds
+pair); otherwise the sentence says "cannot tell … with n = …", never "no difference" or "no degradation". With one
+seed a side, an eval-reward interval covers the sampling of the eval problems only and the sentence says that seed
+variance is unknown. Every mean is shown with its per-seed values. Realised staleness, the controlled axis, is never
+compared. Trails that diverged, failed or did not finish are named with their reason and left out of every number.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import Iterable, List
 
 import pandas as pd
 
-from harness.report.stats import Estimate, estimate, within_noise
-from harness.report.tables import (AGGREGATED_STATES, BASELINE, CANDIDATE, SeedCells, algo_order, cell_values,
-                                   config_label, seed_cells)
+from harness.report.contrasts import EVAL_SET, NONE, PAIRED, Contrast, contrasts
+from harness.report.names import algo_title, group_label
+from harness.report.stats import estimate, wilson_interval
+from harness.report.tables import (AGGREGATED_STATES, CELL_METRICS, EVAL_FRACTIONS, SeedCells, algo_order,
+                                   seed_cells, seed_values)
 
-RETENTION = 0.95  # M2PO at the highest staleness should keep this share of its lowest-staleness eval reward
+RETENTION = 0.95  # the paper's mark: M2PO at stale s should keep this share of on-policy GRPO's eval reward
+PERCENT = ("masked_frac_mean", "clip_frac_mean")
 
-# (trail-table column, what the sentence calls it, how it was summarised)
-PAIRWISE = [
-    ("grad_norm_mean", "grad_norm", "mean over steps"),
-    ("eval_final", "eval reward", "final eval"),
-    ("clip_frac_mean", "clipped-token fraction", "mean over steps"),
-]
-
-
-def display(algo: str) -> str:
-    """'m2po-areal' -> 'M2PO-areal'."""
-    head, _, tail = str(algo).partition("-")
-    return head.upper() + (f"-{tail}" if tail else "")
+# (kind, metric) -> words; only these comparisons become sentences (the rest are in the tables)
+SENTENCES = {
+    ("algorithms", "eval_final"): "final eval reward",
+    ("algorithms", "grad_norm_mean"): "mean grad_norm",
+    ("staleness", "eval_final"): "final eval reward",
+    ("paper", "eval_final"): "final eval reward",
+}
 
 
-def num(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.3g}"
+def num(x: float, metric: str = "") -> str:
+    """A value as the report prints it: token fractions in %, steps as integers, the rest with 3 decimals."""
+    if x is None or not math.isfinite(x):
+        return "nan"
+    if metric in PERCENT:
+        return f"{100 * x:.3g} %"
+    if metric == "steps_to_target":
+        return f"{x:.0f}"
+    return f"{x:.3f}" if abs(x) < 100 else f"{x:.4g}"
 
 
-def fmt(e: Estimate) -> str:
-    """'0.805 ± 0.012 (n = 3)'; a single seed has no interval: '0.805 (n = 1)'."""
-    if e.n == 0:
+def signed(x: float, metric: str = "") -> str:
+    text = num(x, metric)
+    return text if text.startswith("-") or text == "nan" else f"+{text}"
+
+
+def seeds_text(values: Iterable[float], metric: str = "") -> str:
+    """'0.000, 0.205, 0.148'; a seed that never reached the target reads 'not reached'."""
+    return ", ".join("not reached" if metric == "steps_to_target" and not math.isfinite(v) else num(v, metric)
+                     for v in values)
+
+
+def cell_text(values: pd.Series, metric: str, eval_size: float = math.nan) -> str:
+    """'0.118 ± 0.263 (n = 3: 0.000, 0.205, 0.148)'; one seed: '0.316 (n = 1; eval-set 95 % 0.276–0.358 of 512)'."""
+    est = estimate(values)
+    if est.n == 0:
         return "no data"
-    if not e.has_interval:
-        return f"{num(e.mean)} (n = {e.n})"
-    return f"{num(e.mean)} ± {num(e.half)} (n = {e.n})"
+    if est.n == 1:
+        text = f"{num(est.mean, metric)} (n = 1"
+        if metric in EVAL_FRACTIONS and math.isfinite(eval_size):
+            lo, hi = wilson_interval(est.mean, int(eval_size))
+            text += f"; eval-set 95 % {num(lo)}–{num(hi)} of {eval_size:.0f} problems"
+        return text + ")"
+    half = est.half if est.half > 1e-12 * max(1.0, abs(est.mean)) else 0.0  # float dust of identical seeds
+    return f"{num(est.mean, metric)} ± {num(half, metric)} (n = {est.n}: {seeds_text(values, metric)})"
 
 
-def _noise_reason(a: Estimate, b: Estimate) -> str:
-    if not (a.has_interval and b.has_interval):
-        return "n < 2 on one side, so there is no interval to separate them"
-    return "the 95 % intervals overlap"
+def _interval(c: Contrast) -> str:
+    if not c.diff.has_interval:
+        return "no interval"
+    kind = {PAIRED: "paired 95 % interval", EVAL_SET: "eval-set 95 % interval"}.get(c.method, "Welch 95 % interval")
+    over = f" over {c.eval_size:.0f} eval problems" if c.method == EVAL_SET else ""
+    return f"{kind} [{signed(c.diff.lo, c.metric)}, {signed(c.diff.hi, c.metric)}]{over}"
 
 
-def pairwise_finding(cells: SeedCells, config: tuple, column: str, what: str, how: str,
-                     cand: str, base: str) -> str | None:
-    """'the grad_norm of GRPO is higher than M2PO' with numbers, or 'within noise'; None when nobody logged it."""
-    a = estimate(cell_values(cells, (*config, cand), column))
-    b = estimate(cell_values(cells, (*config, base), column))
-    label = config_label(*config)
-    if a.n == 0 and b.n == 0:
-        return None
-    if a.n == 0 or b.n == 0:
-        missing = display(cand if a.n == 0 else base)
-        return f"{label}: no completed {missing} trail reports the {what}, so there is no comparison."
-    numbers = f"{display(cand)} {fmt(a)} vs {display(base)} {fmt(b)}; {how}"
-    if within_noise(a, b):
-        return (f"{label}: the {what} of {display(cand)} and {display(base)} differ within noise "
-                f"({numbers}; {_noise_reason(a, b)}).")
-    high, low = (cand, base) if a.mean > b.mean else (base, cand)
-    return (f"{label}: the {what} of {display(high)} is higher than {display(low)} "
-            f"({numbers}; {display(cand)} − {display(base)} = {a.mean - b.mean:+.3g}).")
+def _sides(c: Contrast, a_name: str, b_name: str) -> str:
+    return (f"{a_name} {cell_text(c.a, c.metric, c.eval_size)} vs {b_name} "
+            f"{cell_text(c.b, c.metric, c.eval_size)}")
 
 
-def staleness_finding(cells: SeedCells, algo: str, alloc: str, rollout: int) -> str | None:
-    """Lowest vs highest staleness of one algorithm at one (alloc, rollout): M2PO's 0.95× retention, others' drop."""
-    stales = sorted(s for (s, a, r, g), frame in cells.items()
-                    if (a, r, g) == (alloc, rollout, algo) and frame["eval_final"].notna().any())
-    if len(stales) < 2:
-        return None
-    lo_s, hi_s = stales[0], stales[-1]
-    lo = estimate(cell_values(cells, (lo_s, alloc, rollout, algo), "eval_final"))
-    hi = estimate(cell_values(cells, (hi_s, alloc, rollout, algo), "eval_final"))
-    name = display(algo)
-    ratio = hi.mean / lo.mean if lo.mean else math.nan
-    numbers = f"{fmt(hi)} at stale {hi_s} vs {fmt(lo)} at stale {lo_s}, ratio {num(ratio)}"
-    where = f"{alloc} rollout {rollout}"
-    if algo.split("-")[0] == CANDIDATE:
-        mark = RETENTION * lo.mean
-        verdict = "stays at or above" if hi.mean >= mark else "falls below"
-        text = (f"{where}: {name}'s final eval reward at stale {hi_s} {verdict} {RETENTION}× its stale {lo_s} "
-                f"value ({numbers}; mark {num(mark)})")
-        if not hi.has_interval:
-            text += "; n < 2 at the highest staleness, so this is a point estimate, not a tested claim"
-        elif hi.lo < mark <= hi.hi:
-            text += "; the 95 % interval straddles the mark, so this is within noise"
-        return text + "."
-    if within_noise(hi, lo):
-        return (f"{where}: {name}'s final eval reward changes within noise from stale {lo_s} to stale {hi_s} "
-                f"({numbers}; {_noise_reason(hi, lo)}); no degradation is shown.")
-    verb = "degrades" if hi.mean < lo.mean else "does not degrade; it improves"
-    return f"{where}: {name} {verb} with staleness ({numbers})."
+def _one_seed_caveat(c: Contrast) -> str:
+    return "; seed-to-seed variance is unknown with one seed a side, so this holds for this seed, not yet for the " \
+           "algorithms" if c.method == EVAL_SET else ""
+
+
+def _place(key: tuple, show_mode: bool) -> str:
+    return (f"{key[0]}, " if show_mode else "") + group_label(key[2], key[1])
+
+
+def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
+    """One comparison in words; a difference is claimed only when its interval excludes 0."""
+    if c.kind == "staleness":
+        a_name, b_name = f"stale {c.a_key[2]}", f"stale {c.b_key[2]}"
+        head = f"{(c.a_key[0] + ', ') if show_mode else ''}{algo_title(c.a_key[3])}"
+        head += f" ({c.a_key[1]})" if c.a_key[1] else ""
+    else:
+        a_name, b_name = algo_title(c.a_key[3]), algo_title(c.b_key[3])
+        head = _place(c.a_key, show_mode)
+    numbers = f"{_interval(c)}, {c.n}; {_sides(c, a_name, b_name)}"
+    diff = signed(c.diff.mean, c.metric)
+    size = num(abs(c.diff.mean), c.metric)
+    if c.diff.excludes(0.0):
+        up = c.diff.mean > 0
+        if c.kind == "staleness":
+            verdict = "improves" if up else "degrades"
+            return (f"{head}: {words} at {a_name} is {'above' if up else 'below'} its {b_name} value by {size} "
+                    f"({numbers}): it {verdict} with staleness{_one_seed_caveat(c)}.")
+        return (f"{head}: {a_name}'s {words} is {'above' if up else 'below'} {b_name}'s by {size} "
+                f"({numbers}){_one_seed_caveat(c)}.")
+    if c.diff.has_interval:
+        why = f"{_interval(c)} includes 0"
+    else:
+        why = "no interval" + ("; seed variance is unknown" if max(len(c.a), len(c.b)) < 2 else "")
+    if c.kind == "staleness":
+        return (f"{head}: cannot tell whether {words} changes from {b_name} to {a_name} with {c.n}: "
+                f"difference {diff}, {why} ({_sides(c, a_name, b_name)}).")
+    return (f"{head}: cannot tell {a_name}'s {words} from {b_name}'s with {c.n}: difference {diff}, "
+            f"{why} ({_sides(c, a_name, b_name)}).")
+
+
+def paper_sentence(c: Contrast, show_mode: bool) -> str:
+    """M2PO at stale s against on-policy GRPO as a ratio, tested against the RETENTION mark."""
+    a_name = f"{algo_title(c.a_key[3])} at stale {c.a_key[2]}"
+    b_name = f"{algo_title(c.b_key[3])} at stale {c.b_key[2]}"
+    where = (f"{c.a_key[0]}, " if show_mode else "") + (f"{c.a_key[1]}: " if c.a_key[1] else "")
+    r, lo, hi = c.ratio
+    sides = _sides(c, a_name, b_name)
+    if math.isfinite(lo) or math.isinf(lo):
+        bounds = f"Fieller 95 % interval [{num(lo)}, {num(hi)}]" if math.isfinite(lo) else "unbounded interval"
+        detail = f"ratio {num(r)}, {bounds}, {c.n}; {sides}"
+        if math.isfinite(lo) and lo >= RETENTION:
+            return f"{where}{a_name} reaches ≥ {RETENTION}× the final eval reward of {b_name} ({detail})."
+        if math.isfinite(hi) and hi < RETENTION:
+            return f"{where}{a_name} falls short of {RETENTION}× the final eval reward of {b_name} ({detail})."
+        return (f"{where}cannot tell whether {a_name} reaches {RETENTION}× the final eval reward of {b_name} "
+                f"with {c.n}: the interval contains {RETENTION} ({detail}).")
+    return (f"{where}cannot tell whether {a_name} reaches {RETENTION}× the final eval reward of {b_name} with "
+            f"{c.n}: ratio {num(r)} and no interval for a ratio of single seeds; seed variance is unknown "
+            f"({sides}).")
+
+
+def token_fraction_sentences(cells: SeedCells, show_mode: bool) -> List[str]:
+    """Each M2PO reading's masked-token fraction and each other algorithm's clipped-token fraction, per staleness."""
+    out = []
+    for column, what, family in (("masked_frac_mean", "masked", "m2po"), ("clip_frac_mean", "clipped", None)):
+        for key in sorted({(k[0], k[1], k[3]) for k in cells}, key=lambda k: (k[0], k[1], algo_order([k[2]]))):
+            mode, setting, algo = key
+            if (family and not algo.startswith(family)) or (not family and algo.startswith("m2po")):
+                continue
+            parts = []
+            for stale in sorted(k[2] for k in cells if (k[0], k[1], k[3]) == key):
+                values = seed_values(cells, (mode, setting, stale, algo), column)
+                if len(values):
+                    parts.append(f"{cell_text(values, column)} at stale {stale}")
+            if parts:
+                where = (f"{mode}, " if show_mode else "") + (f"{setting}: " if setting else "")
+                out.append(f"{where}{algo_title(algo)}'s {what}-token fraction (mean over steps): "
+                           + "; ".join(parts) + ".")
+    return out
 
 
 def excluded_trails(trails: pd.DataFrame) -> List[str]:
@@ -107,41 +169,48 @@ def excluded_trails(trails: pd.DataFrame) -> List[str]:
     for row in trails[~trails["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
         step = "" if pd.isna(row.steps) else f" at step {row.steps}"
         reason = f": {row.reason}" if row.reason else ""
-        lines.append(f"`{row.trail}` — {row.state}{step}{reason}")
+        lines.append(f"`{row.display}` — {row.state}{step}{reason}")
     return lines
 
 
 def mixed_cells(trails: pd.DataFrame) -> List[str]:
-    """A caveat when one (configuration, algorithm, seed) holds several trails: they differ in something that is
-    not an axis (a hyperparameter), so averaging them as seeds would mix configurations."""
-    sizes = trails.groupby(["stale", "alloc", "rollout", "algo", "seed"], dropna=False).size()
+    """A caveat when one (cell, seed) holds several trails: they differ in something that is not an acting axis,
+    so treating them as seeds would mix configurations (or repeat one)."""
+    sizes = trails.groupby(["mode", "setting", "stale", "algo", "seed"], dropna=False).size()
     sizes = sizes[sizes > 1]
     if sizes.empty:
         return []
-    cells = "; ".join(f"{config_label(s, a, r)} {display(g)} seed {seed}: {n} trails"
-                      for (s, a, r, g, seed), n in sizes.items())
+    cells = "; ".join(f"{group_label(s, g)} {algo_title(a)} seed {seed}: {n} trails"
+                      for (_m, g, s, a, seed), n in sizes.items())
     return [f"Caution: {len(sizes)} (configuration, algorithm, seed) cells hold more than one trail ({cells}). "
-            "Those trails differ in something other than the axes, and the aggregates below treat them as seeds."]
+            "Those trails differ in something other than the acting axes, and the aggregates below treat them as "
+            "seeds."]
 
 
-def findings(trails: pd.DataFrame) -> List[str]:
-    """All findings, in report order: pairwise per configuration, then staleness, then exclusions."""
+def one_seed_note(cells: SeedCells) -> List[str]:
+    """Say once that one-seed cells carry no seed variance, and what interval they get instead."""
+    single = [k for k, f in cells.items() if f["seed"].nunique() == 1]
+    if not single:
+        return []
+    return [f"{len(single)} of {len(cells)} cells have one seed: for them the seed-to-seed variance is unknown; "
+            "an eval reward then carries only the eval-set sampling interval (Wilson, over the trail's "
+            "engine.eval_size problems), which says how precisely that one trail was measured, not how another "
+            "seed would come out."]
+
+
+def findings(trails: pd.DataFrame, items: List[Contrast] | None = None) -> List[str]:
+    """All findings, in report order: caveats, algorithm comparisons, staleness, the paper's ratio, token
+    fractions, exclusions."""
     cells = seed_cells(trails)
-    out: List[str] = mixed_cells(trails)
-    algos = algo_order(list(trails["algo"].dropna()))
-    configs = trails[["stale", "alloc", "rollout"]].drop_duplicates().sort_values(["stale", "alloc", "rollout"])
-    if BASELINE in algos:
-        for config in configs.itertuples(index=False):
-            for cand in [a for a in algos if a != BASELINE]:
-                for column, what, how in PAIRWISE:
-                    text = pairwise_finding(cells, tuple(config), column, what, how, cand, BASELINE)
-                    if text:
-                        out.append(text)
-    for alloc, rollout in sorted({(a, r) for (_s, a, r, _g) in cells}):
-        for algo in algos:
-            text = staleness_finding(cells, algo, alloc, rollout)
-            if text:
-                out.append(text)
+    items = contrasts(trails) if items is None else items
+    show_mode = trails["mode"].nunique() > 1
+    out: List[str] = mixed_cells(trails) + one_seed_note(cells)
+    for c in items:
+        words = SENTENCES.get((c.kind, c.metric))
+        if words is None:
+            continue
+        out.append(paper_sentence(c, show_mode) if c.kind == "paper" else difference_sentence(c, words, show_mode))
+    out += token_fraction_sentences(cells, show_mode)
     excluded = excluded_trails(trails)
     if excluded:
         out.append(f"{len(excluded)} of {len(trails)} trails are excluded from every aggregate above "
@@ -149,3 +218,6 @@ def findings(trails: pd.DataFrame) -> List[str]:
     if not cells:
         out.append("No trail has finished, so no comparison can be made yet.")
     return out
+
+
+__all__ = ["CELL_METRICS", "RETENTION", "cell_text", "findings", "num"]

@@ -1,7 +1,9 @@
 """Load a sweep into two pandas frames, from the run dirs' journals or from MLflow.
 
 Both loaders return the same shape, so every table, plot and finding is computed once, whatever the source:
-- `trails`: one row per trail (trail name, id, axes, state, reason, started, ended);
+- `trails`: one row per trail (trail name, id, axes, state, reason, started, ended, and from the trail's config:
+  engine, staleness mode, algo/variant, eval-set size — the report needs them to say which axes act and how many
+  eval problems an eval reward is a fraction of);
 - `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds).
 Trails are keyed by id, not name: two trails may share a name when they differ only in a hyperparameter.
 The journal is the source of truth; the MLflow loader exists to read a sweep whose run dirs live elsewhere.
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pandas as pd
+import yaml
 
 from harness.errors import HarnessError
 from harness.journal import read_records
@@ -22,7 +25,8 @@ from harness.rundir import load_config, read_status
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
-TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended")
+CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
+TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended", *CONFIG_COLUMNS)
 
 
 @dataclass
@@ -47,8 +51,35 @@ def _axis(value: Any, key: str) -> Any:
     return None if value is None else str(value)
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
+    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from config.yaml.
+
+    Read with a plain YAML parser (the saved config is resolved), which is ~50× cheaper than OmegaConf per trail.
+    Without a config the mode is `unknown` and the report shows every axis and no eval-set interval."""
+    try:
+        with open(Path(run_dir) / "config.yaml", encoding="utf-8") as fh:
+            cfg = yaml.load(fh, Loader=_LOADER) or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        cfg = {}
+    eng = cfg.get("engine") if isinstance(cfg.get("engine"), dict) else {}
+    algo = cfg.get("algo") if isinstance(cfg.get("algo"), dict) else {}
+    engine = str(eng.get("name") or engine or "")
+    if engine == "areal":
+        mode = "areal"
+    else:
+        mode = str(eng.get("staleness_mode") or "unknown")
+    size = pd.to_numeric(eng.get("eval_size"), errors="coerce")
+    return {"engine": engine or None, "mode": mode,
+            "variant": f"{algo['name']}/{algo['variant']}" if algo.get("name") and algo.get("variant") else None,
+            "eval_size": float(size) if size is not None and math.isfinite(size) else math.nan}
+
+
 def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(TRAIL_COLUMNS))
+    frame["eval_size"] = pd.to_numeric(frame["eval_size"], errors="coerce").astype(float)
     for key in ("stale", "rollout", "seed"):
         frame[key] = frame[key].astype("Int64")
     for key in ("started", "ended"):
@@ -86,6 +117,7 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
             "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES},
             "state": status.get("state", "pending"), "reason": status.get("reason") or "",
             "started": status.get("started"), "ended": status.get("ended"),
+            **config_fields(run_dir, meta.get("engine")),
         })
         records = read_records(run_dir)
         if records:
@@ -185,6 +217,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
             "state": tags.get("harness.status", "pending"),
             "reason": reason,
             "started": start, "ended": end / 1000.0 if end else math.nan,
+            **(config_fields(local[tid], read_trail_meta(local[tid]).get("engine")) if tid in local
+               else config_fields(sweep_dir / f".absent-{tid}", tags.get("harness.engine"))),
         })
         if frame is not None:
             frames.append(frame)

@@ -1,4 +1,5 @@
-"""REPORT.md: the findings, the comparison tables, the plots and the per-trail table, formatted from the frames."""
+"""REPORT.md: findings, the summary figure, per-cell tables, comparisons, curves and the per-trail table, formatted
+from the frames (no number is computed here)."""
 
 from __future__ import annotations
 
@@ -8,69 +9,126 @@ from typing import Dict, List
 
 import pandas as pd
 
-from harness.report.findings import display, fmt, num
-from harness.report.stats import Estimate
-from harness.report.tables import AGGREGATED_STATES, BASELINE, CANDIDATE, COMPARED, algo_order
-from harness.report.plots import PLOTTED
+from harness.report.contrasts import Contrast
+from harness.report.findings import RETENTION, cell_text, num, signed
+from harness.report.names import algo_title, group_label
+from harness.report.tables import (AGGREGATED_STATES, BASELINE, CELL_METRICS, TARGET_SHARE, algo_order, seed_cells,
+                                   seed_values)
 
-DEFINITIONS = """\
-- final eval reward: `eval/reward` (greedy accuracy on the held-out set) at the trail's last eval step;
-  best: its maximum over the trail.
-- grad_norm: pre-clip `train/grad_norm`, mean / max / p95 over steps (p95 by linear interpolation); non-finite
-  values are left out of these summaries (the status column says when a trail diverged).
-- masked / clipped: mean over steps of `m2po/masked_frac` (M2PO's masked-token fraction) and `train/clip_frac`
-  (PPO clipped-token fraction). Staleness: mean of `staleness/mean`, max of `staleness/max`.
-- steps: last step logged; wall: ended − started from the trail's status (else the journal's time span).
-- seeds: mean ± half-width of the 95 % Student-t interval, n seeds. M2PO − GRPO: difference of means ± Welch 95 %
-  half-width. A difference is called "within noise" when the two 95 % intervals overlap or either side has n < 2.
+DEFINITIONS = f"""\
+- Cell: the trails that differ only by seed (same staleness mode, acting axes and algorithm/variant). Names show only
+  the axes that act: in `fixed` mode the lag (`stale 256`), in `async` mode and on AReaL every axis
+  (`stale 256 d2+d1 rollout 96`).
+- A mean is shown as mean ± half-width of its 95 % Student-t interval, then n and every seed's value
+  (`0.118 ± 0.263 (n = 3: 0.000, 0.205, 0.148)`), so a collapsed seed is never hidden by a mean. With one seed the
+  eval reward gets the Wilson 95 % interval over the trail's `engine.eval_size` eval problems: eval-set sampling only;
+  seed-to-seed variance is unknown.
+- Comparisons pair seeds (same seed = same problem stream, base model and sampling seed): paired t interval of the
+  differences when ≥ 2 seeds pair; Welch's interval when they do not; one seed a side: Newcombe's interval of a
+  difference of two proportions over the eval problems (eval-set sampling only); ratios: Fieller's interval. A
+  difference is stated only when its interval excludes 0; otherwise the report says it cannot tell, with n.
+- final eval reward: `eval/reward` (greedy, fraction of the eval problems solved) at the trail's last eval step; best:
+  its maximum. AUC: trapezoid area under the eval points ÷ the step span they cover (a time-averaged eval reward).
+  Steps to target: the first eval step with `eval/reward` ≥ the target; "not reached" otherwise.
+- grad_norm: pre-clip `train/grad_norm`, mean / max / p95 over steps; non-finite steps left out. masked / clipped:
+  mean over steps of `m2po/masked_frac` and `train/clip_frac`. Realised staleness (`staleness/mean` mean,
+  `staleness/max` max) is the controlled axis: shown per trail, never compared between algorithms.
+- Paper comparison: each M2PO reading at stale s ÷ the GRPO baseline at the lowest staleness, against {RETENTION}×.
+- wall: ended − started from the trail's status; start-up: from start to the first step (base-model load or build,
+  including a wait on the base-model lock); training: first step to last. Time queued before a trail started is
+  not recorded by the trail, so it is not shown; a resumed trail's start-up is unknown (—) and its training spans
+  every attempt.
 """
 
 
 def _cell(x: object, digits: str = ".3g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)) or x is pd.NA:
+    if x is None or x is pd.NA or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
     if isinstance(x, float):
         return format(x, digits)
     return str(x)
 
 
-def _estimate(row: pd.Series, algo: str) -> Estimate:
-    return Estimate(float(row[f"{algo}_mean"]), float(row[f"{algo}_ci95"]), int(row[f"{algo}_n"]))
+def _steps_cell(values: pd.Series) -> str:
+    reached = values[values.notna()]
+    text = f"{len(reached)}/{len(values)} reached"
+    if len(values) == 1:
+        return "not reached" if reached.empty else f"{values.iloc[0]:.0f}"
+    return text + " (" + ", ".join("not reached" if pd.isna(v) else f"{v:.0f}" for v in values) + ")"
 
 
-def _diff_cell(row: pd.Series) -> str:
-    mean, half = row.get("diff_mean", math.nan), row.get("diff_ci95", math.nan)
-    if not math.isfinite(mean):
-        return "—"
-    text = f"{mean:+.3g} ± {num(half)}" if math.isfinite(half) else f"{mean:+.3g} (n < 2)"
-    return text + (" (within noise)" if row.get("within_noise") is True else "")
-
-
-def comparison_markdown(comparison: pd.DataFrame) -> str:
-    """One table per compared metric: configuration rows, one column per algorithm, then M2PO − GRPO."""
-    if comparison.empty:
-        return "_No trails._\n"
-    algos = algo_order([c[: -len("_mean")] for c in comparison.columns if c.endswith("_mean") and c != "diff_mean"])
-    has_pair = BASELINE in algos and CANDIDATE in algos
+def cell_markdown(trails: pd.DataFrame) -> str:
+    """One table per metric: a row per configuration, a column per algorithm, each cell mean ± interval + seeds."""
+    cells = seed_cells(trails)
+    if not cells:
+        return "_No completed trails._\n"
+    show_mode = trails["mode"].nunique() > 1
+    algos = algo_order([k[3] for k in cells])
+    groups = sorted({k[:3] for k in cells})
+    target = float(trails["target"].iloc[0]) if len(trails) else math.nan
     parts: List[str] = []
-    for metric, words in COMPARED.items():
-        rows = comparison[comparison["metric"] == metric]
-        if all(int(rows[f"{a}_n"].sum()) == 0 for a in algos):
+    for metric, words in CELL_METRICS.items():
+        if metric == "masked_frac_mean":
+            shown = [a for a in algos if a.startswith("m2po")]
+        elif metric == "clip_frac_mean":
+            shown = [a for a in algos if not a.startswith("m2po")]
+        else:
+            shown = algos
+        rows: List[Dict[str, str]] = []
+        for group in groups:
+            line = {"mode": group[0]} if show_mode else {}
+            line["configuration"] = group_label(group[2], group[1])
+            filled = False
+            for algo in shown:
+                frame = cells.get((*group, algo))
+                if frame is None:
+                    line[algo_title(algo)] = ""
+                    continue
+                if metric == "steps_to_target":
+                    if frame["eval_final"].notna().any():
+                        line[algo_title(algo)] = _steps_cell(frame[metric].astype(float))
+                        filled = True
+                    continue
+                values = seed_values(cells, (*group, algo), metric)
+                sizes = frame["eval_size"].dropna().unique()
+                line[algo_title(algo)] = cell_text(values, metric, sizes[0] if len(sizes) == 1 else math.nan) \
+                    if len(values) else "—"
+                filled = filled or bool(len(values))
+            if filled:
+                rows.append(line)
+        if not rows:
             continue
-        table: List[Dict[str, str]] = []
-        for _, row in rows.iterrows():
-            line = {"stale": str(row["stale"]), "dx+dy": str(row["alloc"]), "rollout": str(row["rollout"])}
-            ordered = [a for a in algos if a in (BASELINE, CANDIDATE)]
-            for algo in ordered:
-                line[display(algo)] = fmt(_estimate(row, algo))
-            if has_pair:
-                line[f"{display(CANDIDATE)} − {display(BASELINE)}"] = _diff_cell(row)
-            for algo in algos:
-                if algo not in ordered:
-                    line[display(algo)] = fmt(_estimate(row, algo))
-            table.append(line)
-        parts.append(f"### {words}\n\n{pd.DataFrame(table).to_markdown(index=False)}\n")
-    return "\n".join(parts) if parts else "_No completed trail logged any compared metric._\n"
+        title = words
+        if metric == "steps_to_target":
+            title += (f" (target: eval reward ≥ {num(target)} = {TARGET_SHARE}× the mean final eval reward of "
+                      f"{algo_title(BASELINE)} at its lowest staleness)") if math.isfinite(target) else ""
+        parts.append(f"### {title}\n\n{pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)}\n")
+    return "\n".join(parts) if parts else "_No completed trail logged any reported metric._\n"
+
+
+def contrast_markdown(items: List[Contrast]) -> str:
+    """Every comparison as a row: what against what, difference, interval, method, n, ratio."""
+    if not items:
+        return "_No pair of cells to compare._\n"
+    rows = []
+    for c in items:
+        if c.kind == "staleness":
+            what = f"{algo_title(c.a_key[3])}: stale {c.a_key[2]} − stale {c.b_key[2]}"
+        else:
+            what = (f"{algo_title(c.a_key[3])} @ stale {c.a_key[2]} − {algo_title(c.b_key[3])} "
+                    f"@ stale {c.b_key[2]}")
+        where = " ".join(str(x) for x in (c.a_key[0], c.a_key[1]) if x)
+        interval = (f"[{signed(c.diff.lo, c.metric)}, {signed(c.diff.hi, c.metric)}]"
+                    if c.diff.has_interval else "—")
+        r, lo, hi = c.ratio
+        ratio = "" if not math.isfinite(r) or c.kind == "algorithms" else (
+            f"{num(r)} [{num(lo)}, {num(hi)}]" if math.isfinite(lo) else
+            f"{num(r)} (unbounded)" if math.isinf(lo) else num(r))
+        rows.append({"setting": where, "comparison": what, "metric": CELL_METRICS.get(c.metric, c.metric),
+                     "difference": signed(c.diff.mean, c.metric), "95 % interval": interval,
+                     "excludes 0": "yes" if c.diff.excludes(0.0) else "no", "method": c.method, "n": c.n,
+                     "ratio [95 %]": ratio})
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def trail_markdown(trails: pd.DataFrame) -> str:
@@ -78,20 +136,27 @@ def trail_markdown(trails: pd.DataFrame) -> str:
     for row in trails.itertuples(index=False):
         status = row.state if not row.reason or row.state == "done" else f"{row.state}: {row.reason}"
         rows.append({
-            "trail": row.trail, "status": status, "steps": _cell(row.steps), "wall (s)": _cell(row.wall_s, ".1f"),
-            "eval final": _cell(row.eval_final), "eval best": _cell(row.eval_best),
+            "trail": row.display, "status": status, "steps": _cell(row.steps),
+            "wall (s)": _cell(row.wall_s, ".1f"), "start-up (s)": _cell(row.startup_s, ".1f"),
+            "training (s)": _cell(row.train_s, ".1f"),
+            "eval final": _cell(row.eval_final), "eval best": _cell(row.eval_best), "AUC": _cell(row.eval_auc),
+            "steps to target": "not reached" if pd.isna(row.steps_to_target) and pd.notna(row.eval_final)
+            else _cell(row.steps_to_target, ".0f"),
             "grad_norm mean": _cell(row.grad_norm_mean), "grad_norm max": _cell(row.grad_norm_max),
             "grad_norm p95": _cell(row.grad_norm_p95), "masked": _cell(row.masked_frac_mean),
-            "clipped": _cell(row.clip_frac_mean), "staleness mean": _cell(row.staleness_mean),
+            "clipped": _cell(row.clip_frac_mean), "staleness mean (controlled)": _cell(row.staleness_mean),
             "staleness max": _cell(row.staleness_max),
         })
-    return pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "_No trails._\n"
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n" if rows else "_No trails._\n"
 
 
-def render(name: str, source: str, trails: pd.DataFrame, comparison: pd.DataFrame, findings: List[str],
-           plots: Dict[str, str]) -> str:
+def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], findings: List[str],
+           plots: Dict[str, str], captions: Dict[str, str]) -> str:
+    """The whole REPORT.md."""
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    summary = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "summary"]
+    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k != "summary"]
     lines = [
         f"# Trail report: {name}",
         "",
@@ -104,22 +169,29 @@ def render(name: str, source: str, trails: pd.DataFrame, comparison: pd.DataFram
         "",
         *[f"- {text}" for text in findings],
         "",
-        "## Comparison by configuration",
+        "## Eval reward against staleness",
         "",
-        "Seeds aggregated as mean ± 95 % interval (Student t), n = seeds.",
+        *(summary or ["_No completed trail logged an eval reward yet._\n"]),
+        "## Per configuration and algorithm",
         "",
-        comparison_markdown(comparison),
+        "Mean ± 95 % Student-t half-width (n = seeds: each seed's value); one seed: its value and the eval-set "
+        "interval.",
+        "",
+        cell_markdown(trails),
+        "## Comparisons",
+        "",
+        contrast_markdown(items),
         "## Curves",
         "",
-        *[f"![{PLOTTED.get(metric, metric)} vs step]({path})\n" for metric, path in plots.items()],
-        "" if plots else "_No trail logged eval reward or grad_norm yet._\n",
+        *curves,
+        "" if curves else "_No trail logged eval reward or grad_norm yet._\n",
         "## Trails",
         "",
         trail_markdown(trails),
         "## Definitions",
         "",
         DEFINITIONS,
-        "Tables as CSV: [trails.csv](trails.csv), [comparison.csv](comparison.csv).",
+        "Tables as CSV: [trails.csv](trails.csv), [cells.csv](cells.csv), [contrasts.csv](contrasts.csv).",
         "",
     ]
     return "\n".join(lines)

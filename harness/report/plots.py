@@ -1,107 +1,158 @@
-"""PNG plots: one figure per metric, one subplot per (stale, alloc, rollout), algorithms overlaid.
+"""PNG figures: the summary (final and best eval reward against staleness, the paper's main picture), and one curve
+figure per metric with a subplot per configuration.
 
-Each algorithm is drawn as the mean over its completed seeds with a shaded min–max band; a trail that diverged
-or failed is drawn on its own as a dotted line, so its curve is visible without entering the mean.
-Figures are built on matplotlib's Agg canvas directly (no pyplot): headless, and no global backend switch.
+Curves: each algorithm is the mean over its completed seeds; eval reward with a shaded min–max band over seeds;
+grad_norm on a log axis, the raw mean faint behind a rolling median (its bulk sits far below its spikes). A trail that
+diverged or failed is drawn on its own, dotted, outside the mean. Legends list only what is drawn. Titles name only
+the axes that act in the trail's staleness mode. Figures are built on matplotlib's Agg canvas directly (no pyplot):
+headless, and no global backend switch.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
-from harness.report.findings import display
-from harness.report.tables import AGGREGATED_STATES, CONFIG, algo_order, config_label
+from harness.report.names import algo_title, group_label
+from harness.report.stats import estimate, wilson_interval
+from harness.report.tables import AGGREGATED_STATES, GROUP, algo_order, seed_cells, seed_values
 
 PLOTTED: Dict[str, str] = {"eval/reward": "eval reward", "train/grad_norm": "grad_norm"}
+LOG_AXIS = ("train/grad_norm",)
+SMOOTH_POINTS = 40  # rolling window = steps / SMOOTH_POINTS
 NCOLS = 3
+SUMMARY = "summary"
+SUMMARY_FILE = "summary_eval_vs_staleness.png"
 
 
 def plot_file(metric: str) -> str:
     return metric.replace("/", "_") + ".png"
 
 
-def _series(metrics: pd.DataFrame, metric: str) -> Dict[str, pd.Series]:
-    """trail id -> its curve of `metric` indexed by step (non-finite steps dropped: a diverging step leaves a gap)."""
+def _series(metrics: pd.DataFrame, metric: str, positive: bool) -> Dict[str, pd.Series]:
+    """trail id -> its curve of `metric` indexed by step (non-finite steps dropped: a diverging step leaves a gap;
+    on a log axis, non-positive values too)."""
     values = metrics[["id", "step", metric]].replace([np.inf, -np.inf], np.nan).dropna(subset=[metric])
+    if positive:
+        values = values[values[metric] > 0]
     return {str(name): frame.set_index("step")[metric] for name, frame in values.groupby("id", sort=False)}
 
 
-def _limits(curves: Dict[str, pd.Series]) -> tuple[tuple[float, float], tuple[float, float]]:
+def _limits(curves: Dict[str, pd.Series], log: bool) -> Tuple[Tuple[float, float], Tuple[float, float]]:
     """Common x and y limits for every subplot: set once instead of sharing axes (sharing costs O(subplots²))."""
     steps = np.concatenate([c.index.to_numpy(dtype=float) for c in curves.values()])
     values = np.concatenate([c.to_numpy(dtype=float) for c in curves.values()])
     lo, hi = float(values.min()), float(values.max())
-    pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+    if log:
+        ylim = (lo / 1.3, hi * 1.3)
+    else:
+        pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+        ylim = (lo - pad, hi + pad)
     first, last = float(steps.min()), float(steps.max())
-    return (first, last if last > first else first + 1.0), (lo - pad, hi + pad)
+    return (first, last if last > first else first + 1.0), ylim
 
 
-def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path) -> Path | None:
+def _groups(trails: pd.DataFrame) -> List[tuple]:
+    return [tuple(g) for g in trails[GROUP].drop_duplicates().sort_values(GROUP, kind="stable")
+            .itertuples(index=False)]
+
+
+def _title(group: tuple, show_mode: bool) -> str:
+    return (f"{group[0]}: " if show_mode else "") + group_label(group[2], group[1])
+
+
+def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path) -> Optional[Path]:
     """Write one PNG for `metric`; None when no trail logged it."""
     if metric not in metrics.columns:
         return None
-    curves = _series(metrics, metric)
+    log = metric in LOG_AXIS
+    curves = _series(metrics, metric, positive=log)
     if not curves:
         return None
-    xlim, ylim = _limits(curves)
-    configs = list(trails[CONFIG].drop_duplicates().sort_values(CONFIG, kind="stable").itertuples(index=False))
+    xlim, ylim = _limits(curves, log)
+    groups = _groups(trails)
+    show_mode = trails["mode"].nunique() > 1
     algos = algo_order(list(trails["algo"].dropna()))
     colours = {a: f"C{i}" for i, a in enumerate(algos)}
-    ncols = min(NCOLS, len(configs))
-    nrows = math.ceil(len(configs) / ncols)
+    window = max(1, int(round((xlim[1] - xlim[0]) / SMOOTH_POINTS)))
+    ncols = min(NCOLS, len(groups))
+    nrows = math.ceil(len(groups) / ncols)
     width, height = max(4.2 * ncols, 7.0), 2.9 * nrows + 1.0
     fig = Figure(figsize=(width, height))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, (ax, config) in enumerate(zip(axes.flat, configs)):
+    drawn: Dict[str, bool] = {"band": False, "excluded": False}
+    drawn_algos = set()
+    for i, (ax, group) in enumerate(zip(axes.flat, groups)):
+        if log:
+            ax.set_yscale("log")
         ax.set_autoscale_on(False)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
-        here = trails[(trails["stale"] == config.stale) & (trails["alloc"] == config.alloc)
-                      & (trails["rollout"] == config.rollout)]
+        here = trails[(trails["mode"] == group[0]) & (trails["setting"] == group[1]) & (trails["stale"] == group[2])]
         counts = []
         for algo in algos:
             mine = here[here["algo"] == algo]
             if mine.empty:
                 continue
             done = [t for t in mine.loc[mine["state"].isin(AGGREGATED_STATES), "id"] if t in curves]
-            counts.append(f"{display(algo)} {len(done)}")
+            counts.append(f"{algo_title(algo)} {len(done)}")
             if done:
                 frame = pd.concat([curves[t] for t in done], axis=1).sort_index()
                 steps = frame.index.to_numpy()
-                ax.plot(steps, frame.mean(axis=1).to_numpy(), color=colours[algo], lw=1.2)
-                ax.fill_between(steps, frame.min(axis=1).to_numpy(), frame.max(axis=1).to_numpy(),
-                                color=colours[algo], alpha=0.2, lw=0)
+                mean = frame.mean(axis=1)
+                drawn_algos.add(algo)
+                if log:
+                    ax.plot(steps, mean.to_numpy(), color=colours[algo], lw=0.5, alpha=0.25)
+                    smooth = mean.rolling(window, min_periods=1, center=True).median()
+                    ax.plot(steps, smooth.to_numpy(), color=colours[algo], lw=1.3)
+                else:
+                    ax.plot(steps, mean.to_numpy(), color=colours[algo], lw=1.2)
+                    if len(done) > 1:
+                        ax.fill_between(steps, frame.min(axis=1).to_numpy(), frame.max(axis=1).to_numpy(),
+                                        color=colours[algo], alpha=0.2, lw=0)
+                        drawn["band"] = True
             for row in mine[~mine["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
                 curve = curves.get(row.id)
                 if curve is not None and not curve.empty:
                     ax.plot(curve.index.to_numpy(), curve.to_numpy(), color=colours[algo], ls=":", lw=1)
                     ax.annotate(f"seed {row.seed} {row.state}", (curve.index[-1], curve.iloc[-1]),
                                 fontsize=6, color=colours[algo])
+                    drawn["excluded"] = True
+                    drawn_algos.add(algo)
         # an explicit title position skips matplotlib's per-draw title layout pass
-        ax.set_title(f"{config_label(*config)}\ncompleted seeds: {', '.join(counts)}", fontsize=8, y=1.0, pad=3)
+        ax.set_title(f"{_title(group, show_mode)}\ncompleted seeds: {', '.join(counts)}", fontsize=8, y=1.0, pad=3)
         ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(5))
+        if log:
+            ax.yaxis.set_major_locator(LogLocator(numticks=5))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.yaxis.set_major_locator(MaxNLocator(5))
         # limits are common, so only the outer subplots need tick labels (text is most of the drawing cost)
-        ax.tick_params(labelsize=7, labelbottom=i + ncols >= len(configs), labelleft=i % ncols == 0)
-    for ax in list(axes.flat)[len(configs):]:
+        ax.tick_params(labelsize=7, labelbottom=i + ncols >= len(groups), labelleft=i % ncols == 0)
+    for ax in list(axes.flat)[len(groups):]:
         ax.set_visible(False)
+    label = PLOTTED.get(metric, metric) + (" (log)" if log else "")
     for ax in axes[:, 0]:
-        ax.set_ylabel(PLOTTED.get(metric, metric), fontsize=8)
-    for ax in list(axes.flat)[max(0, len(configs) - ncols):len(configs)]:
+        ax.set_ylabel(label, fontsize=8)
+    for ax in list(axes.flat)[max(0, len(groups) - ncols):len(groups)]:
         ax.set_xlabel("step", fontsize=8)
-    # one legend for the figure: a legend per subplot costs as much as drawing the curves
-    handles = [Line2D([], [], color=colours[a], lw=1.2, label=display(a)) for a in algos]
-    handles.append(Patch(color="grey", alpha=0.2, label="min–max over seeds"))
-    handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
+    # one legend for the figure, listing only what was drawn
+    handles = [Line2D([], [], color=colours[a], lw=1.2, label=algo_title(a)) for a in algos if a in drawn_algos]
+    if log:
+        handles.append(Line2D([], [], color="grey", lw=0.5, alpha=0.4, label="raw mean (faint)"))
+        handles.append(Line2D([], [], color="grey", lw=1.3, label=f"rolling median, {window} steps"))
+    if drawn["band"]:
+        handles.append(Patch(color="grey", alpha=0.2, label="min–max over seeds"))
+    if drawn["excluded"]:
+        handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.35 / height), fontsize=8,
                ncol=len(handles), frameon=False)
     fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds)",
@@ -113,11 +164,89 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     return path
 
 
+def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
+    """Final and best eval reward against staleness, one line per algorithm: mean with its 95 % t interval (n ≥ 2)
+    or the one seed's Wilson eval-set interval (n = 1, hollow marker), every seed as a small dot."""
+    cells = seed_cells(trails)
+    cells = {k: f for k, f in cells.items() if f["eval_final"].notna().any()}
+    if not cells:
+        return None
+    settings = sorted({k[:2] for k in cells})
+    show_mode = len({k[0] for k in cells}) > 1
+    algos = algo_order([k[3] for k in cells])
+    colours = {a: f"C{i}" for i, a in enumerate(algo_order(list(trails["algo"].dropna())))}
+    columns = [("eval_final", "final eval reward"), ("eval_best", "best eval reward")]
+    nrows = len(settings)
+    width, height = 9.0, 3.0 * nrows + 1.0
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(nrows, 2, squeeze=False)
+    drawn = {"t": False, "wilson": False}
+    offsets = {a: (i - (len(algos) - 1) / 2) * 0.06 for i, a in enumerate(algos)}
+    for r, setting in enumerate(settings):
+        stales = sorted({k[2] for k in cells if k[:2] == setting})
+        pos = {s: i for i, s in enumerate(stales)}
+        for c, (column, words) in enumerate(columns):
+            ax = axes[r, c]
+            for algo in algos:
+                xs, ys = [], []
+                for stale in stales:
+                    values = seed_values(cells, (*setting, stale, algo), column)
+                    if values.empty:
+                        continue
+                    x = pos[stale] + offsets[algo]
+                    est = estimate(values)
+                    if est.n >= 2:
+                        lo, hi, hollow = est.lo, est.hi, False
+                        drawn["t"] = True
+                    else:
+                        sizes = cells[(*setting, stale, algo)]["eval_size"].dropna().unique()
+                        lo, hi = wilson_interval(est.mean, int(sizes[0])) if len(sizes) == 1 else (est.mean,) * 2
+                        hollow = True
+                        drawn["wilson"] = drawn["wilson"] or len(sizes) == 1
+                    ax.errorbar([x], [est.mean], yerr=[[est.mean - lo], [hi - est.mean]], color=colours[algo],
+                                marker="o", mfc="white" if hollow else colours[algo], ms=5, capsize=3, lw=1.2)
+                    ax.scatter([x] * len(values), values.to_numpy(), color=colours[algo], s=6, alpha=0.5, lw=0)
+                    xs.append(x)
+                    ys.append(est.mean)
+                if xs:
+                    ax.plot(xs, ys, color=colours[algo], lw=1.0, alpha=0.7)
+            ax.set_xticks(range(len(stales)), [str(s) for s in stales])
+            ax.set_xlim(-0.5, len(stales) - 0.5)
+            ax.set_xlabel("stale (max staleness η / fixed lag)", fontsize=8)
+            ax.set_ylabel(words, fontsize=8)
+            where = (f"{setting[0]}: " if show_mode else "") + (setting[1] or "")
+            ax.set_title(f"{words}{' — ' + where if where.strip() else ''}", fontsize=9)
+            ax.tick_params(labelsize=7)
+    handles = [Line2D([], [], color=colours[a], marker="o", lw=1.2, label=algo_title(a)) for a in algos]
+    if drawn["t"]:
+        handles.append(Line2D([], [], color="grey", marker="o", lw=1.2, label="mean, 95 % t interval (n ≥ 2)"))
+    if drawn["wilson"]:
+        handles.append(Line2D([], [], color="grey", marker="o", mfc="white", lw=1.2,
+                              label="one seed, eval-set 95 % (Wilson)"))
+    handles.append(Line2D([], [], color="grey", marker=".", lw=0, alpha=0.5, label="each seed"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.3 / height), fontsize=8,
+               ncol=min(len(handles), 4), frameon=False)
+    fig.suptitle("eval reward against staleness (completed trails)", fontsize=10, x=0.01, y=1 - 0.08 / height,
+                 ha="left", va="top")
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.5 / height + 0.05, top=1 - 1.0 / height, wspace=0.25,
+                        hspace=0.6)
+    fig.savefig(path, dpi=80)
+    return path
+
+
 def write_plots(metrics: pd.DataFrame, trails: pd.DataFrame, out: Path) -> Dict[str, Path]:
-    """metric -> written PNG, for every metric in PLOTTED that some trail logged."""
+    """key -> written PNG: 'summary' and every metric in PLOTTED that some trail logged."""
     written = {}
+    summary = plot_summary(trails, out / SUMMARY_FILE)
+    if summary is not None:
+        written[SUMMARY] = summary
     for metric in PLOTTED:
         path = plot_metric(metrics, trails, metric, out / plot_file(metric))
         if path is not None:
             written[metric] = path
     return written
+
+
+def captions() -> Dict[str, str]:
+    return {SUMMARY: "final and best eval reward against staleness",
+            **{m: f"{w} vs step" + (" (log axis)" if m in LOG_AXIS else "") for m, w in PLOTTED.items()}}

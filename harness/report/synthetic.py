@@ -19,6 +19,16 @@ from harness.sweepdir import TRAIL_META, write_sweep_meta
 from harness.trails import slug
 
 
+def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str] = None) -> Dict[str, Any]:
+    """The part of a trail's config.yaml the report reads: engine name, staleness mode, eval-set size, algo."""
+    cfg: Dict[str, Any] = {"engine": {"name": "areal"} if mode == "areal" else
+                           {"name": "embedded", "staleness_mode": mode, "eval_size": eval_size}}
+    if algo:
+        name, _, variant = algo.partition("/")
+        cfg["algo"] = {"name": name, "variant": variant}
+    return cfg
+
+
 def trail_name(stale: int, alloc: str, rollout: int, algo: str, seed: Optional[int] = None) -> str:
     name = f"stale {stale} {alloc} rollout {rollout} {algo}"
     return name if seed is None else f"{name} seed {seed}"
@@ -27,8 +37,9 @@ def trail_name(stale: int, alloc: str, rollout: int, algo: str, seed: Optional[i
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
                 state: str = "done", reason: str = "", started: float = 1000.0, ended: Optional[float] = None,
                 tracking: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
-                dirname: Optional[str] = None) -> Path:
-    """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir."""
+                dirname: Optional[str] = None, config: Optional[Mapping[str, Any]] = None) -> Path:
+    """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir. `config` (e.g.
+    engine_config()) and `tracking` go into config.yaml; without either there is none (mode `unknown`)."""
     name = name or trail_name(axes["stale"], axes["alloc"], axes["rollout"], axes["algo"], axes.get("seed"))
     run_dir = Path(sweep_dir) / (dirname or slug(name))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -46,8 +57,11 @@ def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapp
     if ended is not None:
         fields["ended"] = ended
     write_status(run_dir, state, **fields)
-    if tracking is not None:
-        OmegaConf.save(OmegaConf.create({"stale": axes["stale"], "tracking": dict(tracking)}), run_dir / "config.yaml")
+    if tracking is not None or config is not None:
+        cfg = {"stale": axes["stale"], **dict(config or {})}
+        if tracking is not None:
+            cfg["tracking"] = dict(tracking)
+        OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")
     return run_dir
 
 
@@ -88,5 +102,51 @@ def random_sweep(sweep_dir: Path, trails: int = 100, steps: int = 1000, eval_eve
                 rec["eval/reward"] = float(reward[k])
             records.append(rec)
         dirs.append(write_trail(sweep_dir, {"stale": stale, "alloc": alloc, "rollout": rollout, "algo": algo,
-                                            "seed": trail_seed}, records, ended=1000.0 + 0.1 * steps))
+                                            "seed": trail_seed}, records, ended=1000.0 + 0.1 * steps,
+                                config=engine_config("async")))
+    return finish_sweep(sweep_dir, dirs)
+
+
+# (algo, stale) -> final eval reward the study sweep's curves rise to: the paper's shape (GRPO degrades with lag,
+# M2PO keeps its on-policy level)
+STUDY_FINAL = {("grpo/clip", 1): 0.56, ("grpo/clip", 64): 0.47, ("grpo/clip", 256): 0.39,
+               ("m2po/paper", 1): 0.54, ("m2po/paper", 64): 0.53, ("m2po/paper", 256): 0.52}
+
+
+def study_sweep(sweep_dir: Path, seeds: int = 5, stales: Iterable[int] = (1, 256),
+                algos: Iterable[str] = ("grpo/clip", "m2po/paper"), steps: int = 400, eval_every: int = 50,
+                mode: str = "fixed", eval_size: int = 512, seed_sd: float = 0.03, noise_sd: float = 0.01,
+                final: Optional[Mapping[tuple, float]] = None, seed: int = 0) -> Path:
+    """A paired-seed study: each seed shifts every algorithm's and staleness's curve by the same amount (same
+    problem stream and base model), so paired differences are far tighter than the seed spread; eval rewards are
+    multiples of 1/eval_size, as a real eval's are."""
+    rng = np.random.default_rng(seed)
+    final = dict(STUDY_FINAL if final is None else final)
+    shift = {s: float(rng.normal(0, seed_sd)) for s in range(1, seeds + 1)}
+    dirs: List[Path] = []
+    for stale in stales:
+        for algo in algos:
+            target = final.get((algo, stale), 0.5)
+            m2po = algo.startswith("m2po")
+            for s in range(1, seeds + 1):
+                records = []
+                for k in range(1, steps + 1):
+                    grad = float(rng.gamma(4.0, 0.12 if m2po else 0.15 + 0.001 * stale))
+                    rec: Dict[str, Any] = {
+                        "step": k, "time": 1030.0 + 0.2 * k, "perf/sec_per_step": 0.2,
+                        "train/grad_norm": grad * (30 if rng.random() < 0.005 else 1),
+                        "train/clip_frac": 0.0 if m2po else 0.005 + 0.0005 * stale ** 0.8,
+                        "staleness/mean": float(min(stale, k - 1)), "staleness/max": float(min(stale, k - 1)),
+                    }
+                    if m2po:
+                        rec["m2po/masked_frac"] = 0.0005 + 0.0002 * stale
+                    if k % eval_every == 0 or k == steps:
+                        level = 0.2 + (target - 0.2) * (1 - np.exp(-k / (steps / 4))) + shift[s]
+                        level += float(rng.normal(0, noise_sd))
+                        rec["eval/reward"] = round(min(max(level, 0.0), 1.0) * eval_size) / eval_size
+                    records.append(rec)
+                axes = {"stale": stale, "alloc": "d2+d1", "rollout": 96, "algo": algo.replace("/paper", "")
+                        .replace("/clip", "").replace("/", "-"), "seed": s}
+                dirs.append(write_trail(sweep_dir, axes, records, started=1000.0, ended=1030.0 + 0.2 * steps,
+                                        config=engine_config(mode, eval_size, algo)))
     return finish_sweep(sweep_dir, dirs)

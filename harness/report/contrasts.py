@@ -1,0 +1,164 @@
+"""Comparisons of two cells, with the interval that fits how many seeds they share.
+
+Seeds are paired across algorithms and staleness values (same seed = same problem stream, base model and sampling
+seed), so two cells are compared on the seeds they share: a paired difference with a Student-t interval when at
+least two seeds pair; Welch's interval when they do not but each side has two seeds; with one seed a side, for an
+eval reward, Newcombe's interval over the eval problems (eval-set sampling only: seed variance is unknown); else no
+interval at all. Three kinds of comparison are made:
+- `algorithms`: each algorithm against its GRPO baseline at the same staleness and acting setting
+  (`m2po/areal` against `grpo/decoupled` when present — the AReaL pair —, every other one against `grpo/clip`);
+- `staleness`: each algorithm at stale s against itself at its lowest staleness (degradation);
+- `paper`: each M2PO reading at stale s against the GRPO baseline at the lowest staleness, as a ratio (the
+  paper's comparison), with Fieller's interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from harness.report.stats import (Estimate, estimate, fieller_ratio, newcombe_difference, paired_difference,
+                                  welch_difference)
+from harness.report.tables import BASELINE, EVAL_FRACTIONS, GROUP, SeedCells, algo_order, seed_cells, seed_values
+
+ALGO_METRICS = ("eval_final", "eval_best", "eval_auc", "grad_norm_mean")
+STALENESS_METRICS = ("eval_final", "eval_auc")
+PAPER_METRICS = ("eval_final",)
+PAIRED, WELCH, EVAL_SET, NONE = "paired t", "Welch t", "eval-set (Newcombe)", "none"
+
+
+@dataclass
+class Contrast:
+    """a − b (and a / b for `paper`) between two cells, on one metric, with the method the seeds allowed."""
+
+    kind: str
+    metric: str
+    a_key: tuple
+    b_key: tuple
+    a: pd.Series
+    b: pd.Series
+    method: str
+    diff: Estimate
+    pairs: int = 0
+    unpaired: int = 0
+    eval_size: float = math.nan
+    ratio: Tuple[float, float, float] = field(default=(math.nan, math.nan, math.nan))
+
+    @property
+    def n(self) -> str:
+        """'n = 5 paired seeds' / 'n = 3 and 2 seeds' / 'n = 1 seed a side'."""
+        if self.method == PAIRED:
+            extra = f", {self.unpaired} unpaired left out" if self.unpaired else ""
+            return f"n = {self.pairs} paired seeds{extra}"
+        if len(self.a) == len(self.b):
+            return f"n = {len(self.a)} seed{'s' if len(self.a) != 1 else ''} a side"
+        return f"n = {len(self.a)} and {len(self.b)} seeds"
+
+
+def compare(kind: str, metric: str, a_key: tuple, b_key: tuple, a: pd.Series, b: pd.Series,
+            eval_size: float = math.nan, with_ratio: bool = False) -> Contrast:
+    """Pick the method from the seeds the two cells share and compute the difference (and ratio)."""
+    common = [s for s in a.index if s in b.index]
+    if len(common) >= 2:
+        x, y = a.loc[common].to_numpy(float), b.loc[common].to_numpy(float)
+        diff = paired_difference(x, y)
+        ratio = fieller_ratio(x, y, paired=True) if with_ratio else (math.nan,) * 3
+        return Contrast(kind, metric, a_key, b_key, a, b, PAIRED, diff, len(common),
+                        len(a) + len(b) - 2 * len(common), eval_size, ratio)
+    if len(a) >= 2 and len(b) >= 2:
+        ratio = fieller_ratio(a.to_numpy(float), b.to_numpy(float), paired=False) if with_ratio else (math.nan,) * 3
+        return Contrast(kind, metric, a_key, b_key, a, b, WELCH, welch_difference(a, b), 0, 0, eval_size, ratio)
+    ma, mb = estimate(a).mean, estimate(b).mean
+    ratio = (ma / mb if mb else math.nan, math.nan, math.nan)
+    if len(a) == 1 and len(b) == 1 and metric in EVAL_FRACTIONS and math.isfinite(eval_size):
+        diff = newcombe_difference(ma, int(eval_size), mb, int(eval_size))
+        return Contrast(kind, metric, a_key, b_key, a, b, EVAL_SET, diff, 0, 0, eval_size, ratio)
+    return Contrast(kind, metric, a_key, b_key, a, b, NONE, Estimate(ma - mb, math.nan, math.nan, 0), 0, 0,
+                    eval_size, ratio)
+
+
+def baseline_for(algo: str, present: Sequence[str]) -> Optional[str]:
+    """The GRPO reading an algorithm is compared with; None for the GRPO readings themselves."""
+    if algo.startswith("grpo"):
+        return None
+    if algo == "m2po/areal" and "grpo/decoupled" in present:
+        return "grpo/decoupled"
+    if BASELINE in present:
+        return BASELINE
+    grpo = [a for a in algo_order(list(present)) if a.startswith("grpo")]
+    return grpo[0] if grpo else None
+
+
+def _eval_size(trails: pd.DataFrame, *keys: tuple) -> float:
+    """The eval-set size shared by the cells' trails (nan when unknown or when they differ)."""
+    sizes = set()
+    for key in keys:
+        frame = trails[(trails["mode"] == key[0]) & (trails["setting"] == key[1]) & (trails["stale"] == key[2])
+                       & (trails["algo"] == key[3])]
+        sizes |= set(frame["eval_size"].dropna())
+    return sizes.pop() if len(sizes) == 1 else math.nan
+
+
+def contrasts(trails: pd.DataFrame) -> List[Contrast]:
+    """Every comparison the report makes, in report order: algorithms, staleness, paper."""
+    cells: SeedCells = seed_cells(trails)
+    out: List[Contrast] = []
+    settings = sorted({k[:2] for k in cells})
+    for mode, setting in settings:
+        keys = [k for k in cells if k[:2] == (mode, setting)]
+        stales = sorted({k[2] for k in keys})
+        for stale in stales:
+            present = [k[3] for k in keys if k[2] == stale]
+            for algo in algo_order(present):
+                base = baseline_for(algo, present)
+                if base is None:
+                    continue
+                a_key, b_key = (mode, setting, stale, algo), (mode, setting, stale, base)
+                size = _eval_size(trails, a_key, b_key)
+                for metric in ALGO_METRICS:
+                    a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
+                    if len(a) and len(b):
+                        out.append(compare("algorithms", metric, a_key, b_key, a, b, size))
+        for algo in algo_order([k[3] for k in keys]):
+            mine = sorted(k[2] for k in keys if k[3] == algo)
+            for stale in mine[1:]:
+                a_key, b_key = (mode, setting, stale, algo), (mode, setting, mine[0], algo)
+                size = _eval_size(trails, a_key, b_key)
+                for metric in STALENESS_METRICS:
+                    a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
+                    if len(a) and len(b):
+                        out.append(compare("staleness", metric, a_key, b_key, a, b, size, with_ratio=True))
+        for algo in algo_order([k[3] for k in keys if k[3].startswith("m2po")]):
+            base = baseline_for(algo, [k[3] for k in keys])
+            base_stales = sorted(k[2] for k in keys if k[3] == base)
+            if base is None or not base_stales:
+                continue
+            b_key = (mode, setting, base_stales[0], base)
+            for stale in sorted(k[2] for k in keys if k[3] == algo and k[2] > base_stales[0]):
+                a_key = (mode, setting, stale, algo)
+                size = _eval_size(trails, a_key, b_key)
+                for metric in PAPER_METRICS:
+                    a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
+                    if len(a) and len(b):
+                        out.append(compare("paper", metric, a_key, b_key, a, b, size, with_ratio=True))
+    return out
+
+
+def contrast_frame(items: List[Contrast]) -> pd.DataFrame:
+    """The comparisons as a numeric table (contrasts.csv)."""
+    rows: List[Dict[str, object]] = []
+    for c in items:
+        rows.append({
+            "kind": c.kind, "metric": c.metric,
+            **{f"a_{k}": v for k, v in zip(GROUP + ["algo"], c.a_key)},
+            **{f"b_{k}": v for k, v in zip(GROUP + ["algo"], c.b_key)},
+            "method": c.method, "pairs": c.pairs, "n_a": len(c.a), "n_b": len(c.b),
+            "a_mean": estimate(c.a).mean, "b_mean": estimate(c.b).mean,
+            "diff": c.diff.mean, "diff_lo": c.diff.lo, "diff_hi": c.diff.hi,
+            "ratio": c.ratio[0], "ratio_lo": c.ratio[1], "ratio_hi": c.ratio[2],
+            "excludes_0": c.diff.excludes(0.0),
+        })
+    return pd.DataFrame(rows)
