@@ -19,17 +19,25 @@ GROUPS = ("algo", "engine", "backend", "tracking")
 
 
 def group_options(group: str) -> List[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The options of a config group: its yaml files plus registered plug-ins of that kind."""
+    from harness import plugins
+
+    names = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    if group == "engine":
+        names |= set(plugins.engines())
+    elif group == "backend":
+        names |= set(plugins.backends())
+    return sorted(names)
 
 
 def _schema_keys(class_name: str) -> List[str]:
     """Field names of the schema dataclass Hydra named in its error."""
     import dataclasses
 
-    from harness import config as schema
+    from harness.config import schemas
 
-    for obj in vars(schema).values():
-        if dataclasses.is_dataclass(obj) and obj.__name__ == class_name:
+    for obj in schemas():
+        if obj.__name__ == class_name:
             return [f.name for f in dataclasses.fields(obj)]
     return []
 

@@ -1,4 +1,6 @@
-"""The harness's structured config: one schema registered with Hydra's ConfigStore, composed from conf/.
+"""The harness's structured config: one schema registered with Hydra's ConfigStore, composed from harness/conf/.
+
+Engine and backend sections take their schemas from the plug-in registry (harness.plugins).
 
 Why a schema: a misspelt key or a wrongly typed value must fail at composition, before anything launches.
 """
@@ -11,10 +13,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from harness.backends.config import LocalBackendConfig, RayBackendConfig, SlurmBackendConfig
-from harness.engines.areal.config import AReaLEngineConfig
-from harness.engines.embedded.config import EmbeddedEngineConfig
-from harness.resources import CONF_DIR  # noqa: F401 - re-exported for callers of harness.config.CONF_DIR
+from harness import plugins
+from harness.resources import CONF_DIR
 from harness.tracking.config import TrackingConfig
 
 
@@ -51,9 +51,16 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="harness_schema", node=HarnessConfig)
     cs.store(group="algo", name="algo_schema", node=AlgoConfig)
-    cs.store(group="engine", name="embedded_schema", node=EmbeddedEngineConfig)
-    cs.store(group="engine", name="areal_schema", node=AReaLEngineConfig)
-    cs.store(group="backend", name="local_schema", node=LocalBackendConfig)
-    cs.store(group="backend", name="ray_schema", node=RayBackendConfig)
-    cs.store(group="backend", name="slurm_schema", node=SlurmBackendConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    for group, registered in (("engine", plugins.engines()), ("backend", plugins.backends())):
+        for name, plugin in registered.items():
+            cs.store(group=group, name=f"{name}_schema", node=plugin.schema)
+            if not (CONF_DIR / group / f"{name}.yaml").is_file():
+                # a plug-in without a yaml in conf/ is selectable by name with its schema's defaults
+                cs.store(group=group, name=name, node=plugin.schema)
+
+
+def schemas() -> List[type]:
+    """Every schema dataclass a composed config can hold (for error messages that list allowed keys)."""
+    return [HarnessConfig, AlgoConfig, TrackingConfig, *(p.schema for p in plugins.engines().values()),
+            *(p.schema for p in plugins.backends().values())]

@@ -47,8 +47,8 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
     try:
         if sync is not None:
             sync.start()
-        engine = get_engine(cfg.engine.name)
-        result = engine.run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
+        run = get_engine(cfg.engine.name)
+        result = run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
         state = result.state
         write_status(run_dir, state, step=result.step, reason=result.reason, ended=time.time())
     except KeyboardInterrupt:

@@ -8,8 +8,6 @@ or diverged.
 
 from __future__ import annotations
 
-import importlib
-import signal
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -19,29 +17,27 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from harness import plugins
 from harness.backends.base import get_backend
 from harness.errors import HarnessError
+from harness.interrupts import sigterm_as_interrupt
 from harness.rundir import FINISHED, read_status, save_config, write_status
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
                               write_trail_meta)
 from harness.sweepspec import build_spec, build_trails
 from harness.trails import Trail
-from harness.worker import raise_interrupt
 
 POLL_S = 0.2
-DETACHABLE = ("slurm",)
 console = Console()
 
 
 def preflight(trails: List[Trail], sweep_dir: Path) -> List[str]:
-    """Engine-specific checks of the whole sweep (e.g. AReaL's own config parser), from harness.engines.<name>.preflight."""
+    """Each engine's checks of the whole sweep (e.g. AReaL's own config parser), from its plug-in's `preflight`."""
     errors: List[str] = []
     for engine in sorted({t.cfg.engine.name for t in trails}):
-        try:
-            module = importlib.import_module(f"harness.engines.{engine}.preflight")
-        except ModuleNotFoundError:
-            continue
-        errors.extend(module.preflight([t for t in trails if t.cfg.engine.name == engine], sweep_dir))
+        check = plugins.engine(engine).load_preflight()
+        if check is not None:
+            errors.extend(check([t for t in trails if t.cfg.engine.name == engine], sweep_dir))
     return errors
 
 
@@ -127,9 +123,11 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
         raise HarnessError("the sweep has no trails")
     backend_name = _single(trails, "backend.name")
     _single(trails, "root")
-    if detach and backend_name not in DETACHABLE:
+    backend_plugin = plugins.backend(backend_name)
+    if detach and not backend_plugin.detachable:
+        detachable = [name for name, p in plugins.backends().items() if p.detachable]
         raise HarnessError(f"invalid value for '--detach' with backend={backend_name} "
-                           f"(allowed: backend={' | '.join(DETACHABLE)}, whose jobs outlive this command)")
+                           f"(allowed: backend={' | '.join(detachable)}, whose jobs outlive this command)")
     sweep_dir = Path(root or trails[0].cfg.root) / spec.name
     errors = preflight(trails, sweep_dir)
     if errors:
@@ -159,9 +157,16 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
             return 0
         _watch(backend, dict(zip(to_run, handles)), all_dirs)
     except KeyboardInterrupt:
-        console.print("[red]interrupted: cancelling running trails[/]")
-        backend.close()
-        write_sweep_meta(sweep_dir, state="cancelled")
+        if backend_plugin.detachable:
+            # the jobs belong to the scheduler: say so rather than pretend they were stopped
+            console.print(f"[red]interrupted:[/] the submitted trails go on running on {backend_name}; follow them "
+                          f"with `harness status {sweep_dir}`" +
+                          (f", cancel them with {backend_plugin.cancel_hint}" if backend_plugin.cancel_hint else ""))
+            write_sweep_meta(sweep_dir, state="detached")
+        else:
+            console.print("[red]interrupted: cancelling running trails[/]")
+            backend.cancel_all()
+            write_sweep_meta(sweep_dir, state="cancelled")
         return 130
     finally:
         if not detach:
@@ -171,9 +176,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 
 def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
     started = time.time()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
+    with sigterm_as_interrupt():
         states = {d: read_status(d).get("state", "pending") for d in all_dirs}
         with Live(_progress(all_dirs, states, started), console=console, refresh_per_second=2,
                   transient=not console.is_terminal) as live:
@@ -184,8 +187,6 @@ def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
                 if all(states[d] not in ("pending", "running") for d in handles):
                     break
                 time.sleep(POLL_S)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
@@ -209,17 +210,23 @@ def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: 
     return 0
 
 
+def _poll_detached(run_dir: Path, state: object) -> object:
+    """What the trail's backend says now, for backends whose jobs outlive the command that submitted them."""
+    name = read_trail_meta(run_dir).get("backend")
+    plugin = plugins.backends().get(str(name)) if name else None
+    poll = plugin.load_poll_detached() if plugin is not None else None
+    return poll(run_dir) if poll is not None else state
+
+
 def main_status(sweep: str, root: str = "runs") -> int:
     sweep_dir = resolve_sweep_dir(sweep, root)
     dirs = trail_dirs(sweep_dir)
     rows = []
     for run_dir in dirs:
         row = _row(run_dir)
-        if (run_dir / "job.json").exists() and row["state"] in ("pending", "running"):
+        if row["state"] in ("pending", "running"):
             try:
-                from harness.backends.slurm import poll_from_run_dir
-
-                row["state"] = poll_from_run_dir(run_dir)
+                row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
         rows.append(row)

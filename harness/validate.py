@@ -1,12 +1,16 @@
-"""Semantic checks of a composed trail config that types alone cannot express (alloc syntax, ranges, registries)."""
+"""Semantic checks of a composed trail config that types alone cannot express (alloc syntax, ranges, registries).
+
+The axes and the algorithm are checked here; engine and backend settings by their plug-ins' own `check`.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, Tuple
 
 from omegaconf import DictConfig
 
+from harness import plugins
 from harness.errors import ConfigError
 
 ALLOC_RE = re.compile(r"^d([1-9][0-9]*)\+d([1-9][0-9]*)$")
@@ -15,9 +19,6 @@ ALGO_VARIANTS: Dict[str, Tuple[str, ...]] = {
     "m2po": ("paper", "official", "areal"),
     "is": ("plain",),
 }
-ENGINES = ("embedded", "areal")
-BACKENDS = ("local", "ray", "slurm")
-STALENESS_MODES = ("fixed", "async")
 
 
 def parse_alloc(alloc: str) -> Tuple[int, int]:
@@ -37,10 +38,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# Extra checks registered by components (engines, backends) so this module stays the single entry point.
-EXTRA_CHECKS: List[Callable[[DictConfig], None]] = []
-
-
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first invalid setting of a composed trail config."""
     _check(_is_int(cfg.stale) and cfg.stale >= 0, "stale", cfg.stale, "an integer ≥ 0 (max_head_offpolicyness)")
@@ -56,17 +53,10 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.algo.m2_threshold > 0, "algo.m2_threshold", cfg.algo.m2_threshold, "a number > 0 (inf disables)")
     _check(cfg.algo.behav_imp_weight_cap > 0, "algo.behav_imp_weight_cap", cfg.algo.behav_imp_weight_cap,
            "a number > 0")
-    _check(cfg.engine.name in ENGINES, "engine", cfg.engine.name, " | ".join(ENGINES))
-    _check(cfg.backend.name in BACKENDS, "backend", cfg.backend.name, " | ".join(BACKENDS))
-    if cfg.engine.name == "embedded":
-        eng = cfg.engine
-        _check(eng.staleness_mode in STALENESS_MODES, "engine.staleness_mode", eng.staleness_mode,
-               " | ".join(STALENESS_MODES))
-        for key in ("steps", "batch_prompts", "group_size", "ppo_n_minibatches", "max_new_tokens",
-                    "eval_every", "eval_size", "checkpoint_every", "threads"):
-            _check(_is_int(eng[key]) and eng[key] >= 1, f"engine.{key}", eng[key], "an integer ≥ 1")
-        _check(eng.lr > 0, "engine.lr", eng.lr, "a number > 0")
-        _check(eng.batch_prompts % eng.ppo_n_minibatches == 0, "engine.ppo_n_minibatches", eng.ppo_n_minibatches,
-               f"a divisor of engine.batch_prompts={eng.batch_prompts}")
-    for check in EXTRA_CHECKS:
-        check(cfg)
+    engines, backends = plugins.engines(), plugins.backends()
+    _check(cfg.engine.name in engines, "engine", cfg.engine.name, " | ".join(engines))
+    _check(cfg.backend.name in backends, "backend", cfg.backend.name, " | ".join(backends))
+    # then the selected components' own checks (each plug-in knows its settings)
+    for plugin in (engines[cfg.engine.name], backends[cfg.backend.name]):
+        if plugin.check is not None:
+            plugin.check(cfg)

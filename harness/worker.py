@@ -5,13 +5,10 @@ from __future__ import annotations
 import signal
 import sys
 
+from harness.interrupts import raise_interrupt
 from harness.runner import run_trail_dir
 
 EXIT_CODES = {"done": 0, "diverged": 3, "failed": 1, "cancelled": 130}
-
-
-def raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -26,7 +27,13 @@ class FakeJob:
             self.paths.result_pickle.write_bytes(b"x")
 
 
-def test_config_keys_reach_sbatch_fake_submission(tmp_path: Path) -> None:
+def test_config_keys_reach_sbatch_fake_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # submitit's executor only checks that `srun` is on PATH; nothing is submitted here
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
     cfg = compose_trail(["backend=slurm", "backend.partition=gpu", "backend.time_min=30", "backend.cpus_per_task=4",
                          "backend.mem_gb=8", "backend.gres=gpu:1", "backend.array_parallelism=2",
                          "+backend.additional_parameters.qos=high"]).backend

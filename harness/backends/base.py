@@ -1,21 +1,14 @@
 """The launch-backend protocol: submit trails, poll their states, cancel them. Backends are thin layers over the
 library that does the work (subprocess, Ray, submitit); the trail itself always runs `harness.runner.run_trail_dir`,
 which writes status.json — so `poll` may read the run dir, and the backend adds only what it alone knows
-(queued, lost, killed)."""
+(queued, lost, killed). Each backend registers a `BackendPlugin` (harness.plugins) naming its class."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, List, Protocol
 
 from omegaconf import DictConfig
-
-BACKEND_MODULES = {
-    "local": "harness.backends.local:LocalBackend",
-    "ray": "harness.backends.ray_backend:RayBackend",
-    "slurm": "harness.backends.slurm:SlurmBackend",
-}
 
 
 class Backend(Protocol):
@@ -23,16 +16,21 @@ class Backend(Protocol):
         """Start (or queue) one job per run dir; return opaque handles in the same order."""
 
     def poll(self, handle: Any) -> str:
-        """One of: pending | running | done | diverged | failed | cancelled."""
+        """A TrailState value: pending | running | done | diverged | failed | cancelled."""
 
-    def cancel(self, handle: Any) -> None: ...
+    def cancel(self, handle: Any) -> None:
+        """Stop one trail and record it cancelled."""
+
+    def cancel_all(self) -> None:
+        """Stop every trail this backend submitted that has not ended."""
 
     def close(self) -> None:
-        """Release what the backend started (pools, a local Ray head); jobs on a cluster keep running if detached."""
+        """Release what this process holds (a process pool, a local Ray head). Trails that cannot outlive this
+        process end with it; jobs of a detachable backend (a scheduler's) keep running."""
 
 
 def get_backend(cfg: DictConfig) -> Backend:
-    """Instantiate the backend named by cfg.backend.name with its config section (imported lazily)."""
-    module_name, cls_name = BACKEND_MODULES[cfg.backend.name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(cfg.backend)
+    """The backend named by cfg.backend.name, made with its config section (its module imported only now)."""
+    from harness import plugins
+
+    return plugins.backend(cfg.backend.name).create(cfg.backend)

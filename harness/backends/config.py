@@ -1,9 +1,14 @@
-"""Schemas of the launch backends (backend=local|ray|slurm)."""
+"""Schemas and plug-in records of the launch backends (backend=local|ray|slurm).
+
+Kept free of ray and submitit: the records name each backend's module, imported only when a sweep launches.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
+
+from harness.plugins import BackendPlugin
 
 
 @dataclass
@@ -38,3 +43,10 @@ class SlurmBackendConfig:
     folder: Optional[str] = None            # submitit's job folder; None: <sweep dir>/.submitit
     signal_delay_s: int = 90                # USR2 this long before the time limit, so the trail is requeued in time
     additional_parameters: Dict[str, Any] = field(default_factory=dict)  # any other sbatch option (account, qos…)
+
+
+LOCAL = BackendPlugin(name="local", schema=LocalBackendConfig, factory="harness.backends.local:LocalBackend")
+RAY = BackendPlugin(name="ray", schema=RayBackendConfig, factory="harness.backends.ray_backend:RayBackend")
+SLURM = BackendPlugin(name="slurm", schema=SlurmBackendConfig, factory="harness.backends.slurm:SlurmBackend",
+                      detachable=True, poll_detached="harness.backends.slurm:poll_from_run_dir",
+                      cancel_hint="scancel <job id> (each trail's job id is in its job.json)")

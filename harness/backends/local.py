@@ -112,6 +112,10 @@ class LocalBackend:
             write_status(handle.run_dir, "cancelled", reason="cancelled by the sweep")
             handle.state = "cancelled"
 
-    def close(self) -> None:
+    def cancel_all(self) -> None:
         for job in list(self._queue) + list(self._running):
             self.cancel(job)
+
+    def close(self) -> None:
+        """The trail processes are this command's children: they end with it."""
+        self.cancel_all()

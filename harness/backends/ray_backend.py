@@ -51,6 +51,7 @@ class RayBackend:
         self.cfg = cfg
         self._ray = ray
         self._owns_connection = False
+        self._handles: List[RayHandle] = []
         if cfg.get("auth_mode"):
             os.environ["RAY_AUTH_MODE"] = str(cfg.auth_mode)
         if not ray.is_initialized():
@@ -70,7 +71,9 @@ class RayBackend:
     def submit(self, run_dirs: List[Path]) -> List[RayHandle]:
         # absolute paths: a worker's working directory is Ray's session dir, not ours
         now = time.time()
-        return [RayHandle(Path(d).resolve(), self._task.remote(str(Path(d).resolve())), now) for d in run_dirs]
+        handles = [RayHandle(Path(d).resolve(), self._task.remote(str(Path(d).resolve())), now) for d in run_dirs]
+        self._handles.extend(handles)
+        return handles
 
     def poll(self, handle: RayHandle) -> str:
         if handle.state is not None:
@@ -107,7 +110,12 @@ class RayBackend:
         handle.state = "cancelled"
         write_status(handle.run_dir, "cancelled", reason="cancelled (ray)", ended=time.time())
 
+    def cancel_all(self) -> None:
+        for handle in self._handles:
+            self.cancel(handle)
+
     def close(self) -> None:
+        """Ends the local head this backend started (and the tasks on it); a running cluster is left as it is."""
         if self._owns_connection and self._ray.is_initialized():
             self._ray.shutdown()
         self._owns_connection = False

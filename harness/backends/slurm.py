@@ -181,5 +181,9 @@ class SlurmBackend:
     def cancel(self, handle: submitit.Job) -> None:
         handle.cancel(check=False)
 
+    def cancel_all(self) -> None:
+        for run_dir in self._run_dirs.values():
+            cancel_run_dir(run_dir)
+
     def close(self) -> None:
         """Jobs belong to the cluster: closing leaves them running (that is what --detach relies on)."""

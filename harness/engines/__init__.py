@@ -1,14 +1,14 @@
-"""Engines run one trail. Each is a module with `run(cfg, run_dir, journal, on_step) -> EngineResult`.
+"""Engines run one trail. Each registers an `EnginePlugin` (harness.plugins) whose `run` has the `RunFn` shape.
 
-Imported lazily by name so that composing configs never pulls in torch (embedded) or subprocess plumbing (areal).
+The record lives in the engine's torch-free config module; its run module is imported only when a trail runs, so
+composing configs never pulls in torch (embedded) or subprocess plumbing (areal).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 from omegaconf import DictConfig
 
@@ -20,22 +20,17 @@ StepCallback = Callable[[int, int, dict], None]
 
 @dataclass
 class EngineResult:
-    state: str            # "done" | "diverged"
+    state: str            # a TrailState value: done | diverged
     step: int             # last step completed (diverged: the step at which it diverged)
     reason: str = ""
 
 
-class Engine(Protocol):
-    def run(self, cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult: ...
+# run(cfg, run_dir, journal, on_step) -> EngineResult
+RunFn = Callable[[DictConfig, Path, Journal, StepCallback], EngineResult]
 
 
-ENGINE_MODULES = {
-    "embedded": "harness.engines.embedded.engine",
-    "areal": "harness.engines.areal.engine",
-}
+def get_engine(name: str) -> RunFn:
+    """The run function of the engine registered under `name` (imports its run module)."""
+    from harness import plugins
 
-
-def get_engine(name: str) -> Engine:
-    if name not in ENGINE_MODULES:
-        raise KeyError(f"unknown engine {name!r}; allowed: {', '.join(ENGINE_MODULES)}")
-    return importlib.import_module(ENGINE_MODULES[name])  # type: ignore[return-value]
+    return plugins.engine(name).load_run()

@@ -11,7 +11,8 @@ from typing import Dict, List, Optional
 from omegaconf import DictConfig
 
 from harness.errors import ConfigError
-from harness.validate import EXTRA_CHECKS, parse_alloc
+from harness.plugins import EnginePlugin
+from harness.validate import parse_alloc
 
 # AReaL has example configs for these algorithms only; the harness's `is` baseline has no AReaL counterpart.
 AREAL_ALGOS = ("grpo", "m2po")
@@ -40,8 +41,6 @@ class AReaLEngineConfig:
 
 def check_areal(cfg: DictConfig) -> None:
     """Settings whose mistakes would otherwise surface only on the GPU cluster."""
-    if cfg.engine.name != "areal":
-        return
     eng = cfg.engine
     if cfg.algo.name not in AREAL_ALGOS:
         raise ConfigError("algo", cfg.algo.name, f"{' | '.join(AREAL_ALGOS)} with engine=areal")
@@ -65,5 +64,5 @@ def check_areal(cfg: DictConfig) -> None:
             raise ConfigError("engine.overrides", item, "AReaL overrides of the form key=value (or ++key=value)")
 
 
-if check_areal not in EXTRA_CHECKS:
-    EXTRA_CHECKS.append(check_areal)
+PLUGIN = EnginePlugin(name="areal", schema=AReaLEngineConfig, run="harness.engines.areal.engine:run",
+                      check=check_areal, preflight="harness.engines.areal.preflight:preflight")

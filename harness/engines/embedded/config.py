@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.plugins import EnginePlugin
+
 
 @dataclass
 class EmbeddedEngineConfig:
@@ -45,13 +47,26 @@ class EmbeddedEngineConfig:
     train_worker_tokens_per_s: float = 4000.0
 
 
+STALENESS_MODES = ("fixed", "async")
+POSITIVE_INTS = ("steps", "batch_prompts", "group_size", "ppo_n_minibatches", "max_new_tokens", "eval_every",
+                 "eval_size", "checkpoint_every", "threads")
+
+
 def check_embedded(cfg) -> None:
-    """Engine-specific checks that types cannot express (registered in harness.validate.EXTRA_CHECKS)."""
+    """Engine-specific checks that types cannot express (run by harness.validate for engine=embedded)."""
     from harness.errors import ConfigError
 
-    if cfg.engine.name != "embedded":
-        return
     eng = cfg.engine
+    if eng.staleness_mode not in STALENESS_MODES:
+        raise ConfigError("engine.staleness_mode", eng.staleness_mode, " | ".join(STALENESS_MODES))
+    for key in POSITIVE_INTS:
+        if not (isinstance(eng[key], int) and not isinstance(eng[key], bool) and eng[key] >= 1):
+            raise ConfigError(f"engine.{key}", eng[key], "an integer ≥ 1")
+    if not eng.lr > 0:
+        raise ConfigError("engine.lr", eng.lr, "a number > 0")
+    if eng.batch_prompts % eng.ppo_n_minibatches:
+        raise ConfigError("engine.ppo_n_minibatches", eng.ppo_n_minibatches,
+                          f"a divisor of engine.batch_prompts={eng.batch_prompts}")
     if eng.n_embd % eng.n_head:
         raise ConfigError("engine.n_head", eng.n_head, f"a divisor of engine.n_embd={eng.n_embd}")
     if not 0.0 <= eng.base_format_frac <= 1.0:
@@ -60,11 +75,6 @@ def check_embedded(cfg) -> None:
         raise ConfigError("engine.difficulty", eng.difficulty, "an integer ≥ 1 (operations per problem)")
 
 
-def _register() -> None:
-    from harness import validate
-
-    if check_embedded not in validate.EXTRA_CHECKS:
-        validate.EXTRA_CHECKS.append(check_embedded)
-
-
-_register()
+# The engine's plug-in record (harness.plugins): the run module imports torch, so it is named, not imported.
+PLUGIN = EnginePlugin(name="embedded", schema=EmbeddedEngineConfig, run="harness.engines.embedded.engine:run",
+                      check=check_embedded)

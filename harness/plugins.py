@@ -1,0 +1,165 @@
+"""The plug-in registry: one record per engine and per backend, found by name.
+
+Why records, as Hydra's launcher plugins and submitit's executors do it: everything the harness needs to know about
+an engine (its config schema, its semantic checks, its sweep preflight, how it runs one trail) or a backend (its
+schema, how to make one, whether its jobs outlive the command, how to poll them later) lives in one place, next to
+the component. config.py, validate.py, sweep.py and the runner iterate this registry and name no engine or backend.
+
+A record lives in a torch-free module of its component (the schema module); what is heavy — the engine's run, a
+backend's scheduler client — is named by a "module:attribute" string and imported only when used, so composing
+configs never imports torch, ray or submitit.
+
+Where records come from, in order (a later one with the same name replaces an earlier one):
+  1. BUILTIN below — adding a component to the harness is one line here;
+  2. the `harness.plugins` entry-point group of installed distributions (value "module:attribute");
+  3. the HARNESS_PLUGINS environment variable, comma-separated "module:attribute" entries — inherited by the
+     trail processes every backend starts, so a plug-in outside the package also runs in local, Ray and Slurm workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from harness.backends.base import Backend
+    from harness.engines import RunFn
+    from harness.trails import Trail
+
+BUILTIN = (
+    "harness.engines.embedded.config:PLUGIN",
+    "harness.engines.areal.config:PLUGIN",
+    "harness.backends.config:LOCAL",
+    "harness.backends.config:RAY",
+    "harness.backends.config:SLURM",
+)
+ENTRY_POINT_GROUP = "harness.plugins"
+ENV_VAR = "HARNESS_PLUGINS"
+
+Check = Callable[[DictConfig], None]
+PreflightFn = Callable[[Sequence["Trail"], Optional[Path]], List[str]]
+
+
+def load_attr(ref: str) -> Any:
+    """'package.module:attribute' -> the attribute (imports the module)."""
+    module, _, attr = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class EnginePlugin:
+    """An engine: `engine=<name>` selects it.
+
+    schema:    the dataclass of its `engine:` config section (its `name` field defaults to `name`)
+    run:       "module:function" with run(cfg, run_dir, journal, on_step) -> EngineResult (may import torch)
+    check:     semantic checks of a composed trail using this engine; raises ConfigError
+    preflight: "module:function" with preflight(trails, sweep_dir) -> [error lines], run on the whole sweep before
+               anything launches (and on --dry-run)
+    """
+
+    name: str
+    schema: type
+    run: str
+    check: Optional[Check] = None
+    preflight: Optional[str] = None
+
+    def load_run(self) -> "RunFn":
+        return load_attr(self.run)
+
+    def load_preflight(self) -> Optional[PreflightFn]:
+        return load_attr(self.preflight) if self.preflight else None
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    """A launch backend: `backend=<name>` selects it.
+
+    schema:        the dataclass of its `backend:` config section
+    factory:       "module:Class" called with that section; the instance has submit/poll/cancel/cancel_all/close
+                   (harness.backends.base.Backend)
+    detachable:    its jobs belong to a scheduler and outlive the command (so --detach is allowed, and Ctrl-C leaves
+                   them running)
+    poll_detached: "module:function" with poll(run_dir) -> state, for trails submitted by an earlier command
+    cancel_hint:   how a user cancels jobs that outlive the command (said on Ctrl-C)
+    check:         semantic checks of a composed trail using this backend
+    """
+
+    name: str
+    schema: type
+    factory: str
+    detachable: bool = False
+    poll_detached: Optional[str] = None
+    cancel_hint: str = ""
+    check: Optional[Check] = None
+
+    def create(self, section: DictConfig) -> "Backend":
+        return load_attr(self.factory)(section)
+
+    def load_poll_detached(self) -> Optional[Callable[[Path], str]]:
+        return load_attr(self.poll_detached) if self.poll_detached else None
+
+
+Plugin = Union[EnginePlugin, BackendPlugin]
+
+
+@lru_cache(maxsize=None)
+def _entry_point_refs() -> tuple:
+    return tuple(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _refs() -> List[str]:
+    extra = [r.strip() for r in os.environ.get(ENV_VAR, "").split(",") if r.strip()]
+    return [*BUILTIN, *_entry_point_refs(), *extra]
+
+
+@lru_cache(maxsize=None)
+def _load(ref: str) -> List[Plugin]:
+    obj = load_attr(ref)
+    items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    for item in items:
+        if not isinstance(item, (EnginePlugin, BackendPlugin)):
+            raise TypeError(f"plug-in {ref!r} is {type(item).__name__}, not an EnginePlugin or BackendPlugin")
+    return items
+
+
+def _all(kind: type) -> Dict[str, Any]:
+    found: Dict[str, Any] = {}
+    for ref in _refs():
+        for plugin in _load(ref):
+            if isinstance(plugin, kind):
+                found[plugin.name] = plugin
+    return found
+
+
+def engines() -> Dict[str, EnginePlugin]:
+    """Every registered engine by name."""
+    return _all(EnginePlugin)
+
+
+def backends() -> Dict[str, BackendPlugin]:
+    """Every registered backend by name."""
+    return _all(BackendPlugin)
+
+
+def engine(name: str) -> EnginePlugin:
+    found = engines()
+    if name not in found:
+        raise KeyError(f"unknown engine {name!r}; allowed: {', '.join(found)}")
+    return found[name]
+
+
+def backend(name: str) -> BackendPlugin:
+    found = backends()
+    if name not in found:
+        raise KeyError(f"unknown backend {name!r}; allowed: {', '.join(found)}")
+    return found[name]

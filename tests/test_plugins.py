@@ -1,0 +1,73 @@
+"""Engines and backends are plug-ins: the registry holds the built-ins, and a toy engine from the tests directory
+runs a whole sweep without any change to the harness package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import plugins
+from harness.cli import main
+from harness.compose import compose_trail
+from harness.errors import HarnessError
+from harness.journal import read_records
+from harness.rundir import read_status
+from harness.sweepdir import trail_dirs
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def test_registry_holds_the_builtins() -> None:
+    assert {"embedded", "areal"} <= set(plugins.engines())
+    assert {"local", "ray", "slurm"} <= set(plugins.backends())
+    assert [n for n, p in plugins.backends().items() if p.detachable] == ["slurm"]
+    with pytest.raises(KeyError, match="unknown engine 'nope'"):
+        plugins.engine("nope")
+
+
+def test_composing_imports_no_engine_or_scheduler() -> None:
+    code = ("import sys; from harness.compose import compose_trail; compose_trail(['engine=areal', 'backend=slurm']);"
+            "compose_trail(['backend=ray']); print(sorted(m for m in ('torch', 'ray', 'submitit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the toy engine the way a user would: HARNESS_PLUGINS, with its package on the path of every process."""
+    monkeypatch.setenv(plugins.ENV_VAR, "toy_engine:PLUGIN")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+
+
+def test_toy_engine_composes_and_validates(toy: None) -> None:
+    cfg = compose_trail(["engine=toy", "engine.steps=5", "tracking=none"])
+    assert cfg.engine.name == "toy" and cfg.engine.steps == 5
+    with pytest.raises(HarnessError, match="engine.steps"):
+        compose_trail(["engine=toy", "engine.steps=0"])
+    with pytest.raises(HarnessError, match="unknown key 'engine.stepz'.*diverge_at"):
+        compose_trail(["engine=toy", "engine.stepz=3"])
+
+
+def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    assert main(["sweep", "engine=toy", "stale=1,4", "tracking=none", "--name", "toy", "--root", str(root),
+                 "--no-report"]) == 0
+    dirs = trail_dirs(root / "toy")
+    assert len(dirs) == 2
+    for run_dir in dirs:
+        assert read_status(run_dir)["state"] == "done"
+        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3]
+    assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run"]) == 2
+
+
+def test_toy_engine_divergence_reaches_the_sweep(toy: None, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    assert main(["sweep", "engine=toy", "engine.diverge_at=2", "tracking=none", "--name", "toy", "--root", str(root),
+                 "--no-report"]) == 1
+    (run_dir,) = trail_dirs(root / "toy")
+    assert read_status(run_dir)["state"] == "diverged"
