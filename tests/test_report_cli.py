@@ -18,8 +18,8 @@ def test_cli_report_of_an_unfinished_sweep(tmp_path: Path, capsys) -> None:
     assert str(sweep / "report" / "REPORT.md") in capsys.readouterr().out
     text = (sweep / "report" / "REPORT.md").read_text()
     assert "No trail has finished, so no comparison can be made yet." in text
-    assert "`stale 1 d2+d1 rollout 96 m2po seed 1` — running at step 2" in text
-    assert "is higher than" not in text
+    assert "`stale 1 d2+d1 rollout 96 m2po/paper seed 1` — running at step 2" in text  # no config: all axes
+    assert "is above" not in text and "is below" not in text
 
 
 def test_cli_report_of_an_unknown_sweep_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -96,9 +96,10 @@ def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
 
 
 def test_report_from_mlflow_equals_report_from_journals(sweep: Path, tmp_path: Path) -> None:
-    a = pd.read_csv(write_report(sweep, out=tmp_path / "j", source="journal").parent / "comparison.csv")
-    b = pd.read_csv(write_report(sweep, out=tmp_path / "m", source="mlflow").parent / "comparison.csv")
+    a = pd.read_csv(write_report(sweep, out=tmp_path / "j", source="journal").parent / "cells.csv")
+    b = pd.read_csv(write_report(sweep, out=tmp_path / "m", source="mlflow").parent / "cells.csv")
     pd.testing.assert_frame_equal(a[a["stale"] != 512].reset_index(drop=True), b)
     text = (tmp_path / "m" / "REPORT.md").read_text()
     assert "1 trails of the sweep have no run in MLflow" in text and "`stale 512 d2+d1 rollout 96 m2po seed 1`" in text
+    assert "stale 256 m2po/areal seed 1" not in text  # unknown mode (no engine in config): every axis shown
     assert "Source: MLflow sqlite:///" in text and "diverged: grad_norm is nan at step 4" in text

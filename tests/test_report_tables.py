@@ -10,9 +10,9 @@ import pytest
 
 from harness.report import write_report
 from harness.report.load import load_journals
-from harness.report.stats import estimate, within_noise
-from harness.report.synthetic import finish_sweep, write_trail
-from harness.report.tables import comparison_table, trail_table
+from harness.report.contrasts import PAIRED, WELCH, contrasts
+from harness.report.synthetic import engine_config, finish_sweep, write_trail
+from harness.report.tables import cell_table, trail_table
 
 
 def axes(stale: int, algo: str, seed: int, alloc: str = "d2+d1", rollout: int = 96) -> dict:
@@ -31,12 +31,16 @@ def flat_trail(final: float, grad: float, steps: int = 4) -> list[dict]:
     return records
 
 
-def build(sweep_dir: Path, cells: dict, extra: list | None = None) -> Path:
-    """cells: (stale, algo) -> list of (final eval reward, grad_norm), one per seed."""
+def build(sweep_dir: Path, cells: dict, extra: list | None = None, mode: str = "fixed", eval_size: int = 512,
+          first_seed: dict | None = None) -> Path:
+    """cells: (stale, algo) -> list of (final eval reward, grad_norm), one per seed (seeds 1, 2, …, or from
+    first_seed[(stale, algo)])."""
     dirs = []
     for (stale, algo), seeds in cells.items():
-        for seed, (final, grad) in enumerate(seeds, start=1):
-            dirs.append(write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(final, grad), ended=1010.0))
+        start = (first_seed or {}).get((stale, algo), 1)
+        for seed, (final, grad) in enumerate(seeds, start=start):
+            dirs.append(write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(final, grad), ended=1010.0,
+                                    config=engine_config(mode, eval_size)))
     dirs += extra or []
     return finish_sweep(sweep_dir, dirs)
 
@@ -68,34 +72,64 @@ def test_trail_table_matches_hand_computed_values(tmp_path: Path) -> None:
     assert row["state"] == "done"
 
 
-def test_comparison_aggregates_seeds_with_student_t_and_welch(tmp_path: Path) -> None:
+def test_cells_aggregate_seeds_with_student_t_and_keep_every_seed(tmp_path: Path) -> None:
     sweep = build(tmp_path / "s", {
         (256, "grpo"): [(0.60, 0.40), (0.70, 0.42), (0.80, 0.44)],
         (256, "m2po"): [(0.80, 0.30), (0.82, 0.31), (0.84, 0.32)],
     })
-    comp = comparison_table(trail_table(load_journals(sweep))).set_index("metric")
-    grad = comp.loc["grad_norm_mean"]
+    cells = cell_table(trail_table(load_journals(sweep))).set_index(["algo", "metric"])
+    grad = cells.loc[("grpo/clip", "grad_norm_mean")]
     # GRPO 0.40, 0.42, 0.44: mean 0.42, s 0.02, t(0.975, 2) = 4.3027 -> half-width 4.3027·0.02/√3 = 0.049683
-    assert grad["grpo_mean"] == pytest.approx(0.42)
-    assert grad["grpo_ci95"] == pytest.approx(0.049683, abs=1e-5)
-    assert grad["grpo_n"] == 3
-    # M2PO 0.30, 0.31, 0.32: mean 0.31, s 0.01 -> half-width 0.024842
-    assert grad["m2po_ci95"] == pytest.approx(0.024842, abs=1e-5)
+    assert grad["mean"] == pytest.approx(0.42) and grad["n"] == 3
+    assert grad["hi"] - grad["mean"] == pytest.approx(0.049683, abs=1e-5)
+    assert grad["values"] == "0.4;0.42;0.44" and grad["seeds"] == "1;2;3"
+    assert cells.loc[("m2po/paper", "eval_final"), "eval_size"] == 512
+
+
+def test_algorithms_are_compared_on_paired_seeds(tmp_path: Path) -> None:
+    """Same seeds on both sides: the paired t interval of the per-seed differences, not the two cells' spreads."""
+    sweep = build(tmp_path / "s", {
+        (256, "grpo"): [(0.60, 0.40), (0.70, 0.42), (0.80, 0.44)],
+        (256, "m2po"): [(0.65, 0.30), (0.76, 0.31), (0.84, 0.32)],
+    })
+    items = {(c.kind, c.metric): c for c in contrasts(trail_table(load_journals(sweep)))}
+    ev = items[("algorithms", "eval_final")]
+    # differences 0.05, 0.06, 0.04: mean 0.05, s 0.01 -> 0.05 ± 4.3027·0.01/√3 = ± 0.024842
+    assert ev.method == PAIRED and ev.pairs == 3
+    assert ev.diff.mean == pytest.approx(0.05) and ev.diff.half == pytest.approx(0.024842, abs=1e-5)
+    assert ev.diff.excludes(0.0)  # although the cells' own intervals overlap widely
+
+
+def test_unpaired_seeds_fall_back_to_welch(tmp_path: Path) -> None:
+    sweep = build(tmp_path / "s", {
+        (256, "grpo"): [(0.60, 0.40), (0.70, 0.42), (0.80, 0.44)],
+        (256, "m2po"): [(0.80, 0.30), (0.82, 0.31), (0.84, 0.32)],
+    }, first_seed={(256, "m2po"): 4})
+    grad = {(c.kind, c.metric): c for c in contrasts(trail_table(load_journals(sweep)))}[("algorithms",
+                                                                                          "grad_norm_mean")]
     # M2PO − GRPO = −0.11; Welch se = √(0.02²/3 + 0.01²/3) = 0.012910, dof 2.941, t = 3.2187 -> 0.041554
-    assert grad["diff_mean"] == pytest.approx(-0.11)
-    assert grad["diff_ci95"] == pytest.approx(0.041554, abs=1e-5)
-    assert not bool(grad["within_noise"])  # intervals [0.370, 0.470] and [0.285, 0.335] are disjoint
-    ev = comp.loc["eval_final"]
-    # GRPO 0.70 ± 0.2484 = [0.452, 0.948] and M2PO 0.82 ± 0.0497 = [0.770, 0.870] overlap
-    assert ev["grpo_ci95"] == pytest.approx(0.248414, abs=1e-5)
-    assert bool(ev["within_noise"]) is True
+    assert grad.method == WELCH and grad.diff.mean == pytest.approx(-0.11)
+    assert grad.diff.half == pytest.approx(0.041554, abs=1e-5)
 
 
-def test_single_seed_has_no_interval_and_counts_as_noise() -> None:
-    one, many = estimate([0.5]), estimate([0.1, 0.2, 0.3])
-    assert one.n == 1 and math.isnan(one.half)
-    assert within_noise(one, many) and within_noise(many, one)
-    assert not within_noise(estimate([1.0, 1.0]), estimate([0.0, 0.0]))  # zero spread, disjoint: a real difference
+def test_fixed_mode_names_show_only_the_lag_and_async_names_every_axis(tmp_path: Path) -> None:
+    fixed = trail_table(load_journals(build(tmp_path / "f", {(256, "m2po-areal"): [(0.5, 0.3)]})))
+    assert fixed.loc[0, "display"] == "stale 256 m2po/areal seed 1" and fixed.loc[0, "setting"] == ""
+    asyn = trail_table(load_journals(build(tmp_path / "a", {(256, "grpo"): [(0.5, 0.3)]}, mode="async")))
+    assert asyn.loc[0, "display"] == "stale 256 d2+d1 rollout 96 grpo/clip seed 1"
+    areal = trail_table(load_journals(build(tmp_path / "r", {(64, "m2po"): [(0.5, 0.3)]}, mode="areal")))
+    assert areal.loc[0, "display"] == "stale 64 d2+d1 rollout 96 m2po/paper seed 1"
+    assert math.isnan(areal.loc[0, "eval_size"])  # AReaL's eval set size is not in the harness config
+
+
+def test_wall_time_split_into_start_up_and_training(tmp_path: Path) -> None:
+    records = [{"step": k, "time": 1030.0 + 2.0 * k, "perf/sec_per_step": 2.0, "train/grad_norm": 0.5}
+               for k in range(1, 6)]
+    run = write_trail(tmp_path / "s", axes(1, "grpo", 1), records, started=1000.0, ended=1041.0)
+    row = trail_table(load_journals(finish_sweep(tmp_path / "s", [run]))).iloc[0]
+    assert row["wall_s"] == pytest.approx(41.0)     # ended − started
+    assert row["startup_s"] == pytest.approx(30.0)  # first record 1032 − its step's 2 s − started 1000
+    assert row["train_s"] == pytest.approx(10.0)    # last record 1040 − training start 1030
 
 
 def test_failed_and_diverged_trails_are_shown_with_reason_and_not_averaged(tmp_path: Path) -> None:
@@ -103,19 +137,20 @@ def test_failed_and_diverged_trails_are_shown_with_reason_and_not_averaged(tmp_p
     bad[2]["train/grad_norm"] = float("nan")
     bad[3]["train/grad_norm"] = float("inf")
     diverged = write_trail(tmp_path / "s", axes(256, "grpo", 3), bad, state="diverged",
-                           reason="grad_norm is not finite at step 3")
+                           reason="grad_norm is not finite at step 3", config=engine_config("fixed"))
     failed = write_trail(tmp_path / "s", axes(256, "m2po", 3), flat_trail(0.9, 0.3)[:1], state="failed",
                          reason="RuntimeError: out of memory")
     sweep = build(tmp_path / "s", {(256, "grpo"): [(0.6, 0.4), (0.7, 0.4)], (256, "m2po"): [(0.8, 0.3), (0.8, 0.3)]},
                   extra=[diverged, failed])
     trails = trail_table(load_journals(sweep)).set_index("trail")
     row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
+    assert row["display"] == "stale 256 grpo/clip seed 3"
     assert row["state"] == "diverged" and row["reason"] == "grad_norm is not finite at step 3"
     assert row["grad_norm_mean"] == pytest.approx(0.5)  # only the two finite steps (0.5, 0.5) are summarised
     assert trails.loc["stale 256 d2+d1 rollout 96 m2po seed 3", "state"] == "failed"
-    comp = comparison_table(trails.reset_index()).set_index("metric")
-    assert comp.loc["eval_final", "grpo_n"] == 2 and comp.loc["eval_final", "m2po_n"] == 2
-    assert comp.loc["eval_final", "grpo_mean"] == pytest.approx(0.65)  # the diverged 0.1 is not in the mean
+    cells = cell_table(trails.reset_index()).set_index(["algo", "metric"])
+    assert cells.loc[("grpo/clip", "eval_final"), "n"] == 2 and cells.loc[("m2po/paper", "eval_final"), "n"] == 2
+    assert cells.loc[("grpo/clip", "eval_final"), "mean"] == pytest.approx(0.65)  # the diverged 0.1 is not in it
     report = write_report(sweep).read_text()
     assert "diverged: grad_norm is not finite at step 3" in report
     assert "failed: RuntimeError: out of memory" in report
@@ -130,16 +165,19 @@ def test_report_files_and_other_variants_are_kept(tmp_path: Path) -> None:
     path = write_report(sweep, out=tmp_path / "out")
     out = path.parent
     assert path == tmp_path / "out" / "REPORT.md"
-    for name in ("trails.csv", "comparison.csv", "eval_reward.png", "train_grad_norm.png"):
+    for name in ("trails.csv", "cells.csv", "contrasts.csv", "eval_reward.png", "train_grad_norm.png",
+                 "summary_eval_vs_staleness.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "eval_reward.png").read_bytes()[:4] == b"\x89PNG"
-    comp = pd.read_csv(out / "comparison.csv")
-    assert {"m2po-areal_mean", "is_mean", "grpo_mean", "m2po_mean", "diff_mean"} <= set(comp.columns)
+    cells = pd.read_csv(out / "cells.csv")
+    assert set(cells["algo"]) == {"grpo/clip", "m2po/paper", "m2po/areal", "is/plain"}
     trails = pd.read_csv(out / "trails.csv")
-    assert len(trails) == 6 and set(trails["algo"]) == {"grpo", "m2po", "m2po-areal", "is"}
+    assert len(trails) == 6 and set(trails["algo"]) == {"grpo/clip", "m2po/paper", "m2po/areal", "is/plain"}
     text = path.read_text()
-    assert "| M2PO-areal" in text and "| IS" in text
+    assert "| M2PO/areal" in text and "| IS/plain" in text
     assert "![eval reward vs step](eval_reward.png)" in text
+    assert "![grad_norm vs step (log axis)](train_grad_norm.png)" in text
+    assert "![final and best eval reward against staleness](summary_eval_vs_staleness.png)" in text
 
 
 def test_trails_sharing_a_name_stay_apart_and_are_flagged(tmp_path: Path) -> None:
@@ -153,4 +191,4 @@ def test_trails_sharing_a_name_stay_apart_and_are_flagged(tmp_path: Path) -> Non
     assert sorted(table["grad_norm_mean"]) == pytest.approx([0.3, 0.5])  # not merged into one curve
     caution = findings(table)[0]
     assert caution.startswith("Caution: 1 (configuration, algorithm, seed) cells hold more than one trail")
-    assert "stale 1 d2+d1 rollout 96 M2PO seed 1: 2 trails" in caution
+    assert "stale 1 d2+d1 rollout 96 M2PO/paper seed 1: 2 trails" in caution  # no config: every axis shown
