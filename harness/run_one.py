@@ -11,6 +11,7 @@ from harness.compose import compose_trail
 from harness.errors import HarnessError
 from harness.rundir import read_status, save_config
 from harness.runner import run_trail_dir
+from harness.states import TrailState
 from harness.sweepdir import write_sweep_meta, write_trail_meta
 from harness.trails import make_trails
 
@@ -24,7 +25,7 @@ def run_one(overrides: List[str], root: Optional[str] = None) -> int:
     (trail,) = make_trails([(cfg, list(overrides))])
     sweep_dir = Path(root or cfg.root) / SINGLE_SWEEP
     run_dir = trail.run_dir(sweep_dir)
-    if read_status(run_dir).get("state") == "done":
+    if read_status(run_dir).get("state") == TrailState.DONE:
         print(f"{trail.name}: already done in {run_dir}")
         return 0
     save_config(run_dir, cfg, overrides)
@@ -43,4 +44,4 @@ def run_one(overrides: List[str], root: Optional[str] = None) -> int:
     status = read_status(run_dir)
     print(f"{trail.name}: {state} at step {status.get('step')} {status.get('reason') or ''}".rstrip())
     print(f"run directory: {run_dir}")
-    return {"done": 0, "diverged": 3}.get(state, 1)
+    return state.exit_code

@@ -13,8 +13,7 @@ from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-STATES = ("pending", "running", "done", "failed", "diverged", "cancelled")
-FINISHED = ("done", "diverged")  # a re-run skips these; "failed" and "cancelled" are run again
+from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
@@ -36,19 +35,33 @@ def read_json(path: Path) -> Optional[Dict[str, Any]]:
 
 def write_status(run_dir: Path | str, state: str, **fields: Any) -> Dict[str, Any]:
     """Merge `fields` into status.json and set its state; keeps earlier fields (e.g. started) unless overwritten."""
-    if state not in STATES:
+    if str(state) not in STATES:
         raise ValueError(f"unknown trail state {state!r}; allowed: {', '.join(STATES)}")
     path = Path(run_dir) / "status.json"
     status = read_json(path) or {}
     status.update(fields)
-    status["state"] = state
+    status["state"] = str(state)
     status["updated"] = time.time()
     write_json_atomic(path, status)
     return status
 
 
+def record_outcome(run_dir: Path | str, state: TrailState | str, reason: Optional[str] = None,
+                   **fields: Any) -> Dict[str, Any]:
+    """Record a trail's state in status.json: the one call every writer (runner, sweep, backends) makes.
+
+    A terminal state gets `ended` (now, unless given); `reason` replaces the recorded one when given.
+    """
+    state = TrailState(state)
+    if reason is not None:
+        fields["reason"] = reason
+    if state.terminal:
+        fields.setdefault("ended", time.time())
+    return write_status(run_dir, state, **fields)
+
+
 def read_status(run_dir: Path | str) -> Dict[str, Any]:
-    return read_json(Path(run_dir) / "status.json") or {"state": "pending"}
+    return read_json(Path(run_dir) / "status.json") or {"state": TrailState.PENDING.value}
 
 
 def save_config(run_dir: Path | str, cfg: DictConfig, overrides: list[str]) -> None:

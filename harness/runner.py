@@ -15,7 +15,8 @@ from typing import Callable, Optional
 
 from harness.engines import StepCallback, get_engine
 from harness.journal import Journal
-from harness.rundir import load_config, read_status, write_status
+from harness.rundir import load_config, read_status, record_outcome
+from harness.states import TrailState
 
 STATUS_EVERY_S = 1.0
 
@@ -27,7 +28,7 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
         now = time.monotonic()
         if now - last[0] >= STATUS_EVERY_S or step >= total:
             last[0] = now
-            write_status(run_dir, "running", step=step, total_steps=total)
+            record_outcome(run_dir, TrailState.RUNNING, step=step, total_steps=total)
         if extra is not None:
             extra(step, total, metrics)
 
@@ -35,13 +36,13 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
 
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
-                  live_sync: Optional[Callable[[Path], object]] = None) -> str:
+                  live_sync: Optional[Callable[[Path], object]] = None) -> TrailState:
     """Run the trail whose config.yaml is in `run_dir`; return its final state."""
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     attempts = int(read_status(run_dir).get("attempts", 0)) + 1
-    write_status(run_dir, "running", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
-                 attempts=attempts, reason="", ended=None)
+    record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
+                   attempts=attempts, ended=None)
     sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
     journal = Journal(run_dir)
     try:
@@ -49,17 +50,17 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
             sync.start()
         run = get_engine(cfg.engine.name)
         result = run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
-        state = result.state
-        write_status(run_dir, state, step=result.step, reason=result.reason, ended=time.time())
+        state = TrailState(result.state)
+        record_outcome(run_dir, state, result.reason, step=result.step)
     except KeyboardInterrupt:
-        write_status(run_dir, "cancelled", reason="interrupted", ended=time.time())
+        record_outcome(run_dir, TrailState.CANCELLED, "interrupted")
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
         with open(run_dir / "log.txt", "a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
-        write_status(run_dir, "failed", reason=reason, ended=time.time())
-        state = "failed"
+        state = TrailState.FAILED
+        record_outcome(run_dir, state, reason)
     finally:
         journal.close()
         if sync is not None:

@@ -21,7 +21,8 @@ from harness import plugins
 from harness.backends.base import get_backend
 from harness.errors import HarnessError
 from harness.interrupts import sigterm_as_interrupt
-from harness.rundir import FINISHED, read_status, save_config, write_status
+from harness.rundir import read_status, record_outcome, save_config
+from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
                               write_trail_meta)
 from harness.sweepspec import build_spec, build_trails
@@ -71,11 +72,10 @@ def _row(run_dir: Path) -> Dict[str, object]:
 
 
 def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> Table:
-    counts = {s: sum(1 for v in states.values() if v == s) for s in
-              ("pending", "running", "done", "diverged", "failed", "cancelled")}
-    title = (f"queued {counts['pending']} · running {counts['running']} · done {counts['done']} · "
-             f"diverged {counts['diverged']} · failed {counts['failed'] + counts['cancelled']} · "
-             f"{time.time() - started:.0f}s")
+    counts = {s: sum(1 for v in states.values() if v == s) for s in TrailState}
+    title = (f"queued {counts[TrailState.PENDING]} · running {counts[TrailState.RUNNING]} · "
+             f"done {counts[TrailState.DONE]} · diverged {counts[TrailState.DIVERGED]} · "
+             f"failed {counts[TrailState.FAILED] + counts[TrailState.CANCELLED]} · {time.time() - started:.0f}s")
     rows = [_row(d) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
     return trail_table(rows, title)
 
@@ -90,7 +90,7 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
             continue
         save_config(run_dir, trail.cfg, trail.overrides)
         write_trail_meta(run_dir, trail, sweep_name)
-        write_status(run_dir, "pending")
+        record_outcome(run_dir, TrailState.PENDING)
         to_run.append(run_dir)
     return to_run
 
@@ -110,7 +110,7 @@ def _tracking(trails: List[Trail], sweep_dir: Path, action: str, **kw: object) -
             from harness.tracking.sync import sync_sweep
 
             sync_sweep(sweep_dir)
-            finish_sweep_run(sweep_dir, kw.get("status", "done"))
+            finish_sweep_run(sweep_dir, str(kw.get("status", TrailState.DONE)))
     except Exception as exc:  # noqa: BLE001
         console.print(f"[yellow]tracking: {action} skipped: {exc}[/]")
 
@@ -143,7 +143,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
-                     backend=backend_name, state="running")
+                     backend=backend_name, state=TrailState.RUNNING.value)
     to_run = prepare(trails, sweep_dir, spec.name)
     console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
                   f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
@@ -166,7 +166,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
         else:
             console.print("[red]interrupted: cancelling running trails[/]")
             backend.cancel_all()
-            write_sweep_meta(sweep_dir, state="cancelled")
+            write_sweep_meta(sweep_dir, state=TrailState.CANCELLED.value)
         return 130
     finally:
         if not detach:
@@ -177,23 +177,24 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
     started = time.time()
     with sigterm_as_interrupt():
-        states = {d: read_status(d).get("state", "pending") for d in all_dirs}
+        states = {d: read_status(d)["state"] for d in all_dirs}
         with Live(_progress(all_dirs, states, started), console=console, refresh_per_second=2,
                   transient=not console.is_terminal) as live:
             while True:
                 for run_dir, handle in handles.items():
                     states[run_dir] = backend.poll(handle)
                 live.update(_progress(all_dirs, states, started))
-                if all(states[d] not in ("pending", "running") for d in handles):
+                if all(states[d] not in ACTIVE for d in handles):
                     break
                 time.sleep(POLL_S)
 
 
 def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
     rows = [_row(d) for d in all_dirs]
-    bad = [r for r in rows if r["state"] != "done"]
-    _tracking(trails, sweep_dir, "finish", status="failed" if bad else "done")
-    write_sweep_meta(sweep_dir, state="failed" if bad else "done", ended=time.time())
+    bad = [r for r in rows if r["state"] != TrailState.DONE]
+    outcome = TrailState.FAILED if bad else TrailState.DONE
+    _tracking(trails, sweep_dir, "finish", status=outcome)
+    write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
     if report:
         try:
             from harness.report import write_report
@@ -224,7 +225,7 @@ def main_status(sweep: str, root: str = "runs") -> int:
     rows = []
     for run_dir in dirs:
         row = _row(run_dir)
-        if row["state"] in ("pending", "running"):
+        if row["state"] in ACTIVE:
             try:
                 row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
@@ -232,5 +233,5 @@ def main_status(sweep: str, root: str = "runs") -> int:
         rows.append(row)
     meta = read_sweep_meta(sweep_dir)
     console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
-                                    f"{sum(r['state'] == 'done' for r in rows)}/{len(rows)} done"))
+                                    f"{sum(r['state'] == TrailState.DONE for r in rows)}/{len(rows)} done"))
     return 0

@@ -1,4 +1,5 @@
-"""`python -m harness.worker RUN_DIR`: the process a backend starts for one trail. Exit 0 done, 3 diverged, 1 failed."""
+"""`python -m harness.worker RUN_DIR`: the process a backend starts for one trail; its exit code is
+`TrailState.exit_code` of the outcome (0 done, 3 diverged, 1 failed, 130 cancelled)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import sys
 
 from harness.interrupts import raise_interrupt
 from harness.runner import run_trail_dir
+from harness.states import TrailState
 
-EXIT_CODES = {"done": 0, "diverged": 3, "failed": 1, "cancelled": 130}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,9 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a cancelled sweep) unwinds like Ctrl-C so the trail is recorded as cancelled, its metrics kept.
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        return EXIT_CODES.get(run_trail_dir(argv[0]), 1)
+        return run_trail_dir(argv[0]).exit_code
     except KeyboardInterrupt:
-        return EXIT_CODES["cancelled"]
+        return TrailState.CANCELLED.exit_code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterator, List, Sequence
 import pytest
 
 from harness.compose import compose_trail
+from harness.states import TERMINAL
 from harness.journal import read_records
 from harness.rundir import read_status, save_config
 from harness.sweepdir import write_sweep_meta, write_trail_meta
@@ -27,7 +28,7 @@ from harness.trails import make_trails
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
-FINAL = ("done", "diverged", "failed", "cancelled")
+FINAL = tuple(s.value for s in TERMINAL)
 
 # A trail that finishes in a few seconds on one core.
 # A tiny model and base model too: the default base model takes minutes to pretrain on a cold cache.

@@ -17,11 +17,11 @@ from typing import Deque, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from harness.rundir import load_config, read_status, write_status
-from harness.worker import EXIT_CODES
+from harness.rundir import load_config, read_status, record_outcome
+from harness.states import TrailState
 
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
-WORKER_EXIT_STATES = {EXIT_CODES[state]: state for state in ("done", "diverged")}
+WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
 
 
 @dataclass
@@ -29,7 +29,7 @@ class LocalJob:
     run_dir: Path
     threads: int = 1
     proc: Optional[subprocess.Popen] = field(default=None, repr=False)
-    state: str = "pending"
+    state: TrailState = TrailState.PENDING
 
 
 def default_parallelism(threads_per_trail: int) -> int:
@@ -67,7 +67,7 @@ class LocalBackend:
         job.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job.run_dir)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
-        job.state = "running"
+        job.state = TrailState.RUNNING
         self._running.append(job)
 
     def _reap(self) -> None:
@@ -79,20 +79,20 @@ class LocalBackend:
             recorded = read_status(job.run_dir).get("state")
             if code in WORKER_EXIT_STATES:
                 job.state = WORKER_EXIT_STATES[code]
-            elif recorded in ("failed", "cancelled"):
-                job.state = recorded
+            elif recorded in (TrailState.FAILED, TrailState.CANCELLED):
+                job.state = TrailState(recorded)
             else:
                 # The worker died before it could record why (killed, out of memory): record it for it.
                 reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
-                write_status(job.run_dir, "failed", reason=reason)
-                job.state = "failed"
+                job.state = TrailState.FAILED
+                record_outcome(job.run_dir, job.state, reason)
 
     def _pump(self) -> None:
         self._reap()
         while self._queue and len(self._running) < self.max_parallel:
             self._start(self._queue.popleft())
 
-    def poll(self, handle: LocalJob) -> str:
+    def poll(self, handle: LocalJob) -> TrailState:
         self._pump()
         return handle.state
 
@@ -108,9 +108,9 @@ class LocalBackend:
                 handle.proc.wait()
             if handle in self._running:
                 self._running.remove(handle)
-        if handle.state in ("pending", "running"):
-            write_status(handle.run_dir, "cancelled", reason="cancelled by the sweep")
-            handle.state = "cancelled"
+        if not handle.state.terminal:
+            handle.state = TrailState.CANCELLED
+            record_outcome(handle.run_dir, handle.state, "cancelled by the sweep")
 
     def cancel_all(self) -> None:
         for job in list(self._queue) + list(self._running):

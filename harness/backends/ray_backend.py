@@ -15,9 +15,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from harness.rundir import read_status, write_status
-
-FINAL = ("done", "diverged", "failed", "cancelled")
+from harness.rundir import read_status, record_outcome
+from harness.states import TERMINAL, TrailState
 FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
 
@@ -39,7 +38,7 @@ class RayHandle:
     run_dir: Path
     ref: Any = field(repr=False)
     submitted: float = 0.0
-    state: Optional[str] = None       # set once final
+    state: Optional[TrailState] = None   # set once final
 
 
 class RayBackend:
@@ -75,29 +74,30 @@ class RayBackend:
         self._handles.extend(handles)
         return handles
 
-    def poll(self, handle: RayHandle) -> str:
+    def poll(self, handle: RayHandle) -> TrailState:
         if handle.state is not None:
             return handle.state
         ready, _ = self._ray.wait([handle.ref], timeout=0)
         if not ready:
             status = read_status(handle.run_dir)
             started = status.get("started") or 0.0
-            return "running" if status.get("state") == "running" and started >= handle.submitted else "pending"
+            running = status.get("state") == TrailState.RUNNING and started >= handle.submitted
+            return TrailState.RUNNING if running else TrailState.PENDING
         handle.state = self._outcome(handle)
         return handle.state
 
-    def _outcome(self, handle: RayHandle) -> str:
+    def _outcome(self, handle: RayHandle) -> TrailState:
         exceptions = self._ray.exceptions
         try:
             state = self._ray.get(handle.ref)
         except exceptions.TaskCancelledError:
-            write_status(handle.run_dir, "cancelled", reason="cancelled (ray)", ended=time.time())
-            return "cancelled"
+            record_outcome(handle.run_dir, TrailState.CANCELLED, "cancelled (ray)")
+            return TrailState.CANCELLED
         except exceptions.RayError as exc:  # worker crashed, node lost, out of memory, …
             reason = f"ray: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            write_status(handle.run_dir, "failed", reason=reason, ended=time.time())
-            return "failed"
-        return state if state in FINAL else "failed"
+            record_outcome(handle.run_dir, TrailState.FAILED, reason)
+            return TrailState.FAILED
+        return TrailState(state) if state in TERMINAL else TrailState.FAILED
 
     def cancel(self, handle: RayHandle) -> None:
         if handle.state is not None:
@@ -107,8 +107,8 @@ class RayBackend:
             handle.state = self._outcome(handle)
             return
         self._ray.cancel(handle.ref, force=True)
-        handle.state = "cancelled"
-        write_status(handle.run_dir, "cancelled", reason="cancelled (ray)", ended=time.time())
+        handle.state = TrailState.CANCELLED
+        record_outcome(handle.run_dir, handle.state, "cancelled (ray)")
 
     def cancel_all(self) -> None:
         for handle in self._handles:

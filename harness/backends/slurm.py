@@ -17,10 +17,10 @@ from typing import Any, Dict, List, Optional
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
-from harness.rundir import FINISHED, read_json, read_status, write_json_atomic, write_status
+from harness.rundir import read_json, read_status, record_outcome, write_json_atomic
+from harness.states import FINISHED, TERMINAL, TrailState
 
 JOB_META = "job.json"
-FINAL = ("done", "diverged", "failed", "cancelled")
 SACCT_EVERY_S = 2.0
 
 # sacct states (first word; "CANCELLED by 0") → trail states; anything else counts as failed once final
@@ -48,7 +48,7 @@ class TrailJob(submitit.helpers.Checkpointable):
         if self._requeued:
             # submitit's signal handler exits the job (SystemExit) from inside the trail, which the runner records
             # as a failure; the trail is in fact only interrupted and queued again.
-            write_status(self.run_dir, "pending", reason="requeued after preemption or timeout", ended=None)
+            record_outcome(self.run_dir, TrailState.PENDING, "requeued after preemption or timeout", ended=None)
             sys.exit(-1)
         return state
 
@@ -64,33 +64,33 @@ def _sacct_word(state: str) -> str:
     return state.split()[0].upper() if state else "UNKNOWN"
 
 
-def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> str:
+def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
     """A trail's state from its Slurm job (as sacct reports it) and its run dir; final outcomes the trail could
     not record itself (cancelled, killed, lost node) are written to its status.json."""
     run_dir = Path(run_dir)
-    status = read_status(run_dir)
+    recorded = read_status(run_dir).get("state")
     word = _sacct_word(sacct_state)
     if word == "CANCELLED":
-        if status.get("state") != "cancelled":
-            write_status(run_dir, "cancelled", reason=f"slurm job {job.job_id} cancelled", ended=time.time())
-        return "cancelled"
+        if recorded != TrailState.CANCELLED:
+            record_outcome(run_dir, TrailState.CANCELLED, f"slurm job {job.job_id} cancelled")
+        return TrailState.CANCELLED
     if word in RUNNING_STATES:
-        return "running" if status.get("state") == "running" else "pending"
+        return TrailState.RUNNING if recorded == TrailState.RUNNING else TrailState.PENDING
     if word in PENDING_STATES:
         # a job finished before sacct knows it: its result pickle says so
         if word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists():
-            return status["state"] if status.get("state") in FINAL else "failed"
-        return "pending"
-    if word == "COMPLETED" and status.get("state") in FINAL:
-        return status["state"]
+            return TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
+        return TrailState.PENDING
+    if word == "COMPLETED" and recorded in TERMINAL:
+        return TrailState(recorded)
     # FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE — or COMPLETED without a recorded outcome
-    if status.get("state") in FINISHED:
-        return status["state"]
-    if status.get("state") != "failed":
+    if recorded in FINISHED:
+        return TrailState(recorded)
+    if recorded != TrailState.FAILED:
         reason = f"slurm job {job.job_id} ended {word}"
         error = _job_error(job)
-        write_status(run_dir, "failed", reason=f"{reason}: {error}" if error else reason, ended=time.time())
-    return "failed"
+        record_outcome(run_dir, TrailState.FAILED, f"{reason}: {error}" if error else reason)
+    return TrailState.FAILED
 
 
 def _job_error(job: submitit.Job) -> str:
@@ -110,11 +110,11 @@ def _job_from_meta(run_dir: Path) -> Optional[submitit.SlurmJob]:
     return submitit.SlurmJob(folder=meta["folder"], job_id=meta["job_id"])
 
 
-def poll_from_run_dir(run_dir: Path | str) -> str:
+def poll_from_run_dir(run_dir: Path | str) -> TrailState:
     """State of a trail submitted earlier (maybe by another process): rebuilds its SlurmJob from job.json."""
     job = _job_from_meta(Path(run_dir))
     if job is None:
-        return read_status(run_dir).get("state", "pending")
+        return TrailState(read_status(run_dir)["state"])
     return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="force"))
 
 
@@ -159,7 +159,7 @@ class SlurmBackend:
         folder = Path(self.cfg.folder) if self.cfg.get("folder") else run_dirs[0].parent / ".submitit"
         executor = self._executor(folder)
         for run_dir in run_dirs:  # before sbatch: a job may start (and write "running") within milliseconds
-            write_status(run_dir, "pending", reason="queued (slurm)", ended=None)
+            record_outcome(run_dir, TrailState.PENDING, "queued (slurm)", ended=None)
         with executor.batch():
             futures = [executor.submit(TrailJob(str(d), int(self.cfg.max_requeue))) for d in run_dirs]
         jobs: List[submitit.Job] = list(futures)
@@ -170,7 +170,7 @@ class SlurmBackend:
             self._run_dirs[job.job_id] = run_dir
         return jobs
 
-    def poll(self, handle: submitit.Job) -> str:
+    def poll(self, handle: submitit.Job) -> TrailState:
         # one sacct call for all of the sweep's jobs at most every SACCT_EVERY_S, however often the sweep polls
         now = time.monotonic()
         if now - self._last_sacct >= SACCT_EVERY_S:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar
 
 import harness
+from harness.states import TrailState
 
 T = TypeVar("T")
 
@@ -106,7 +107,5 @@ def code_version() -> str:
     return _CODE_VERSION
 
 
-# harness trail state -> MLflow run status
-RUN_STATUS: Dict[str, str] = {"done": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
-                              "cancelled": "KILLED", "running": "RUNNING", "pending": "SCHEDULED"}
-TERMINAL = ("done", "diverged", "failed", "cancelled")
+# harness trail state -> MLflow run status (TrailState.mlflow_status; a mapping for callers that look strings up)
+RUN_STATUS: Dict[str, str] = {s.value: s.mlflow_status for s in TrailState}

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.states import TrailState
 from harness.sweepdir import read_sweep_meta, write_sweep_meta
 from harness.tracking.client import RUN_STATUS, code_version, get_experiment_id, make_client, resolve_uri, retry_locked
 
@@ -61,7 +62,7 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
             run_id = None  # the store was wiped or the run deleted
         run_id = run_id or _find_parent(client, experiment_id, name)
         if run_id is None:
-            tags = {"harness.sweep": name, "harness.kind": "sweep", "harness.status": "running",
+            tags = {"harness.sweep": name, "harness.kind": "sweep", "harness.status": TrailState.RUNNING.value,
                     "harness.code_version": code_version()}
             if meta.get("description"):
                 tags["mlflow.note.content"] = str(meta["description"])
@@ -69,7 +70,7 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
             run_id = run.info.run_id
         elif retry_locked(lambda: client.get_run(run_id)).info.status != "RUNNING":
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
-            retry_locked(lambda: client.set_tag(run_id, "harness.status", "running"))
+            retry_locked(lambda: client.set_tag(run_id, "harness.status", TrailState.RUNNING.value))
         parents[target] = run_id
         if primary or not meta.get("mlflow_uri"):
             write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_parent_run_id=run_id,

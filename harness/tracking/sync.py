@@ -25,7 +25,8 @@ from harness.errors import HarnessError
 from harness.journal import iter_records
 from harness.rundir import read_json, read_status, write_json_atomic
 from harness.sweepdir import read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs
-from harness.tracking.client import (RUN_STATUS, TERMINAL, code_version, get_experiment_id, make_client,
+from harness.states import TERMINAL, TrailState
+from harness.tracking.client import (RUN_STATUS, code_version, get_experiment_id, make_client,
                                      resolve_uri, retry_locked)
 from harness.tracking.config import TrackingConfig
 
@@ -178,7 +179,7 @@ def _ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, An
         parent = sweep_parent(run_dir, target.uri)
         if parent:
             tags["mlflow.parentRunId"] = parent
-        tags["harness.status"] = read_status(run_dir).get("state", "pending")
+        tags["harness.status"] = read_status(run_dir)["state"]
         run = retry_locked(lambda: client.create_run(experiment_id, run_name=trail_run_name(run_dir), tags=tags))
         run_id = run.info.run_id
         cursor["parent"] = parent
@@ -211,7 +212,7 @@ def _sync_parent(client: Any, run_dir: Path, target: Target, cursor: Dict[str, A
 def _sync_status(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
     """harness.status tag and the run's lifecycle follow status.json; terminal states end the run."""
     status = read_status(run_dir)
-    state = status.get("state", "pending")
+    state = status.get("state", TrailState.PENDING.value)
     if state == cursor.get("status"):
         return state
     run_id = cursor["run_id"]
@@ -220,7 +221,7 @@ def _sync_status(client: Any, run_dir: Path, target: Target, cursor: Dict[str, A
         ended = status.get("ended")
         end_ms = int(float(ended) * 1000) if ended else None
         retry_locked(lambda: client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms))
-    elif state == "running" and cursor.get("status") in TERMINAL:
+    elif state == TrailState.RUNNING and cursor.get("status") in TERMINAL:
         retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # a resumed trail
     cursor["status"] = state
     write_cursor(run_dir, target.uri, cursor)
@@ -388,7 +389,7 @@ def main_sync(sweep: str, root: str = "runs", uri: Optional[str] = None) -> int:
         print(f"{r.run_dir.name}: {line}")
     failed = [r for r in results if r.error]
     if not failed and all(r.status in TERMINAL for r in results):
-        overall = "failed" if any(r.status == "failed" for r in results) else "done"
+        overall = TrailState.FAILED if any(r.status == TrailState.FAILED for r in results) else TrailState.DONE
         finish_sweep_run(sweep_dir, overall, uri=target)
     print(f"synced {len(results) - len(failed)}/{len(results)} trails to {target or 'each trail config uri'}")
     return 1 if failed else 0

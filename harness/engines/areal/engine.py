@@ -24,6 +24,7 @@ from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR, AReaLComman
 from harness.engines.areal.ingest import JournalSync
 from harness.engines.areal.preflight import preflight as _preflight
 from harness.journal import Journal
+from harness.states import TrailState
 from harness.trails import Trail
 
 COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
@@ -126,4 +127,4 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     if proc.returncode != 0:
         tail = _log_tail(log, 4096).decode("utf-8", "replace").strip().splitlines()[-8:]
         raise AReaLFailed(f"AReaL exited with code {proc.returncode} (see {log}): " + " | ".join(tail))
-    return EngineResult("done", sync.cursor, "")
+    return EngineResult(TrailState.DONE, sync.cursor, "")
