@@ -9,7 +9,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -69,6 +69,12 @@ def save_config(run_dir: Path | str, cfg: DictConfig, overrides: list[str]) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+
+
+def load_overrides(run_dir: Path | str) -> List[str]:
+    """The trail's own Hydra overrides, as the sweep composed it (empty when none were saved)."""
+    path = Path(run_dir) / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
 def load_config(run_dir: Path | str) -> DictConfig:

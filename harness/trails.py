@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.validate import ALGO_VARIANTS
+from harness import axes
+from harness.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
 NON_IDENTITY_KEYS = ("backend", "tracking", "root", "tags", "note", "engine.cache_dir")
@@ -35,21 +35,12 @@ def trail_id(cfg: DictConfig) -> str:
 
 
 def algo_label(cfg: DictConfig) -> str:
-    name, variant = cfg.algo.name, cfg.algo.variant
-    default = ALGO_VARIANTS.get(name, (variant,))[0]
-    return name if variant == default else f"{name}-{variant}"
+    return axes.algo_label(cfg.algo.name, cfg.algo.variant)
 
 
 def trail_name(cfg: DictConfig, with_seed: bool = False) -> str:
-    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3')."""
-    name = f"stale {cfg.stale} {cfg.alloc} rollout {cfg.rollout} {algo_label(cfg)}"
-    return f"{name} seed {cfg.seed}" if with_seed else name
-
-
-def slug(name: str) -> str:
-    """A directory-safe form of a trail name: 'stale 256 d2+d1 rollout 96 m2po' -> 'stale256-d2+d1-rollout96-m2po'."""
-    text = re.sub(r"(stale|rollout|seed) (\d+)", r"\1\2", name)
-    return re.sub(r"[^A-Za-z0-9+._-]+", "-", text).strip("-")
+    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.axes."""
+    return axes.trail_name(cfg.stale, cfg.alloc, cfg.rollout, algo_label(cfg), cfg.seed if with_seed else None)
 
 
 @dataclass

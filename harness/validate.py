@@ -5,28 +5,11 @@ The axes and the algorithm are checked here; engine and backend settings by thei
 
 from __future__ import annotations
 
-import re
-from typing import Dict, Tuple
-
 from omegaconf import DictConfig
 
 from harness import plugins
+from harness.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.errors import ConfigError
-
-ALLOC_RE = re.compile(r"^d([1-9][0-9]*)\+d([1-9][0-9]*)$")
-ALGO_VARIANTS: Dict[str, Tuple[str, ...]] = {
-    "grpo": ("clip", "decoupled"),
-    "m2po": ("paper", "official", "areal"),
-    "is": ("plain",),
-}
-
-
-def parse_alloc(alloc: str) -> Tuple[int, int]:
-    """'d2+d1' -> (2 rollout workers, 1 training worker)."""
-    match = ALLOC_RE.match(str(alloc))
-    if not match:
-        raise ConfigError("alloc", alloc, "'d<x>+d<y>' with x, y ≥ 1 rollout / training workers, e.g. d2+d1")
-    return int(match.group(1)), int(match.group(2))
 
 
 def _check(cond: bool, key: str, value: object, allowed: str) -> None:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.compose import compose_trail
+from harness.rundir import load_config
 from harness.engines.areal.command import build_command, experiment_name, trial_name
 from harness.errors import HarnessError
 
@@ -27,7 +28,7 @@ def _compose(overrides: tuple):
 
 
 def _cmd(overrides, run_dir="/runs/areal-page/t1", sweep="areal_m2po_page", label="stale256-d2+d1-rollout96-ab12cd"):
-    return build_command(_compose(tuple(overrides)), Path(run_dir), sweep, label)
+    return build_command(_compose(tuple(overrides)), Path(run_dir), sweep, label, overrides)
 
 
 @pytest.mark.parametrize("overrides,yaml,x,y,rollout,stale", PAGE_TRAILS)
@@ -119,3 +120,12 @@ def test_invalid_areal_settings_fail_at_composition(overrides, message):
 def test_shell_form_is_runnable_text():
     cmd = _cmd(PAGE_TRAILS[1][0])
     assert cmd.shell().startswith("cd ") and "examples/math/gsm8k_rl.py --config examples/math/gsm8k_m2po.yaml" in cmd.shell()
+
+
+def test_run_dir_command_takes_the_user_choices_from_the_trail(tmp_path):
+    from harness.engines.areal.command import command_for_run_dir
+    from harness.rundir import save_config
+
+    overrides = ["algo=grpo", "algo.eps_clip=0.3"]
+    save_config(tmp_path, _compose(tuple(overrides)), overrides)
+    assert "++actor.eps_clip=0.3" in command_for_run_dir(load_config(tmp_path), tmp_path).overrides

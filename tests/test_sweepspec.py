@@ -45,8 +45,8 @@ def test_sweep_file_and_command_line_override_it():
 def test_shipped_sweeps():
     assert len(build_trails(build_spec(["demo"]))) == 6
     areal = sorted(t.name for t in build_trails(build_spec(["areal_m2po_page"])))
-    assert areal == sorted(["stale 256 d2+d1 rollout 96 grpo", "stale 256 d2+d1 rollout 96 m2po",
-                            "stale 256 d1+d2 rollout 64 m2po", "stale 32 d1+d2 rollout 64 m2po"])
+    assert areal == sorted(["stale 256 d2+d1 rollout 96 grpo-decoupled", "stale 256 d2+d1 rollout 96 m2po-areal",
+                            "stale 256 d1+d2 rollout 64 m2po-areal", "stale 32 d1+d2 rollout 64 m2po-areal"])
     assert len(build_trails(build_spec(["paper_staleness"]))) == 4 * 2 * 3
 
 

@@ -15,10 +15,10 @@ from typing import Any, Callable, Dict, Optional, TypeVar
 
 import harness
 from harness.states import TrailState
+from harness.tracking.config import DEFAULT_URI
 
 T = TypeVar("T")
 
-DEFAULT_URI = "sqlite:///mlflow.db"
 LOCK_RETRY_S = 60.0          # how long to keep retrying a sqlite write that keeps meeting a lock
 _TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The one definition of the default store: a sqlite file resolved against the directory the sweep was launched from.
+DEFAULT_URI = "sqlite:///mlflow.db"
+
 
 @dataclass
 class TrackingConfig:
     enabled: bool = True
-    # sqlite:///mlflow.db is resolved against the directory the sweep was launched from, or an http(s):// server
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = DEFAULT_URI             # or an http(s):// mlflow server
     experiment: str = "harness"
     sync_every_s: float = 5.0          # live sync period inside a running trail
     # live sync runs in a sidecar "process" (mlflow's import and sqlite inserts stay out of the trail's process

@@ -13,12 +13,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import CONF_DIR
-from harness.validate import parse_alloc
+from harness.axes import parse_alloc
 
 TENSORBOARD_DIR = "tensorboard"   # <run_dir>/tensorboard: AReaL's TensorBoard event files
 FILEROOT_DIR = "areal"            # <run_dir>/areal: AReaL's cluster.fileroot (logs, checkpoints, recover info)
@@ -81,17 +80,9 @@ def _yaml_actor_value(config_file: Path, key: str) -> Optional[object]:
         return None
 
 
-def _harness_algo_default(algo: str, key: str) -> Optional[float]:
-    """The harness's default for algo.<key> (conf/algo/<algo>.yaml over the schema)."""
-    from harness.config import AlgoConfig
-
-    node = OmegaConf.structured(AlgoConfig)
-    path = CONF_DIR / "algo" / f"{algo}.yaml"
-    if path.is_file():
-        data = OmegaConf.load(path)
-        data.pop("defaults", None)
-        node = OmegaConf.merge(node, data)
-    return node.get(key)
+def user_keys(overrides: Sequence[str]) -> set:
+    """The config keys a trail's own overrides set ('++algo.eps_clip=0.3' -> 'algo.eps_clip')."""
+    return {str(o).split("=", 1)[0].lstrip("+~") for o in overrides if "=" in str(o)}
 
 
 def _same(a: object, b: object) -> bool:
@@ -101,17 +92,19 @@ def _same(a: object, b: object) -> bool:
         return a == b
 
 
-def _algo_overrides(cfg: DictConfig, config_file: Path) -> List[str]:
-    """eps_clip / m2_threshold, only where the trail sets them away from the harness's default for its algorithm.
+def _algo_overrides(cfg: DictConfig, config_file: Path, overrides: Sequence[str]) -> List[str]:
+    """eps_clip / m2_threshold, only where the trail's own overrides set them.
 
     The AReaL yamls carry the page's values (GRPO eps_clip 0.4; M2PO eps_clip 0.0, m2_threshold 0.04); the harness's
-    defaults are tuned for the embedded engine, so they are not pushed onto AReaL unless the user chose them.
+    defaults are tuned for the embedded engine, so they are not pushed onto AReaL unless the user chose them — which
+    the trail's overrides (sweep file and command line) say, with no need to read the harness's conf/ again.
     """
     keys = ["eps_clip"] + (["m2_threshold"] if cfg.algo.name == "m2po" else [])
+    chosen = user_keys(overrides)
     out = []
     for key in keys:
         value = cfg.algo[key]
-        if _same(value, _harness_algo_default(cfg.algo.name, key)):
+        if f"algo.{key}" not in chosen:
             continue
         in_yaml = _yaml_actor_value(config_file, key)
         if in_yaml is not None and _same(value, in_yaml):
@@ -120,8 +113,10 @@ def _algo_overrides(cfg: DictConfig, config_file: Path) -> List[str]:
     return out
 
 
-def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str) -> AReaLCommand:
-    """The AReaL command for one trail; `sweep` names the experiment and `label` (the trail dir) the trial."""
+def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str,
+                  overrides: Sequence[str] = ()) -> AReaLCommand:
+    """The AReaL command for one trail; `sweep` names the experiment, `label` (the trail dir) the trial, and
+    `overrides` are the trail's own Hydra overrides (which algorithm settings the user chose)."""
     eng = cfg.engine
     run_dir = Path(run_dir).resolve()
     areal_path = Path(str(eng.areal_path)).expanduser().resolve()
@@ -131,6 +126,7 @@ def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str) 
     per_node = int(eng.n_gpus_per_node) if eng.n_gpus_per_node is not None else (x + y) // n_nodes
     exp = experiment_name(eng.experiment_name or sweep)
     trial = trial_name(label)
+    user_overrides = overrides
     overrides = [
         f"++experiment_name={exp}",
         f"++trial_name={trial}",
@@ -148,7 +144,7 @@ def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str) 
     ]
     if eng.total_train_steps is not None:
         overrides.append(f"++total_train_steps={int(eng.total_train_steps)}")
-    overrides += _algo_overrides(cfg, _resolve(areal_path, config_path))
+    overrides += _algo_overrides(cfg, _resolve(areal_path, config_path), user_overrides)
     overrides += [str(o) for o in eng.overrides]
     argv = [str(eng.python), str(eng.entrypoint), "--config", config_path, *overrides]
     env = {str(k): str(v) for k, v in (eng.env or {}).items()}
@@ -165,5 +161,7 @@ def names_for_run_dir(run_dir: Path | str) -> tuple[str, str]:
 
 
 def command_for_run_dir(cfg: DictConfig, run_dir: Path | str) -> AReaLCommand:
+    from harness.rundir import load_overrides
+
     sweep, label = names_for_run_dir(run_dir)
-    return build_command(cfg, run_dir, sweep, label)
+    return build_command(cfg, run_dir, sweep, label, load_overrides(run_dir))

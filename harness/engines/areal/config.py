@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from harness.errors import ConfigError
 from harness.plugins import EnginePlugin
-from harness.validate import parse_alloc
+from harness.axes import parse_alloc
 
 # AReaL has example configs for these algorithms only; the harness's `is` baseline has no AReaL counterpart.
 AREAL_ALGOS = ("grpo", "m2po")

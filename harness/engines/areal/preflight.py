@@ -75,7 +75,7 @@ def commands_for(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> L
     """The commands the sweep would launch (run dirs under sweep_dir, or a scratch dir when there is none yet)."""
     base = Path(sweep_dir) if sweep_dir is not None else Path(tempfile.gettempdir()) / "harness-preflight"
     sweep = base.name
-    return [(t, build_command(t.cfg, t.run_dir(base), sweep, t.dirname)) for t in trails]
+    return [(t, build_command(t.cfg, t.run_dir(base), sweep, t.dirname, t.overrides)) for t in trails]
 
 
 def _run_checker(python: str, cwd: str, items: List[dict], timeout: int) -> Dict[str, object]:

@@ -1,0 +1,52 @@
+"""The study's axes and the facts about them that trails, validation, engines and the report share.
+
+A leaf module (it imports only harness.errors): alloc's syntax, the algorithms with their variants, and the rule
+that names a trail by its axes. The variant list mirrors the embedded engine's loss registry
+(`harness.engines.embedded.losses.LOSSES`, keys "<algo>/<variant>") without importing it — that module imports
+torch, and composing a sweep must not; tests/test_axes.py holds the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Tuple
+
+from harness.errors import ConfigError
+
+AXES = ("stale", "alloc", "rollout", "algo", "seed")
+
+ALLOC_RE = re.compile(r"^d([1-9][0-9]*)\+d([1-9][0-9]*)$")
+
+# algorithm -> its variants; the first is the default (conf/algo/<algo>.yaml) and is left out of trail names
+ALGO_VARIANTS: Dict[str, Tuple[str, ...]] = {
+    "grpo": ("clip", "decoupled"),
+    "m2po": ("paper", "official", "areal"),
+    "is": ("plain",),
+}
+
+
+def parse_alloc(alloc: str) -> Tuple[int, int]:
+    """'d2+d1' -> (2 rollout workers, 1 training worker)."""
+    match = ALLOC_RE.match(str(alloc))
+    if not match:
+        raise ConfigError("alloc", alloc, "'d<x>+d<y>' with x, y ≥ 1 rollout / training workers, e.g. d2+d1")
+    return int(match.group(1)), int(match.group(2))
+
+
+def algo_label(name: str, variant: str) -> str:
+    """'m2po' for an algorithm's default variant, 'm2po-areal' otherwise."""
+    default = ALGO_VARIANTS.get(name, (variant,))[0]
+    return name if variant == default else f"{name}-{variant}"
+
+
+def trail_name(stale: Any, alloc: Any, rollout: Any, algo: str, seed: Any = None) -> str:
+    """The naming rule: 'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3' where a sweep has several seeds);
+    `algo` is the label from algo_label."""
+    name = f"stale {stale} {alloc} rollout {rollout} {algo}"
+    return f"{name} seed {seed}" if seed is not None else name
+
+
+def slug(name: str) -> str:
+    """A directory-safe form of a trail name: 'stale 256 d2+d1 rollout 96 m2po' -> 'stale256-d2+d1-rollout96-m2po'."""
+    text = re.sub(r"(stale|rollout|seed) (\d+)", r"\1\2", name)
+    return re.sub(r"[^A-Za-z0-9+._-]+", "-", text).strip("-")
