@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import torch
 
-from harness.engines.embedded.model import BOS, TinyGPT, decode, encode, pad_prompts, sample
+from harness.engines.embedded.model import BOS, TinyGPT, decode_rows, encode, pad_prompts, sample
 from harness.engines.embedded.task import ProblemSet, reward
 
 
@@ -54,5 +54,5 @@ def generate(policy: TinyGPT, problems: ProblemSet, indices: List[int], group: i
              temperature: float, generator: Optional[torch.Generator], version: int) -> Batch:
     """Sample `group` answers to each problem in `indices` with `policy` (which is at `version`) and reward them."""
     tokens, logp, mask = sample(policy, prompt_tensor(problems, indices), group, max_new, temperature, generator)
-    rewards = torch.tensor([reward(decode(tokens[i]), problems[indices[i // group]]) for i in range(len(tokens))])
+    rewards = torch.tensor([reward(text, problems[indices[i // group]]) for i, text in enumerate(decode_rows(tokens))])
     return Batch(list(indices), tokens, logp, mask, rewards, [version] * len(indices))

@@ -3,6 +3,10 @@
 Update: group-normalised advantages A = (R − mean_group R) / (std_group R + 1e-6) shared by every token of a sample;
 π_prox = the policy at the start of the update (recomputed, no grad); `ppo_n_minibatches` optimiser steps over
 disjoint groups of prompts; gradient clipping at `grad_clip` with the pre-clip norm reported.
+Every log-prob that enters a ratio is of the sampling distribution softmax(logits / engine.temperature), the one the
+behaviour log-probs were recorded under (AReaL's and verl's convention); otherwise at temperature ≠ 1 no ratio is 1
+even on-policy. The forward runs only as wide as the longest answer in the batch: the columns after it are padding
+for every row and no loss reads them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from harness.engines.embedded.losses import LossInputs, get_loss
-from harness.engines.embedded.model import NonFinite, TinyGPT, decode, sample, sequence_logprobs
+from harness.engines.embedded.model import NonFinite, TinyGPT, decode_rows, sample_greedy_and_tempered, sequence_logprobs
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
 
@@ -28,28 +32,35 @@ class Trainer:
         self.policy, self.cfg, self.problems = policy, cfg, problems
         eng = cfg.engine
         self.group, self.n_mb, self.clip = int(eng.group_size), int(eng.ppo_n_minibatches), float(eng.grad_clip)
+        self.temperature = float(eng.temperature)
         self.loss_fn = get_loss(cfg.algo.name, cfg.algo.variant)
-        self.opt = torch.optim.Adam(policy.parameters(), lr=float(eng.lr))
+        self.params = list(policy.parameters())
+        self.opt = torch.optim.Adam(self.params, lr=float(eng.lr))
 
     def update(self, batch: Batch) -> Dict[str, float]:
-        params = [p for p in self.policy.parameters()]
+        params = self.params
         prompts = prompt_tensor(self.problems, batch.prompt_idx)
         adv = advantages(batch.rewards, self.group)
+        width = max(int(batch.mask.sum(1).max()), 1)          # the longest answer; later columns are all padding
+        tokens, behav, valid = batch.tokens[:, :width], batch.behav_logp[:, :width], batch.mask[:, :width]
         n_groups = len(batch.prompt_idx)
         prox: Optional[torch.Tensor] = None
         if self.n_mb > 1:
             with torch.no_grad():
-                prox, _ = sequence_logprobs(self.policy, prompts, self.group, batch.tokens)
+                prox, _ = sequence_logprobs(self.policy, prompts, self.group, tokens, self.temperature)
         sums: Dict[str, float] = {}
         per = n_groups // self.n_mb
         for m in range(self.n_mb):
-            groups = list(range(m * per, (m + 1) * per))
-            rows = torch.tensor([g * self.group + j for g in groups for j in range(self.group)])
-            logp, entropy = sequence_logprobs(self.policy, prompts[groups], self.group, batch.tokens[rows])
-            mask = batch.mask[rows]
+            if self.n_mb == 1:
+                rows, mb_prompts = slice(None), prompts
+            else:
+                groups = list(range(m * per, (m + 1) * per))
+                rows = torch.tensor([g * self.group + j for g in groups for j in range(self.group)])
+                mb_prompts = prompts[groups]
+            logp, entropy = sequence_logprobs(self.policy, mb_prompts, self.group, tokens[rows], self.temperature)
+            mask = valid[rows]
             prox_mb = logp.detach() if prox is None else prox[rows]
-            inputs = LossInputs(logp=logp, behav_logp=batch.behav_logp[rows], prox_logp=prox_mb,
-                                advantages=adv[rows], mask=mask)
+            inputs = LossInputs(logp=logp, behav_logp=behav[rows], prox_logp=prox_mb, advantages=adv[rows], mask=mask)
             loss, stats = self.loss_fn(inputs, self.cfg.algo)
             if not torch.isfinite(loss):
                 raise NonFinite(f"non-finite loss {loss.item()}")
@@ -63,24 +74,21 @@ class Trainer:
                          entropy=float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)))
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / self.n_mb
-        if not all(bool(torch.isfinite(p).all()) for p in params):
-            raise NonFinite("non-finite weights after the optimiser step")
+        with torch.no_grad():
+            if not bool(torch.cat([p.view(-1) for p in params]).isfinite().all()):
+                raise NonFinite("non-finite weights after the optimiser step")
         return sums
 
 
-@torch.no_grad()
 def evaluate(policy: TinyGPT, problems: ProblemSet, n: int, max_new: int, temperature: float,
              generator: torch.Generator, chunk: int = 256) -> Dict[str, float]:
-    """Greedy and sampled (temperature `temperature`) accuracy on the first `n` held-out problems."""
+    """Greedy and sampled (temperature `temperature`) accuracy on the first `n` held-out problems. Both answers to a
+    chunk come from one prompt pass; the sampled ones are the tokens a separate sampling call would draw."""
     greedy = sampled = 0.0
     for lo in range(0, n, chunk):
         idx: List[int] = list(range(lo, min(n, lo + chunk)))
-        prompts = prompt_tensor(problems, idx)
-        for temp in (0.0, temperature):
-            tokens, _, _ = sample(policy, prompts, 1, max_new, temp, generator if temp > 0 else None)
-            right = sum(reward(decode(t), problems[i]) for t, i in zip(tokens, idx))
-            if temp == 0.0:
-                greedy += right
-            else:
-                sampled += right
+        g_tokens, s_tokens = sample_greedy_and_tempered(policy, prompt_tensor(problems, idx), max_new, temperature,
+                                                        generator)
+        greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx))
+        sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx))
     return {"eval/reward": greedy / n, "eval/reward_sampled": sampled / n}
