@@ -4,7 +4,7 @@
 
 The sweep (GRPO vs M2PO, 20 configurations, 10 metrics every step plus eval/reward every 10th) is written to a temp dir
 through the same writers a real sweep uses; the timing is of `write_report` end to end (load the journals, tables,
-findings, two PNG figures, REPORT.md), then once more phase by phase to show where the time goes.
+contrasts, findings, three PNG figures, REPORT.md), then once more phase by phase to show where the time goes.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import matplotlib  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.report import write_report  # noqa: E402
+from harness.report.contrasts import contrasts  # noqa: E402
 from harness.report.findings import findings  # noqa: E402
 from harness.report.load import load_journals  # noqa: E402
 from harness.report.markdown import render  # noqa: E402
-from harness.report.plots import write_plots  # noqa: E402
+from harness.report.plots import captions, write_plots  # noqa: E402
 from harness.report.synthetic import random_sweep  # noqa: E402
-from harness.report.tables import comparison_table, trail_table  # noqa: E402
+from harness.report.tables import cell_table, trail_table  # noqa: E402
 
 GOAL_S = 10.0
 
@@ -52,15 +53,15 @@ def phases(sweep_dir: Path, out: Path) -> dict[str, Clock]:
         data = load_journals(sweep_dir)
     with Clock() as times["tables + findings"]:
         trails = trail_table(data)
-        comparison = comparison_table(trails)
-        found = findings(trails)
-    with Clock() as times["plots (2 PNG)"]:
+        items = contrasts(trails)
+        found = findings(trails, items)
+    with Clock() as times["plots (3 PNG)"]:
         out.mkdir(parents=True, exist_ok=True)
         plots = {m: p.name for m, p in write_plots(data.metrics, trails, out).items()}
     with Clock() as times["markdown + CSV"]:
-        render(data.name, data.source, trails, comparison, found, plots)
+        render(data.name, data.source, trails, items, found, plots, captions())
         trails.to_csv(out / "trails.csv", index=False)
-        comparison.to_csv(out / "comparison.csv", index=False)
+        cell_table(trails).to_csv(out / "cells.csv", index=False)
     return times
 
 

@@ -92,13 +92,11 @@ def baseline_for(algo: str, present: Sequence[str]) -> Optional[str]:
     return grpo[0] if grpo else None
 
 
-def _eval_size(trails: pd.DataFrame, *keys: tuple) -> float:
+def _eval_size(cells: SeedCells, *keys: tuple) -> float:
     """The eval-set size shared by the cells' trails (nan when unknown or when they differ)."""
     sizes = set()
     for key in keys:
-        frame = trails[(trails["mode"] == key[0]) & (trails["setting"] == key[1]) & (trails["stale"] == key[2])
-                       & (trails["algo"] == key[3])]
-        sizes |= set(frame["eval_size"].dropna())
+        sizes |= set(cells[key]["eval_size"].dropna())
     return sizes.pop() if len(sizes) == 1 else math.nan
 
 
@@ -117,7 +115,7 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
                 if base is None:
                     continue
                 a_key, b_key = (mode, setting, stale, algo), (mode, setting, stale, base)
-                size = _eval_size(trails, a_key, b_key)
+                size = _eval_size(cells, a_key, b_key)
                 for metric in ALGO_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
@@ -126,7 +124,7 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
             mine = sorted(k[2] for k in keys if k[3] == algo)
             for stale in mine[1:]:
                 a_key, b_key = (mode, setting, stale, algo), (mode, setting, mine[0], algo)
-                size = _eval_size(trails, a_key, b_key)
+                size = _eval_size(cells, a_key, b_key)
                 for metric in STALENESS_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
@@ -139,7 +137,7 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
             b_key = (mode, setting, base_stales[0], base)
             for stale in sorted(k[2] for k in keys if k[3] == algo and k[2] > base_stales[0]):
                 a_key = (mode, setting, stale, algo)
-                size = _eval_size(trails, a_key, b_key)
+                size = _eval_size(cells, a_key, b_key)
                 for metric in PAPER_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):

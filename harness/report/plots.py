@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate, wilson_interval
@@ -132,7 +132,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         if log:
             ax.yaxis.set_major_locator(LogLocator(numticks=5))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_minor_locator(NullLocator())  # a log axis' minor ticks cost more than all its curves
         else:
             ax.yaxis.set_major_locator(MaxNLocator(5))
         # limits are common, so only the outer subplots need tick labels (text is most of the drawing cost)
@@ -188,7 +188,8 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
         for c, (column, words) in enumerate(columns):
             ax = axes[r, c]
             for algo in algos:
-                xs, ys = [], []
+                points = {True: ([], [], [], []), False: ([], [], [], [])}  # hollow? -> x, mean, lo, hi
+                dots_x, dots_y, xs, ys = [], [], [], []
                 for stale in stales:
                     values = seed_values(cells, (*setting, stale, algo), column)
                     if values.empty:
@@ -203,11 +204,20 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
                         lo, hi = wilson_interval(est.mean, int(sizes[0])) if len(sizes) == 1 else (est.mean,) * 2
                         hollow = True
                         drawn["wilson"] = drawn["wilson"] or len(sizes) == 1
-                    ax.errorbar([x], [est.mean], yerr=[[est.mean - lo], [hi - est.mean]], color=colours[algo],
-                                marker="o", mfc="white" if hollow else colours[algo], ms=5, capsize=3, lw=1.2)
-                    ax.scatter([x] * len(values), values.to_numpy(), color=colours[algo], s=6, alpha=0.5, lw=0)
+                    for target, value in zip(points[hollow], (x, est.mean, lo, hi)):
+                        target.append(value)
+                    dots_x += [x] * len(values)
+                    dots_y += list(values.to_numpy())
                     xs.append(x)
                     ys.append(est.mean)
+                # one errorbar call per marker style and one scatter per algorithm: artists are the cost
+                for hollow, (px, pm, plo, phi) in points.items():
+                    if px:
+                        pm_, plo_, phi_ = np.array(pm), np.array(plo), np.array(phi)
+                        ax.errorbar(px, pm_, yerr=[pm_ - plo_, phi_ - pm_], color=colours[algo], marker="o",
+                                    mfc="white" if hollow else colours[algo], ms=5, capsize=3, lw=0, elinewidth=1.2)
+                if dots_x:
+                    ax.scatter(dots_x, dots_y, color=colours[algo], s=6, alpha=0.5, lw=0)
                 if xs:
                     ax.plot(xs, ys, color=colours[algo], lw=1.0, alpha=0.7)
             ax.set_xticks(range(len(stales)), [str(s) for s in stales])
