@@ -12,17 +12,19 @@ class EmbeddedEngineConfig:
     name: str = "embedded"
     # staleness protocol: "fixed" (paper: step t trains on the batch of version t - stale) or "async" (AReaL's rule)
     staleness_mode: str = "fixed"
-    steps: int = 400
-    batch_prompts: int = 16          # B prompts per step (one AReaL "rollout" = one prompt's group)
+    # The default regime (docs/STUDY.md): a small step (lr 1e-4, on-policy M2 ≈ 3e-4, far below τ = 0.04, as in the
+    # paper's regime) and enough steps (800) that a lag of 256 is at full lag for two thirds of the trail.
+    steps: int = 800
+    batch_prompts: int = 8           # B prompts per step (one AReaL "rollout" = one prompt's group)
     group_size: int = 8              # G samples per prompt
-    lr: float = 1e-3
+    lr: float = 1e-4
     ppo_n_minibatches: int = 1
     grad_clip: float = 1.0
     temperature: float = 1.0
     max_new_tokens: int = 10
-    eval_every: int = 50
+    eval_every: int = 100
     eval_size: int = 512
-    checkpoint_every: int = 50
+    checkpoint_every: int = 100
     threads: int = 1                 # torch threads per trail
     # task: GSM8K-format word problems; difficulty = number of operations, operands in 1..max_number
     difficulty: int = 2
