@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from harness.validate import ALGO_VARIANTS
+from harness.axes import ALGO_VARIANTS
 
 ALL_AXES_ACT = ("async", "areal", "unknown")
 

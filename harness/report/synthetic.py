@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from harness.journal import Journal
 from harness.rundir import write_json_atomic, write_status
 from harness.sweepdir import TRAIL_META, write_sweep_meta
+from harness.axes import trail_name
 from harness.trails import slug
 
 
@@ -29,9 +30,6 @@ def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str]
     return cfg
 
 
-def trail_name(stale: int, alloc: str, rollout: int, algo: str, seed: Optional[int] = None) -> str:
-    name = f"stale {stale} {alloc} rollout {rollout} {algo}"
-    return name if seed is None else f"{name} seed {seed}"
 
 
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
