@@ -192,3 +192,52 @@ def test_trails_sharing_a_name_stay_apart_and_are_flagged(tmp_path: Path) -> Non
     caution = findings(table)[0]
     assert caution.startswith("Caution: 1 (configuration, algorithm, seed) cells hold more than one trail")
     assert "stale 1 d2+d1 rollout 96 M2PO/paper seed 1: 2 trails" in caution  # no config: every axis shown
+
+
+def _figures(monkeypatch) -> list:
+    """Capture every Figure the report saves (its artists can then be inspected)."""
+    from matplotlib.figure import Figure
+
+    saved: list = []
+    real = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
+
+
+def test_plots_log_grad_norm_legends_only_what_is_drawn_and_titles_with_acting_axes(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    saved = _figures(monkeypatch)
+    # one seed per cell and nothing excluded: no min–max band and no dotted line may appear in any legend
+    sweep = build(tmp_path / "s", {(1, "grpo"): [(0.5, 0.4)], (256, "grpo"): [(0.3, 0.9)],
+                                   (256, "m2po"): [(0.5, 0.3)], (1, "m2po"): [(0.5, 0.3)]})
+    write_report(sweep)
+    summary, ev, grad = saved
+    legend = lambda fig: [t.get_text() for t in fig.legends[0].get_texts()]  # noqa: E731
+    assert legend(ev) == ["GRPO/clip", "M2PO/paper"]
+    assert legend(grad)[:2] == ["GRPO/clip", "M2PO/paper"] and "min–max over seeds" not in legend(grad)
+    assert grad.axes[0].get_yscale() == "log" and ev.axes[0].get_yscale() == "linear"
+    assert "one seed, eval-set 95 % (Wilson)" in legend(summary)
+    assert "mean, 95 % t interval (n ≥ 2)" not in legend(summary)
+    titles = [ax.get_title() for ax in ev.axes if ax.get_visible()]
+    assert titles[0].startswith("stale 1\n") and not any("rollout" in t for t in titles)  # fixed mode: the lag only
+    assert [t.get_text() for t in summary.axes[0].get_xticklabels()] == ["1", "256"]
+
+
+def test_learning_speed_per_trail_and_per_cell(tmp_path: Path) -> None:
+    """Target = 0.9 × GRPO/clip's mean final eval reward at its lowest staleness; flat_trail evals at steps 2 and 4
+    (final − 0.1, then final)."""
+    sweep = build(tmp_path / "s", {(1, "grpo"): [(0.80, 0.4), (0.80, 0.4)], (256, "m2po"): [(0.80, 0.3), (0.70, 0.3)]})
+    path = write_report(sweep)
+    table = trail_table(load_journals(sweep)).set_index("display")
+    assert table["target"].iloc[0] == pytest.approx(0.72)                      # 0.9 × 0.80
+    assert table.loc["stale 1 grpo/clip seed 1", "steps_to_target"] == 4       # step 2: 0.70 < 0.72; step 4: 0.80
+    assert math.isnan(table.loc["stale 256 m2po/paper seed 2", "steps_to_target"])  # 0.60, 0.70: not reached
+    assert table.loc["stale 1 grpo/clip seed 1", "eval_auc"] == pytest.approx(0.75)  # (0.70 + 0.80) / 2
+    text = path.read_text()
+    assert "target: eval reward ≥ 0.720 = 0.9× the mean final eval reward of GRPO/clip at its lowest staleness" in text
+    assert "1/2 reached (4, not reached)" in text
