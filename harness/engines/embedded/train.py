@@ -12,7 +12,7 @@ for every row and no loss reads them.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -20,6 +20,60 @@ from harness.engines.embedded.losses import LossInputs, get_loss
 from harness.engines.embedded.model import NonFinite, TinyGPT, decode_rows, sample_greedy_and_tempered, sequence_logprobs
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
+
+
+class Adam:
+    """Adam without weight decay, step for step torch.optim.Adam's default CPU update (the same element-wise ops, so
+    the same bits), with the same state_dict layout. Why not torch.optim.Adam: constructing any torch optimiser
+    imports torch._dynamo, 1.7 CPU-s per trail process, about 5 % of a default trail."""
+
+    def __init__(self, params: List[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params = list(params)
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.step_count = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        pairs = [(p, g, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq)
+                 if (g := p.grad) is not None]
+        if not pairs:
+            return
+        params, grads, exp_avg, exp_avg_sq = (list(x) for x in zip(*pairs))
+        self.step_count += 1
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
+        bias_correction1 = 1 - beta1 ** self.step_count
+        bias_correction2_sqrt = (1 - beta2 ** self.step_count) ** 0.5
+        denom = torch._foreach_sqrt(exp_avg_sq)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, exp_avg, denom, -self.lr / bias_correction1)
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = {} if self.step_count == 0 else {
+            i: {"step": torch.tensor(float(self.step_count)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))}
+        return {"state": state, "param_groups": [{"lr": self.lr, "betas": self.betas, "eps": self.eps,
+                                                  "weight_decay": 0.0, "amsgrad": False,
+                                                  "params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Also reads the state_dict of a torch.optim.Adam over the same parameters."""
+        state = state_dict["state"]
+        self.step_count = int(float(state[0]["step"])) if state else 0
+        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
+            if i in state:
+                m.copy_(state[i]["exp_avg"])
+                v.copy_(state[i]["exp_avg_sq"])
 
 
 def advantages(rewards: torch.Tensor, group: int) -> torch.Tensor:
@@ -35,7 +89,7 @@ class Trainer:
         self.temperature = float(eng.temperature)
         self.loss_fn = get_loss(cfg.algo.name, cfg.algo.variant)
         self.params = list(policy.parameters())
-        self.opt = torch.optim.Adam(self.params, lr=float(eng.lr))
+        self.opt = Adam(self.params, lr=float(eng.lr))
 
     def update(self, batch: Batch) -> Dict[str, float]:
         params = self.params
