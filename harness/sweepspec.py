@@ -23,7 +23,7 @@ from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from harness.compose import compose_trail
+from harness.compose import Composer
 from harness.errors import HarnessError
 from harness.resources import CONF_DIR, SWEEPS_DIR
 from harness.trails import Trail, make_trails
@@ -155,10 +155,11 @@ def expand(spec: SweepSpec) -> List[List[str]]:
 def build_trails(spec: SweepSpec) -> List[Trail]:
     """Compose and validate every trail before anything launches; the first bad one raises with its overrides."""
     configs = []
-    for overrides in expand(spec):
-        try:
-            cfg = compose_trail(overrides)
-        except HarnessError as exc:
-            raise HarnessError(f"{exc}\n  in trail with overrides: {' '.join(overrides)}") from exc
-        configs.append((cfg, overrides))
+    with Composer() as composer:
+        for overrides in expand(spec):
+            try:
+                cfg = composer.compose(overrides)
+            except HarnessError as exc:
+                raise HarnessError(f"{exc}\n  in trail with overrides: {' '.join(overrides)}") from exc
+            configs.append((cfg, overrides))
     return make_trails(configs)
