@@ -1,0 +1,48 @@
+"""The package installs anywhere: a wheel carries its Hydra config and named sweeps, and `harness sweep --dry-run`
+works from an unrelated directory with the harness imported from the wheel (not from this checkout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: object, cwd: Path) -> str:
+    env = {**os.environ, "COLUMNS": "200"}  # one table row per line
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, f"{args}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_wheel_installs_and_runs_a_dry_run_elsewhere(tmp_path: Path) -> None:
+    # build from a copy, so the shared checkout gets no build/ or egg-info
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copytree(REPO / "harness", src / "harness", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    dist = tmp_path / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, src, cwd=tmp_path)
+    (wheel,) = dist.glob("harness-*.whl")
+    names = _run(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path)
+    assert "harness/conf/config.yaml" in names and "harness/sweeps/demo.yaml" in names
+
+    # a fresh venv that reuses the installed dependencies (torch, hydra, …); harness itself comes from the wheel
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    python = venv / "bin" / "python"
+    _run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", wheel, cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = _run(python, "-c", "import harness; print(harness.__file__)", cwd=elsewhere).strip()
+    assert where.startswith(str(venv)), where
+
+    out = _run(venv / "bin" / "harness", "sweep", "demo", "--dry-run", "--root", elsewhere / "runs", cwd=elsewhere)
+    assert "trails on local (dry run)" in out and "stale 256 d2+d1 rollout 96 m2po seed 3" in out
+    out = _run(venv / "bin" / "harness", "sweep", "stale=1,64", "algo=grpo,m2po", "--dry-run", cwd=elsewhere)
+    assert "stale 64 d2+d1 rollout 96 m2po" in out
