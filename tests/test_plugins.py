@@ -71,3 +71,28 @@ def test_toy_engine_divergence_reaches_the_sweep(toy: None, tmp_path: Path) -> N
                  "--no-report"]) == 1
     (run_dir,) = trail_dirs(root / "toy")
     assert read_status(run_dir)["state"] == "diverged"
+
+
+@pytest.fixture
+def toyq(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugins.ENV_VAR, "toy_engine:PLUGIN,toy_backend:PLUGIN")
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+
+
+def test_ctrl_c_on_a_detachable_backend_says_the_jobs_go_on(toyq: None, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    root = tmp_path / "runs"
+    args = ["sweep", "engine=toy", "backend=toyq", "stale=1,2", "tracking=none", "--name", "q", "--root", str(root)]
+    assert main([*args, "--no-report"]) == 130
+    out = " ".join(capsys.readouterr().out.split())
+    assert "go on running on toyq" in out and "harness status" in out and "toyq-cancel <id>" in out
+    assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "detached"
+    assert main(["status", "q", "--root", str(root)]) == 0
+    assert "running" in capsys.readouterr().out  # asked the backend, not the stale status.json
+
+
+def test_detach_needs_a_detachable_backend(toyq: None, tmp_path: Path) -> None:
+    assert main(["sweep", "engine=toy", "tracking=none", "--root", str(tmp_path), "--detach"]) == 2
+    assert main(["sweep", "engine=toy", "backend=toyq", "tracking=none", "--root", str(tmp_path), "--detach"]) == 0
