@@ -106,7 +106,7 @@ def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
         width = max(len(t) for t in targets)
         tok = torch.tensor([t + [PAD] * (width - len(t)) for t in targets], dtype=torch.long)
         mask = torch.tensor([[True] * len(t) + [False] * (width - len(t)) for t in targets])
-        logp, _ = sequence_logprobs(model, ids, 1, tok)
+        logp, _ = sequence_logprobs(model, ids, 1, tok, mask=mask)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -115,21 +115,31 @@ class Block(nn.Module):
         return self._mlp(x, attend(q, k, v, bias).transpose(1, 2).reshape(n, t, c)), (k, v)
 
     def grouped(self, x: torch.Tensor, b: int, kp_t: torch.Tensor, vp: torch.Tensor, bias: torch.Tensor,
-                past: Optional[Tuple[torch.Tensor, torch.Tensor, int]] = None) -> torch.Tensor:
+                past: Optional[Tuple[torch.Tensor, torch.Tensor, int]] = None,
+                packed: Optional[Tuple[torch.Tensor, int, int]] = None) -> torch.Tensor:
         """Continuation pass: x [B·R, T, C], R rows per prompt (prompt-major) after the prompt keys (kp_t, vp as in
         `attend_grouped`; contiguous, so no matmul copies them).
         past = (k buffer, v buffer [B, H, R, W, D], slot): the T = 1 decode step writes its key/value at `slot` and
-        attends to slots 0..slot; without past, the T tokens attend causally to each other."""
-        n, t, c = x.shape
+        attends to slots 0..slot; without past, the T tokens attend causally to each other.
+        packed = (sel, B·R, T): x is [P, C], the positions `sel` of the flattened [B·R·T] layout, and only they are
+        computed; attention scatters them into that layout, where the other positions are zeros that no selected
+        position sees (each row's selected positions are a prefix)."""
+        c = x.shape[-1]
         h = self.n_head
-        q, k, v = self.qkv(self.ln1(x)).view(b, n // b, t, 3, h, c // h).permute(3, 0, 4, 1, 2, 5)
+        qkv = self.qkv(self.ln1(x))
+        if packed is None:
+            n, t = x.shape[0], x.shape[1]
+        else:
+            sel, n, t = packed
+            qkv = qkv.new_zeros(n * t, 3 * c).index_copy(0, sel, qkv)
+        q, k, v = qkv.view(b, n // b, t, 3, h, c // h).permute(3, 0, 4, 1, 2, 5)
         if past is not None:
             kb, vb, slot = past
             kb[:, :, :, slot:slot + 1] = k
             vb[:, :, :, slot:slot + 1] = v
             k, v = kb[:, :, :, :slot + 1], vb[:, :, :, :slot + 1]
-        y = attend_grouped(q, kp_t, vp, k, v, bias)
-        return self._mlp(x, y.permute(0, 2, 3, 1, 4).reshape(n, t, c))
+        y = attend_grouped(q, kp_t, vp, k, v, bias).permute(0, 2, 3, 1, 4)
+        return self._mlp(x, y.reshape(n, t, c) if packed is None else y.reshape(n * t, c).index_select(0, sel))
 
 
 class TinyGPT(nn.Module):
@@ -175,17 +185,24 @@ class TinyGPT(nn.Module):
         return self.logits(x[:, -1]), cache, valid, valid.sum(1)
 
     def continuation(self, ids: torch.Tensor, cache: Cache, key_valid: torch.Tensor, start: torch.Tensor,
-                     group: int) -> torch.Tensor:
+                     group: int, need: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits [B·G, Lc, V] of continuation tokens ids [B·G, Lc] (G per prompt, prompt-major) after the prompts
-        whose cache, key-valid mask [B, Lp] and lengths `start` [B] come from `prompt`."""
+        whose cache, key-valid mask [B, Lp] and lengths `start` [B] come from `prompt`. With `need` (bool [B·G, Lc],
+        a prefix of each row) only those positions are computed and the logits come packed, [need.sum(), V]."""
         n, lc = ids.shape
         b, lp = key_valid.shape
         pos = start.repeat_interleave(group)[:, None] + torch.arange(lc)[None, :]
         bias = torch.cat([torch.zeros(b, lp).masked_fill_(~key_valid, NEG_INF)[:, None, :].expand(b, lc, lp),
                           torch.full((lc, lc), NEG_INF).triu_(1)[None].expand(b, lc, lc)], 2)[:, None, None]
-        x = self.embed(ids, pos)
+        packed = None
+        if need is None:
+            x = self.embed(ids, pos)
+        else:
+            sel = need.reshape(-1).nonzero().squeeze(1)
+            packed = (sel, n, lc)
+            x = self.embed(ids.reshape(-1)[sel], pos.reshape(-1)[sel])
         for block, (kp, vp) in zip(self.blocks, cache):
-            x = block.grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias)
+            x = block.grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias, packed=packed)
         return self.logits(x)
 
 
@@ -300,21 +317,32 @@ def sample_greedy_and_tempered(model: TinyGPT, prompt_ids: torch.Tensor, max_new
 
 
 def sequence_logprobs(model: TinyGPT, prompt_ids: torch.Tensor, group: int, tokens: torch.Tensor,
-                      temperature: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                      temperature: float = 1.0, mask: Optional[torch.Tensor] = None
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Log-probs [B*G, Lc] of `tokens` under `model` (with grad), and per-token entropy, in one prompt pass plus one
     continuation pass. Both are of the sampling distribution softmax(logits / temperature) (temperature 0, greedy,
-    means 1), so they agree with `sample`'s behaviour log-probs when the weights are the same."""
+    means 1), so they agree with `sample`'s behaviour log-probs when the weights are the same.
+    With `mask` (the valid tokens, a prefix of each row) only the positions that predict a valid token are computed;
+    the others read 0."""
     logits0, cache, valid, lengths = model.prompt(prompt_ids)
     first = (logits0.repeat_interleave(group, 0) if group > 1 else logits0)[:, None]
-    if tokens.shape[1] > 1:
+    n, lc = tokens.shape
+    if lc == 1:
+        logits = first
+    elif mask is None:
         logits = torch.cat([first, model.continuation(tokens[:, :-1], cache, valid, lengths, group)], 1)
     else:
-        logits = first
+        need = mask[:, 1:]
+        packed = model.continuation(tokens[:, :-1], cache, valid, lengths, group, need)
+        rest = packed.new_zeros(n, lc - 1, packed.shape[-1]).masked_scatter(need[..., None], packed)
+        logits = torch.cat([first, rest], 1)
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(2, tokens[..., None]).squeeze(2)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
+    if mask is not None:
+        logp, entropy = logp * mask, entropy * mask
     return logp, entropy
 
 

@@ -5,8 +5,8 @@ Update: group-normalised advantages A = (R − mean_group R) / (std_group R + 1e
 disjoint groups of prompts; gradient clipping at `grad_clip` with the pre-clip norm reported.
 Every log-prob that enters a ratio is of the sampling distribution softmax(logits / engine.temperature), the one the
 behaviour log-probs were recorded under (AReaL's and verl's convention); otherwise at temperature ≠ 1 no ratio is 1
-even on-policy. The forward runs only as wide as the longest answer in the batch: the columns after it are padding
-for every row and no loss reads them.
+even on-policy. The forward computes only the positions of valid answer tokens (packed): the padding after an EOS
+is read by no loss.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Trainer:
         prox: Optional[torch.Tensor] = None
         if self.n_mb > 1:
             with torch.no_grad():
-                prox, _ = sequence_logprobs(self.policy, prompts, self.group, tokens, self.temperature)
+                prox, _ = sequence_logprobs(self.policy, prompts, self.group, tokens, self.temperature, valid)
         sums: Dict[str, float] = {}
         per = n_groups // self.n_mb
         for m in range(self.n_mb):
@@ -111,8 +111,8 @@ class Trainer:
                 groups = list(range(m * per, (m + 1) * per))
                 rows = torch.tensor([g * self.group + j for g in groups for j in range(self.group)])
                 mb_prompts = prompts[groups]
-            logp, entropy = sequence_logprobs(self.policy, mb_prompts, self.group, tokens[rows], self.temperature)
             mask = valid[rows]
+            logp, entropy = sequence_logprobs(self.policy, mb_prompts, self.group, tokens[rows], self.temperature, mask)
             prox_mb = logp.detach() if prox is None else prox[rows]
             inputs = LossInputs(logp=logp, behav_logp=behav[rows], prox_logp=prox_mb, advantages=adv[rows], mask=mask)
             loss, stats = self.loss_fn(inputs, self.cfg.algo)
