@@ -14,10 +14,10 @@ from typing import Iterable, List
 
 import pandas as pd
 
-from harness.report.contrasts import EVAL_SET, NONE, PAIRED, Contrast, contrasts
+from harness.report.contrasts import EVAL_SET, PAIRED, Contrast, contrasts
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate, wilson_interval
-from harness.report.tables import (AGGREGATED_STATES, CELL_METRICS, EVAL_FRACTIONS, SeedCells, algo_order,
+from harness.report.tables import (AGGREGATED_STATES, EVAL_FRACTIONS, SeedCells, algo_order,
                                    seed_cells, seed_values)
 
 RETENTION = 0.95  # the paper's mark: M2PO at stale s should keep this share of on-policy GRPO's eval reward
@@ -220,4 +220,4 @@ def findings(trails: pd.DataFrame, items: List[Contrast] | None = None) -> List[
     return out
 
 
-__all__ = ["CELL_METRICS", "RETENTION", "cell_text", "findings", "num"]
+__all__ = ["RETENTION", "cell_text", "findings", "num", "signed"]
