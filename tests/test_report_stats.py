@@ -96,23 +96,29 @@ def test_fieller_is_the_inverted_t_test(pairs: list, paired: bool) -> None:
     n = len(a)
     t = sp.t.ppf(0.975, n - 1)
 
-    span = (min(lo, -5.0) - 1, max(hi, 5.0) + 1) if math.isfinite(lo) else (-50.0, 50.0)
-    grid = np.linspace(*span, 100001)
-    if paired:  # one-sample t statistic of d = a − ρ b, for every ρ of the grid at once
-        d = a[None, :] - grid[:, None] * b[None, :]
-        se = d.std(axis=1, ddof=1) / math.sqrt(n)
-    else:
-        se = np.sqrt(a.var(ddof=1) / n + grid ** 2 * b.var(ddof=1) / n)
-    ok = np.abs(a.mean() - grid * b.mean()) <= t * se + 1e-12
-    if math.isfinite(lo):
-        inside = grid[ok]
-        if inside.size == 0:  # no spread at all: the set is the single point ā / b̄, narrower than the grid step
-            assert hi - lo == pytest.approx(0.0, abs=1e-9)
-            return
-        assert inside.min() == pytest.approx(lo, abs=2e-3) and inside.max() == pytest.approx(hi, abs=2e-3)
-        assert lo <= ratio <= hi
-    else:
-        assert ok[0] or ok[-1]  # unbounded: the set reaches the edge of any finite grid
+
+    def accepted(rho: np.ndarray) -> np.ndarray:
+        if paired:  # one-sample t statistic of d = a − ρ b, for every ρ at once
+            d = a[None, :] - rho[:, None] * b[None, :]
+            se = d.std(axis=1, ddof=1) / math.sqrt(n)
+        else:
+            se = np.sqrt(a.var(ddof=1) / n + rho ** 2 * b.var(ddof=1) / n)
+        return np.abs(a.mean() - rho * b.mean()) <= t * se + 1e-12
+
+    if not math.isfinite(lo):
+        assert accepted(np.array([-1e6, 1e6])).any()  # unbounded: the set reaches arbitrarily far
+        return
+    assert lo <= ratio <= hi
+    if hi - lo < 1e-9:  # no spread at all: the set is the single point ā / b̄
+        return
+    eps = 1e-6 * max(1.0, abs(lo), abs(hi))
+    assert accepted(np.array([lo + eps, hi - eps])).all()   # just inside: the test does not reject
+    assert not accepted(np.array([lo - eps, hi + eps])).any()  # just outside: it rejects
+    grid = np.linspace(lo - 1.0, hi + 1.0, 20001)
+    inside = (grid > lo + eps) & (grid < hi - eps)
+    outside = (grid < lo - eps) | (grid > hi + eps)
+    ok = accepted(grid)
+    assert ok[inside].all() and not ok[outside].any()
 
 
 def test_fieller_unbounded_when_the_denominator_may_be_zero() -> None:
