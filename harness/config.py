@@ -21,8 +21,8 @@ from harness.tracking.config import TrackingConfig
 
 @dataclass
 class AlgoConfig:
-    name: str = "grpo"                 # loss registry name: grpo | m2po | is
-    variant: str = "clip"              # grpo: clip | decoupled ; m2po: paper | official | areal ; is: plain
+    name: str = "grpo"                 # an algorithm of harness.axes.ALGO_VARIANTS
+    variant: str = "clip"              # one of ALGO_VARIANTS[name]; the first is the default
     eps_clip: float = 0.2              # PPO clip ε (grpo)
     m2_threshold: float = 0.04         # M2PO τ
     behav_imp_weight_cap: float = 5.0  # AReaL's rejection-sampling cap on π_prox/π_behav (decoupled losses)
