@@ -86,8 +86,10 @@ def attend_grouped(q: torch.Tensor, kp_t: torch.Tensor, vp: torch.Tensor, kc: to
     s_p = torch.matmul(q.reshape(b, h, r * t, d), kp_t).view(b, h, r, t, lp)
     s = torch.cat([s_p, torch.matmul(q, kc.transpose(-1, -2))], -1).mul_(1.0 / math.sqrt(d))
     w = torch.softmax(s.add_(bias), -1)
-    y_p = torch.matmul(w[..., :lp].reshape(b, h, r * t, lp), vp).view(b, h, r, t, d)
-    return y_p + torch.matmul(w[..., lp:], vc)
+    y = torch.matmul(w.view(b, h, r * t, -1)[..., :lp], vp).view(b, h, r, t, d)
+    if t == 1:  # a decode step: R·B·H products of a 1 × Lk by an Lk × D matrix, cheaper as multiply-and-sum
+        return y + (w[..., lp:].transpose(-1, -2) * vc).sum(-2, keepdim=True)
+    return y + torch.matmul(w[..., lp:], vc)
 
 
 class Block(nn.Module):
