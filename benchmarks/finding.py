@@ -15,6 +15,7 @@ import pandas as pd
 
 from harness.journal import read_records
 from harness.rundir import load_config, read_status
+from harness.states import FINISHED
 
 OUT = Path(__file__).resolve().parent.parent / "reports" / "finding_table.md"
 
@@ -43,8 +44,8 @@ def main(argv: list[str]) -> int:
     rows = [trail_row(d) for d in sorted(sweep_dir.iterdir()) if (d / "journal.jsonl").exists()
             and read_records(d)]
     df = pd.DataFrame(rows)
-    unfinished = df[~df.state.isin(["done", "diverged"])]
-    df = df[df.state.isin(["done", "diverged"])]
+    unfinished = df[~df.state.isin(FINISHED)]
+    df = df[df.state.isin(FINISHED)]
     per_trail = df.sort_values(["algo", "stale", "seed"])
     agg = df.groupby(["algo", "stale"]).agg(
         seeds=("seed", "count"), final_eval=("final_eval", "mean"), final_eval_sd=("final_eval", "std"),

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-REAL_STEP_S = 0.1        # embedded engine, one thread, per RL step (DESIGN.md)
+REAL_STEP_S = 0.1        # embedded engine, one thread, per RL step
 REAL_SYNC_EVERY_S = 5.0  # tracking.sync_every_s default
 
 TRAIL = r"""
@@ -35,11 +35,12 @@ import json, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from harness.rundir import write_status
+from harness.states import TrailState
 from harness.tracking.config import TrackingConfig
 from tracking_support import append_steps
 run_dir, steps, step_s, every, mode = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 track = mode != "off"
-write_status(run_dir, "running")
+write_status(run_dir, TrailState.RUNNING)
 live = None
 if track:
     from harness.tracking.live import LiveSync
@@ -53,7 +54,7 @@ for step in range(1, steps + 1):
         x += 1
     append_steps(run_dir, [step])
 loop_s = time.perf_counter() - t0
-write_status(run_dir, "done", ended=time.time())
+write_status(run_dir, TrailState.DONE, ended=time.time())
 t1 = time.perf_counter()
 if live: live.stop()
 stop_s = time.perf_counter() - t1

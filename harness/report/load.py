@@ -23,6 +23,8 @@ from harness.errors import HarnessError
 from harness.journal import read_records
 from harness.rundir import load_config, read_status
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
+from harness.states import TrailState
+from harness.tracking.config import DEFAULT_URI
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
 CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
@@ -115,7 +117,7 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         tid = str(meta.get("id") or run_dir.name)
         rows.append({
             "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES},
-            "state": status.get("state", "pending"), "reason": status.get("reason") or "",
+            "state": status.get("state", TrailState.PENDING.value), "reason": status.get("reason") or "",
             "started": status.get("started"), "ended": status.get("ended"),
             **config_fields(run_dir, meta.get("engine")),
         })
@@ -133,7 +135,7 @@ def tracking_target(sweep_dir: Path) -> tuple[str, str]:
     for run_dir in trail_dirs(sweep_dir):
         if (run_dir / "config.yaml").is_file():
             tracking = load_config(run_dir).get("tracking") or {}
-            targets.add((str(tracking.get("uri", "sqlite:///mlflow.db")), str(tracking.get("experiment", "harness"))))
+            targets.add((str(tracking.get("uri", DEFAULT_URI)), str(tracking.get("experiment", "harness"))))
     if not targets:
         raise HarnessError(f"no trail config.yaml under {sweep_dir}: cannot tell which MLflow store holds the sweep")
     if len(targets) > 1:
@@ -214,7 +216,7 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
                               frame["time"].min() if frame is not None else math.nan)
         rows.append({
             "trail": run.info.run_name or tid, "id": tid, **{k: _axis(params.get(k), k) for k in AXES},
-            "state": tags.get("harness.status", "pending"),
+            "state": tags.get("harness.status", TrailState.PENDING.value),
             "reason": reason,
             "started": start, "ended": end / 1000.0 if end else math.nan,
             **(config_fields(local[tid], read_trail_meta(local[tid]).get("engine")) if tid in local

@@ -14,6 +14,7 @@ from harness.report.findings import RETENTION, cell_text, num, signed
 from harness.report.names import algo_title, group_label
 from harness.report.tables import (AGGREGATED_STATES, BASELINE, CELL_METRICS, TARGET_SHARE, algo_order, seed_cells,
                                    seed_values)
+from harness.states import TrailState
 
 DEFINITIONS = f"""\
 - Cell: the trails that differ only by seed (same staleness mode, acting axes and algorithm/variant). Names show only
@@ -134,7 +135,7 @@ def contrast_markdown(items: List[Contrast]) -> str:
 def trail_markdown(trails: pd.DataFrame) -> str:
     rows = []
     for row in trails.itertuples(index=False):
-        status = row.state if not row.reason or row.state == "done" else f"{row.state}: {row.reason}"
+        status = row.state if not row.reason or row.state == TrailState.DONE else f"{row.state}: {row.reason}"
         rows.append({
             "trail": row.display, "status": status, "steps": _cell(row.steps),
             "wall (s)": _cell(row.wall_s, ".1f"), "start-up (s)": _cell(row.startup_s, ".1f"),

@@ -18,6 +18,7 @@ from harness.rundir import write_json_atomic, write_status
 from harness.sweepdir import TRAIL_META, write_sweep_meta
 from harness.axes import trail_name
 from harness.trails import slug
+from harness.states import TrailState
 
 
 def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str] = None) -> Dict[str, Any]:
@@ -33,7 +34,7 @@ def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str]
 
 
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
-                state: str = "done", reason: str = "", started: float = 1000.0, ended: Optional[float] = None,
+                state: str = TrailState.DONE.value, reason: str = "", started: float = 1000.0, ended: Optional[float] = None,
                 tracking: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                 dirname: Optional[str] = None, config: Optional[Mapping[str, Any]] = None) -> Path:
     """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir. `config` (e.g.

@@ -24,11 +24,12 @@ import pandas as pd
 from harness.report.load import SweepData
 from harness.report.names import algo_variant, display_name, setting_label
 from harness.report.stats import estimate, normalised_auc, steps_to_target
+from harness.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
 CELL = [*GROUP, "algo"]                    # + algorithm: what seeds are aggregated over
 BASELINE = "grpo/clip"                     # the on-policy reference of every comparison
-AGGREGATED_STATES = ("done",)              # diverged, failed and unfinished trails are shown but never averaged
+AGGREGATED_STATES = (TrailState.DONE.value,)              # diverged, failed and unfinished trails are shown but never averaged
 TARGET_SHARE = 0.9                         # default target: this share of the baseline's lowest-staleness reward
 
 # trail-table column -> (metric, reduction)

@@ -124,7 +124,7 @@ def _decoupled(b: _Batch, cfg: Any, eps: float, keep: torch.Tensor, stats: Stats
 # ---------------------------------------------------------------------------------------------------------------
 
 def grpo_clip(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
-    """GRPO with token-level PPO-clip against the behaviour policy (DESIGN.md §1, "GRPO").
+    """GRPO with token-level PPO-clip against the behaviour policy.
 
     r_t = π_θ/π_behav, loss = (1/N) Σ_valid max(−A_t r_t, −A_t clip(r_t, 1−ε, 1+ε)), ε = ``eps_clip``, N = number
     of valid tokens. There is no proximal policy: π_old of PPO is the policy that generated the tokens, so under
