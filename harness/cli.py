@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the trail table; launch nothing")
     sweep.add_argument("--detach", action="store_true", help="submit and return (backends whose jobs outlive this command)")
     sweep.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
+    sweep.add_argument("--wait", action="store_true",
+                       help="if another `harness sweep` runs this sweep, wait for it to end instead of refusing")
+    sweep.add_argument("--preflight", action="store_true",
+                       help="with --dry-run: also run the engines' own validation (for AReaL: runs engine.python)")
     sweep.add_argument("--root", default=None)
 
     status = sub.add_parser("status", help="print a sweep's trail table")
@@ -53,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from harness.sweep import main_sweep
 
             return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
-                              report=not args.no_report, root=args.root)
+                              report=not args.no_report, root=args.root, wait=args.wait,
+                              run_preflight=args.preflight)
         if args.command == "status":
             from harness.sweep import main_status
 

@@ -2,6 +2,8 @@
 
 It is the source of truth for every metric: MLflow and reports are fed from it. A line that a crash cut short is
 ignored when reading, and resume truncates the journal back to the checkpoint so no step is ever written twice.
+The writer also holds that line itself: a step appended again (a trail restarted from scratch, or from a
+checkpoint older than its last record) first drops the records from that step on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Journal:
         self.path = Path(run_dir) / JOURNAL_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
+        self._last = last_step(self.path.parent)
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair_tail(self) -> None:
@@ -44,6 +47,8 @@ class Journal:
             fh.truncate(cut)
 
     def append(self, step: int, metrics: Mapping[str, float], time: Optional[float] = None) -> None:
+        if self._last is not None and int(step) <= self._last:
+            self.rewind(int(step) - 1)
         record: Dict[str, object] = {"step": int(step)}
         if time is not None:
             record["time"] = float(time)
@@ -51,12 +56,14 @@ class Journal:
             record[key] = _clean(value)
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
+        self._last = int(step)
 
     def rewind(self, step: int) -> int:
         """Resume from a checkpoint at `step`: drop later records and keep appending to the rewritten file.
         Returns how many records remain."""
         self.close()
         kept = truncate_after(self.path.parent, step)
+        self._last = last_step(self.path.parent)
         self._fh = open(self.path, "a", encoding="utf-8")
         return kept
 
@@ -95,6 +102,14 @@ def iter_records(run_dir: Path | str) -> Iterator[dict]:
                     except ValueError:
                         pass
             yield record
+
+
+def last_step(run_dir: Path | str) -> Optional[int]:
+    """The step of the journal's last complete record (None when it has none)."""
+    last = None
+    for record in iter_records(run_dir):
+        last = int(record["step"])
+    return last
 
 
 def read_records(run_dir: Path | str) -> List[dict]:

@@ -1,7 +1,9 @@
 """Run one trail inside its run directory: status bookkeeping, engine call, failure capture.
 
 Every backend ends up here (local subprocess, Ray task, Slurm job), so a trail behaves the same wherever it runs.
-An exception marks the trail failed with its reason; it never propagates to the sweep.
+An exception marks the trail failed with its reason; it never propagates to the sweep. The trail's lock
+(harness.locks) is held for the whole run, so no two processes ever run the same trail: a second one is refused
+(LockHeld) before it writes anything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable, Optional
 
 from harness.engines import StepCallback, get_engine
 from harness.journal import Journal
+from harness.locks import trail_lock
 from harness.rundir import load_config, read_status, record_outcome
 from harness.states import TrailState
 
@@ -37,9 +40,18 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
                   live_sync: Optional[Callable[[Path], object]] = None) -> TrailState:
-    """Run the trail whose config.yaml is in `run_dir`; return its final state."""
+    """Run the trail whose config.yaml is in `run_dir`; return its final state.
+
+    Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
+    """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
+    with trail_lock(run_dir):
+        return _run_locked(run_dir, cfg, on_step, live_sync)
+
+
+def _run_locked(run_dir: Path, cfg, on_step: Optional[StepCallback],
+                live_sync: Optional[Callable[[Path], object]]) -> TrailState:
     attempts = int(read_status(run_dir).get("attempts", 0)) + 1
     record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
                    attempts=attempts, ended=None)

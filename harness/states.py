@@ -4,7 +4,9 @@ exit code and to MLflow. A leaf module (no harness imports), so every writer and
     pending ──► running ──► done        a rerun skips it (finished)
                    │   ├──► diverged    NaN/inf: metrics kept, a rerun skips it (finished)
                    │   ├──► failed      an exception or a lost worker: a rerun runs it again
-                   │   └──► cancelled   interrupted (Ctrl-C, SIGTERM, scancel): a rerun runs it again
+                   │   ├──► cancelled   interrupted (Ctrl-C, SIGTERM, scancel): a rerun runs it again
+                   │   └──► interrupted its process died without a word (SIGKILL, lost machine): found by
+                   │                    `harness status` as "running" with its trail lock free; a rerun resumes it
                    └──► pending         requeued by a scheduler after preemption
 """
 
@@ -21,6 +23,7 @@ class TrailState(str, Enum):
     FAILED = "failed"
     DIVERGED = "diverged"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
 
     def __str__(self) -> str:  # "done", not "TrailState.DONE", in messages and f-strings
         return self.value
@@ -47,7 +50,7 @@ class TrailState(str, Enum):
     def mlflow_status(self) -> str:
         """The MLflow run status of a trail in this state (a diverged trail ran to its end: FINISHED)."""
         return {TrailState.DONE: "FINISHED", TrailState.DIVERGED: "FINISHED", TrailState.FAILED: "FAILED",
-                TrailState.CANCELLED: "KILLED", TrailState.RUNNING: "RUNNING",
+                TrailState.CANCELLED: "KILLED", TrailState.INTERRUPTED: "KILLED", TrailState.RUNNING: "RUNNING",
                 TrailState.PENDING: "SCHEDULED"}[self]
 
 

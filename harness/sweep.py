@@ -1,13 +1,17 @@
 """`harness sweep` and `harness status`: validate every trail, launch the unfinished ones on a backend, watch them.
 
-Order of work: compose + validate all trails (and the engine's preflight) → nothing launches on any error; write
-run dirs; skip finished trails, resume unfinished ones (the engine picks up its checkpoint), rerun failed ones;
-follow progress; at the end sync tracking, write the report, print a summary and exit non-zero if any trail failed
-or diverged.
+Order of work: compose + validate all trails (and the engine's preflight) → nothing launches on any error; take
+the sweep's lock (one `harness sweep` per sweep dir at a time); write run dirs; skip finished trails, resume
+unfinished ones (the engine picks up its checkpoint), rerun failed ones; follow progress; at the end sync tracking,
+write the report, print a summary and exit non-zero if any trail failed or diverged.
+
+A dry run executes nothing named in the sweep: engine preflights (which may run a program the sweep file names,
+e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for with --preflight.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -21,6 +25,7 @@ from harness import plugins
 from harness.backends.base import get_backend
 from harness.errors import HarnessError
 from harness.interrupts import sigterm_as_interrupt
+from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.rundir import read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
@@ -29,6 +34,7 @@ from harness.sweepspec import build_spec, build_trails
 from harness.trails import Trail
 
 POLL_S = 0.2
+LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console()
 
 
@@ -73,20 +79,30 @@ def _row(run_dir: Path) -> Dict[str, object]:
 
 def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> Table:
     counts = {s: sum(1 for v in states.values() if v == s) for s in TrailState}
+    stopped = counts[TrailState.FAILED] + counts[TrailState.CANCELLED] + counts[TrailState.INTERRUPTED]
     title = (f"queued {counts[TrailState.PENDING]} · running {counts[TrailState.RUNNING]} · "
              f"done {counts[TrailState.DONE]} · diverged {counts[TrailState.DIVERGED]} · "
-             f"failed {counts[TrailState.FAILED] + counts[TrailState.CANCELLED]} · {time.time() - started:.0f}s")
+             f"failed {stopped} · {time.time() - started:.0f}s")
     rows = [_row(d) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
     return trail_table(rows, title)
 
 
 def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]:
-    """Write each trail's run dir; return those still to run (not done or diverged)."""
+    """Write each trail's run dir; return those still to run (not done or diverged, and not being run by another
+    live process, e.g. a job of an earlier detached sweep)."""
     to_run = []
+    grace = time.monotonic() + LOCK_GRACE_S
     for trail in trails:
         run_dir = trail.run_dir(sweep_dir)
         state = read_status(run_dir).get("state")
         if state in FINISHED:
+            continue
+        while is_locked(run_dir / TRAIL_LOCK) and time.monotonic() < grace:
+            time.sleep(POLL_S)  # a worker of a sweep that just died is still recording itself cancelled
+        if is_locked(run_dir / TRAIL_LOCK):
+            holder = read_holder(run_dir / TRAIL_LOCK)
+            console.print(f"[yellow]{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
+                          f"{holder.get('host', '?')}[/]")
             continue
         save_config(run_dir, trail.cfg, trail.overrides)
         write_trail_meta(run_dir, trail, sweep_name)
@@ -115,8 +131,22 @@ def _tracking(trails: List[Trail], sweep_dir: Path, action: str, **kw: object) -
         console.print(f"[yellow]tracking: {action} skipped: {exc}[/]")
 
 
+def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_preflight: bool) -> None:
+    """Run the engines' preflights on launch or when asked for; on a plain dry run say which were skipped."""
+    if dry_run and not run_preflight:
+        skipped = sorted({t.cfg.engine.name for t in trails if plugins.engine(t.cfg.engine.name).preflight})
+        for engine in skipped:
+            console.print(f"note: {engine}'s own validation of the trails was skipped (it runs programs the sweep "
+                          f"names, e.g. engine.python); add --preflight to run it")
+        return
+    errors = preflight(trails, sweep_dir)
+    if errors:
+        raise HarnessError("preflight found errors, nothing launched:\n  " + "\n  ".join(errors))
+
+
 def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
-               report: bool = True, root: Optional[str] = None) -> int:
+               report: bool = True, root: Optional[str] = None, wait: bool = False,
+               run_preflight: bool = False) -> int:
     spec = build_spec(args, name=name)
     trails = build_trails(spec)
     if not trails:
@@ -129,9 +159,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
         raise HarnessError(f"invalid value for '--detach' with backend={backend_name} "
                            f"(allowed: backend={' | '.join(detachable)}, whose jobs outlive this command)")
     sweep_dir = Path(root or trails[0].cfg.root) / spec.name
-    errors = preflight(trails, sweep_dir)
-    if errors:
-        raise HarnessError("preflight found errors, nothing launched:\n  " + "\n  ".join(errors))
+    _preflight_or_note(trails, sweep_dir, dry_run, run_preflight)
     if dry_run:
         rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
                  "overrides": " ".join(t.overrides)} for t in trails]
@@ -139,6 +167,19 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
                                   ("trail", "id", "state", "overrides")))
         return 0
 
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+
+    def waiting(holder: Dict[str, object]) -> None:
+        console.print(f"sweep {spec.name!r} is in use by PID {holder.get('pid', '?')} on host "
+                      f"{holder.get('host', '?')}; waiting for it to end (--wait)")
+
+    with sweep_lock(sweep_dir).acquire(wait=wait, on_wait=waiting):
+        return _launch(spec, trails, sweep_dir, backend_name, backend_plugin, detach, report)
+
+
+def _launch(spec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
+            detach: bool, report: bool) -> int:
+    """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
@@ -219,6 +260,29 @@ def _poll_detached(run_dir: Path, state: object) -> object:
     return poll(run_dir) if poll is not None else state
 
 
+def mark_interrupted(run_dir: Path) -> bool:
+    """A trail recorded as running on this host whose lock is free: its process died without a word (SIGKILL, OOM
+    killer). Record it interrupted (under its lock, so a worker starting now is never overwritten)."""
+    status = read_status(run_dir)
+    if status.get("state") != TrailState.RUNNING or status.get("host", socket.gethostname()) != socket.gethostname():
+        return False  # on another host the lock may not be visible from here: the scheduler's word counts
+    lock = trail_lock(run_dir)
+    try:
+        lock.acquire()
+    except (HarnessError, OSError):
+        return False
+    try:
+        status = read_status(run_dir)
+        if status.get("state") != TrailState.RUNNING:
+            return False
+        record_outcome(run_dir, TrailState.INTERRUPTED,
+                       f"its process (PID {status.get('pid', '?')}) ended without recording an outcome; "
+                       f"a rerun of the sweep resumes it")
+        return True
+    finally:
+        lock.release()
+
+
 def main_status(sweep: str, root: str = "runs") -> int:
     sweep_dir = resolve_sweep_dir(sweep, root)
     dirs = trail_dirs(sweep_dir)
@@ -230,6 +294,8 @@ def main_status(sweep: str, root: str = "runs") -> int:
                 row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
+        if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
+            row = _row(run_dir)
         rows.append(row)
     meta = read_sweep_meta(sweep_dir)
     console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "

@@ -25,6 +25,7 @@ from hydra.errors import HydraException
 
 from harness.compose import Composer
 from harness.errors import HarnessError
+from harness.names import check_sweep_name
 from harness.resources import CONF_DIR, SWEEPS_DIR
 from harness.trails import Trail, make_trails
 
@@ -81,8 +82,9 @@ def load_sweep_file(path: Path) -> SweepSpec:
     if trails is not None and not isinstance(trails, list):
         raise HarnessError(f"sweep file {path}: 'trails' must be a list of override lists, got {trails!r}")
     trail_overrides = [_as_override_list(t, f"sweep file {path}: trails[{i}]") for i, t in enumerate(trails or [])]
+    name = data.get("name")
     return SweepSpec(
-        name=str(data.get("name") or path.stem),
+        name=check_sweep_name(name, f"'name' in sweep file {path}") if name is not None else path.stem,
         overrides=_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
         trail_overrides=trail_overrides or [[]],
         description=str(data.get("description") or ""),
@@ -105,7 +107,12 @@ def build_spec(args: Sequence[str], name: Optional[str] = None) -> SweepSpec:
     if bad:
         raise HarnessError(f"'{bad[0]}' is not an override: expected key=value (e.g. stale=1,64,256)")
     spec.cli_overrides = args
-    spec.name = name or spec.name or _default_name(spec.cli_overrides)
+    if name is not None:
+        spec.name = check_sweep_name(name, "--name")
+    elif spec.source is not None:
+        spec.name = check_sweep_name(spec.name, f"sweep file {spec.source} (its file name)")
+    else:
+        spec.name = _default_name(spec.cli_overrides)
     return spec
 
 

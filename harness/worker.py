@@ -1,5 +1,6 @@
 """`python -m harness.worker RUN_DIR`: the process a backend starts for one trail; its exit code is
-`TrailState.exit_code` of the outcome (0 done, 3 diverged, 1 failed, 130 cancelled)."""
+`TrailState.exit_code` of the outcome (0 done, 3 diverged, 1 failed, 130 cancelled), or LOCKED_EXIT when another
+live process holds the trail's lock (the worker then ran and wrote nothing)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import signal
 import sys
 
 from harness.interrupts import raise_interrupt
+from harness.locks import LockHeld
 from harness.runner import run_trail_dir
 from harness.states import TrailState
 
+LOCKED_EXIT = 75  # EX_TEMPFAIL: the trail is being run by another process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         return run_trail_dir(argv[0]).exit_code
+    except LockHeld as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return LOCKED_EXIT
     except KeyboardInterrupt:
         return TrailState.CANCELLED.exit_code
 

@@ -75,7 +75,7 @@ def test_harness_sweep_dry_run_uses_areals_parser(areal_python, checkout, tmp_pa
     def sweep(*extra: str) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "harness.cli", "sweep", "areal_test", f"engine.areal_path={checkout}",
                 f"engine.python={areal_python}", "tracking=none", *extra, "--root", str(tmp_path / "runs"),
-                "--dry-run"]
+                "--dry-run", "--preflight"]
         return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
 
     ok = sweep()

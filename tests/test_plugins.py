@@ -62,7 +62,9 @@ def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path) -> None:
     for run_dir in dirs:
         assert read_status(run_dir)["state"] == "done"
         assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3]
-    assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run"]) == 2
+    assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run",
+                 "--preflight"]) == 2
+    assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run"]) == 0
 
 
 def test_toy_engine_divergence_reaches_the_sweep(toy: None, tmp_path: Path) -> None:

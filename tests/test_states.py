@@ -13,8 +13,10 @@ from harness.states import FINISHED, TERMINAL, TrailState
 
 def test_properties() -> None:
     assert set(FINISHED) == {TrailState.DONE, TrailState.DIVERGED}
-    assert set(TERMINAL) == {TrailState.DONE, TrailState.DIVERGED, TrailState.FAILED, TrailState.CANCELLED}
-    assert [s.exit_code for s in TERMINAL] == [0, 1, 3, 130]
+    assert set(TERMINAL) == {TrailState.DONE, TrailState.DIVERGED, TrailState.FAILED, TrailState.CANCELLED,
+                             TrailState.INTERRUPTED}
+    assert [s.exit_code for s in TERMINAL] == [0, 1, 3, 130, 1]
+    assert TrailState.INTERRUPTED.mlflow_status == "KILLED" and not TrailState.INTERRUPTED.finished
     assert TrailState.DIVERGED.mlflow_status == "FINISHED" and TrailState.CANCELLED.mlflow_status == "KILLED"
     assert TrailState("diverged") is TrailState.DIVERGED and f"{TrailState.DONE}" == "done"
     assert {"done": 1}[TrailState.DONE] == 1 and TrailState.DONE in ("done",)

@@ -18,10 +18,11 @@ from typing import Deque, Dict, List, Optional
 from omegaconf import DictConfig
 
 from harness.rundir import load_config, read_status, record_outcome
-from harness.states import TrailState
+from harness.states import TERMINAL, TrailState
 
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
 WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
+LOCKED_EXIT = 75  # harness.worker.LOCKED_EXIT: another process runs the trail; its status.json is not ours to write
 
 
 @dataclass
@@ -30,6 +31,21 @@ class LocalJob:
     threads: int = 1
     proc: Optional[subprocess.Popen] = field(default=None, repr=False)
     state: TrailState = TrailState.PENDING
+
+
+def _end_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG).
+
+    Why: the workers run in their own sessions (so Ctrl-C reaches them only through the sweep), so a SIGKILLed
+    sweep would otherwise leave them running, holding their trails' locks, unseen by the next run of the sweep.
+    SIGTERM lets each record itself cancelled and release its lock; a rerun resumes it from its checkpoint.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
+        pass
 
 
 def default_parallelism(threads_per_trail: int) -> int:
@@ -65,7 +81,8 @@ class LocalBackend:
             env[var] = str(job.threads)
         log = open(job.run_dir / "log.txt", "ab")
         job.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job.run_dir)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                    preexec_fn=_end_with_parent)
         log.close()
         job.state = TrailState.RUNNING
         self._running.append(job)
@@ -79,6 +96,8 @@ class LocalBackend:
             recorded = read_status(job.run_dir).get("state")
             if code in WORKER_EXIT_STATES:
                 job.state = WORKER_EXIT_STATES[code]
+            elif code == LOCKED_EXIT:
+                job.state = TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
             elif recorded in (TrailState.FAILED, TrailState.CANCELLED):
                 job.state = TrailState(recorded)
             else:

@@ -1,0 +1,173 @@
+"""Reliability and hostile inputs: sweep names stay under --root, one writer per sweep and per trail (OS file locks
+released by the kernel when the holder dies), dead trails shown as interrupted, Slurm parameters that cannot inject
+lines into the batch script, dry runs that execute nothing the sweep names."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.journal import read_records
+from harness.locks import SWEEP_LOCK, TRAIL_LOCK, FileLock, LockHeld, is_locked, read_holder
+from harness.rundir import read_status, record_outcome
+from harness.runner import run_trail_dir
+from harness.states import TrailState
+from harness.sweepdir import trail_dirs, write_sweep_meta
+
+REPO = Path(__file__).resolve().parent.parent
+
+HOLD = ("import fcntl, json, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, json.dumps({'pid': os.getpid(), 'host': 'elsewhere'}).encode())\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n")
+
+
+def _hold(path: Path) -> subprocess.Popen:
+    """Another live process holding the flock at `path` (as a running trail or sweep would)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+# --- names are names -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../../escape", "/x", "a/b", ".hidden", "..", "", "a b", "x\ny"])
+def test_bad_sweep_names_are_refused_before_anything_is_written(name: str, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "deep" / "er" / "runs"
+    rc = main(["sweep", "stale=0", "tracking=none", "--name", name, "--root", str(root)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("harness: error: invalid sweep name") and "one path component" in err
+    assert not any(tmp_path.rglob("*")), "nothing is written anywhere"
+
+
+def test_a_sweep_file_name_must_be_a_name(tmp_path: Path, capsys) -> None:
+    sweep_file = tmp_path / "hostile.yaml"
+    sweep_file.write_text("name: ../../..\noverrides: [stale=0, tracking=none]\n")
+    rc = main(["sweep", str(sweep_file), "--root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "invalid sweep name '../../..' from 'name' in sweep file" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["hostile.yaml"]
+
+
+def test_good_names_pass(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "stale=0", "tracking=none", "--name", "run-1_v2.3", "--root", str(tmp_path),
+                 "--dry-run"]) == 0
+    assert "run-1_v2.3" in capsys.readouterr().out
+
+
+# --- locks -----------------------------------------------------------------------------------------------------
+
+def test_lock_names_its_holder_and_is_released_when_the_holder_dies(tmp_path: Path) -> None:
+    path = tmp_path / SWEEP_LOCK
+    holder = _hold(path)
+    assert is_locked(path)
+    with pytest.raises(LockHeld, match=f"PID {holder.pid} on host elsewhere"):
+        FileLock(path, "sweep 'x'").acquire()
+    holder.kill()  # SIGKILL: the kernel releases the lock
+    holder.wait()
+    assert not is_locked(path)
+    with FileLock(path) as lock:
+        assert lock.held and read_holder(path)["pid"] == os.getpid() and is_locked(path)
+    assert not is_locked(path)
+
+
+def test_a_worker_never_runs_a_trail_another_process_holds(tmp_path: Path) -> None:
+    run_dir = tmp_path / "trail"
+    run_dir.mkdir()
+    OmegaConf.save(OmegaConf.create({"engine": {"name": "embedded"}}), run_dir / "config.yaml")
+    record_outcome(run_dir, TrailState.RUNNING, "", pid=12345)
+    before = (run_dir / "status.json").read_bytes()
+    holder = _hold(run_dir / TRAIL_LOCK)
+    try:
+        with pytest.raises(LockHeld, match=f"trail 'trail' is in use by PID {holder.pid}"):
+            run_trail_dir(run_dir)
+        worker = subprocess.run([sys.executable, "-m", "harness.worker", str(run_dir)], capture_output=True,
+                                text=True, timeout=120)
+        assert worker.returncode == 75 and "harness: error: trail 'trail' is in use" in worker.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run_dir / "status.json").read_bytes() == before, "the refused worker wrote nothing"
+    assert not (run_dir / "journal.jsonl").exists()
+
+
+def _running_trail(sweep_dir: Path, name: str) -> Path:
+    run_dir = sweep_dir / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "trail.json").write_text(json.dumps({"name": name, "id": name}))
+    record_outcome(run_dir, TrailState.RUNNING, "", step=3, total_steps=6, pid=999999, host=socket.gethostname())
+    return run_dir
+
+
+def test_status_shows_a_running_trail_whose_holder_died_as_interrupted(tmp_path: Path, capsys) -> None:
+    sweep_dir = tmp_path / "runs" / "s"
+    dead, alive = _running_trail(sweep_dir, "dead"), _running_trail(sweep_dir, "alive")
+    write_sweep_meta(sweep_dir, name="s", trails=["dead", "alive"], backend="local")
+    holder = _hold(alive / TRAIL_LOCK)
+    try:
+        assert main(["status", "s", "--root", str(tmp_path / "runs")]) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    out = capsys.readouterr().out
+    assert "interrupted" in out
+    assert read_status(dead)["state"] == "interrupted" and "rerun" in read_status(dead)["reason"]
+    assert read_status(alive)["state"] == "running", "a trail whose process lives is left alone"
+    assert not TrailState.INTERRUPTED.finished and TrailState.INTERRUPTED.terminal
+
+
+def _sweep_cmd(root: Path, tiny: list[str], *extra: str) -> list[str]:
+    overrides = [o for o in tiny if not o.startswith(("engine.steps", "engine.checkpoint_every"))]
+    return [sys.executable, "-m", "harness.cli", "sweep", "stale=0", "algo=grpo,m2po", *overrides,
+            "engine.steps=30", "engine.checkpoint_every=5", "--name", "same", "--root", str(root), "--no-report",
+            *extra]
+
+
+def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path, tiny: list[str]) -> None:
+    procs = [subprocess.Popen(_sweep_cmd(root, tiny), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO) for _ in range(2)]
+    waiting = None
+    deadline = time.time() + 60
+    while time.time() < deadline and not is_locked(root / "same" / SWEEP_LOCK):
+        time.sleep(0.1)
+    if is_locked(root / "same" / SWEEP_LOCK):  # a third one that waits for the sweep instead of refusing
+        waiting = subprocess.Popen(_sweep_cmd(root, tiny, "--wait"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, cwd=REPO)
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for rc, _, err in results if rc == 2)
+    winner = next(p for p, (rc, _, _) in zip(procs, results) if rc == 0)
+    assert f"harness: error: sweep 'same' is in use by PID {winner.pid} on host {socket.gethostname()}" in refused
+    for run_dir in trail_dirs(root / "same"):
+        steps = [r["step"] for r in read_records(run_dir)]
+        assert steps == list(range(1, 31)), f"{run_dir.name}: every step exactly once, got {steps}"
+        assert read_status(run_dir)["state"] == "done"
+    assert waiting is not None, "the first sweep ended before a waiting one could start"
+    rc, out, err = waiting.wait(timeout=300), *waiting.communicate()
+    assert rc == 0 and "waiting for it to end (--wait)" in out and "2 already finished" in out, (out, err)
+
+
+def test_a_step_written_again_replaces_the_later_records(tmp_path: Path) -> None:
+    """A trail restarted from scratch (killed before its first checkpoint) rewrites its steps, never doubles them."""
+    from harness.journal import Journal
+
+    with Journal(tmp_path) as journal:
+        for step in (1, 2, 3):
+            journal.append(step, {"x": step})
+    with Journal(tmp_path) as journal:  # a new process, no checkpoint: starts again at step 1
+        for step in (1, 2):
+            journal.append(step, {"x": 10 * step})
+    assert [(r["step"], r["x"]) for r in read_records(tmp_path)] == [(1, 10.0), (2, 20.0)]
