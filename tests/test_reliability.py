@@ -171,3 +171,56 @@ def test_a_step_written_again_replaces_the_later_records(tmp_path: Path) -> None
         for step in (1, 2):
             journal.append(step, {"x": 10 * step})
     assert [(r["step"], r["x"]) for r in read_records(tmp_path)] == [(1, 10.0), (2, 20.0)]
+
+
+# --- Slurm parameters and dry runs -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("+backend.additional_parameters.qos='high\n#SBATCH --wrap=evil'",
+     "'backend.additional_parameters.qos': 'high\\n#SBATCH --wrap=evil' (allowed: text without newlines"),
+    ("+backend.additional_parameters.setup=x", "'backend.additional_parameters.setup': 'x' (allowed: keys that "
+                                               "submitit writes as sbatch options: account,"),
+    ("+backend.additional_parameters.reservation=r", "'backend.additional_parameters.reservation'"),
+    ("backend.partition='gpu\rx'", "'backend.partition': 'gpu\\rx' (allowed: text without newlines"),
+    ("backend.gres='gpu:1\x07'", "'backend.gres'"),
+])
+def test_slurm_parameters_that_would_reach_the_sbatch_script_are_checked(override: str, message: str) -> None:
+    from harness.compose import compose_trail
+
+    with pytest.raises(HarnessError) as info:
+        compose_trail(["backend=slurm", override])
+    assert message in str(info.value), str(info.value)
+    cfg = compose_trail(["backend=slurm", "+backend.additional_parameters.qos=high",
+                         "+backend.additional_parameters.mail-type=END"])
+    assert cfg.backend.additional_parameters == {"qos": "high", "mail-type": "END"}
+
+
+@pytest.mark.parametrize("backend, module", [("slurm", "submitit"), ("ray", "ray")])
+def test_a_backend_whose_library_is_missing_is_named_before_anything_is_written(
+        backend: str, module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from harness.backends import checks
+
+    real = checks.installed
+    monkeypatch.setattr(checks, "installed", lambda name: name != module and real(name))
+    rc = main(["sweep", f"backend={backend}", "tracking=none", "--name", "x", "--root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"harness: error: backend={backend} needs the '{module}' package")
+    assert len(err.strip().splitlines()) == 1 + ("in trail with overrides" in err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_dry_run_executes_nothing_the_sweep_file_names(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "ran"
+    script = tmp_path / "evil.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o755)
+    sweep_file = tmp_path / "areal.yaml"
+    sweep_file.write_text(f"overrides: [engine=areal, 'engine.python={script}', 'engine.areal_path={tmp_path}', "
+                          f"tracking=none]\n")
+    rc = main(["sweep", str(sweep_file), "--root", str(tmp_path / "runs"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0 and not marker.exists(), "a dry run ran the sweep's engine.python"
+    assert "areal's own validation of the trails was skipped" in out and "--preflight" in out
+    rc = main(["sweep", str(sweep_file), "--root", str(tmp_path / "runs"), "--dry-run", "--preflight"])
+    assert rc == 2 and marker.exists(), "--preflight runs AReaL's parser with engine.python"
+    assert not (tmp_path / "runs").exists()

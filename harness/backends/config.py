@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from harness.backends.checks import check_ray, check_slurm
 from harness.plugins import BackendPlugin
 
 
@@ -46,7 +47,8 @@ class SlurmBackendConfig:
 
 
 LOCAL = BackendPlugin(name="local", schema=LocalBackendConfig, factory="harness.backends.local:LocalBackend")
-RAY = BackendPlugin(name="ray", schema=RayBackendConfig, factory="harness.backends.ray_backend:RayBackend")
+RAY = BackendPlugin(name="ray", schema=RayBackendConfig, factory="harness.backends.ray_backend:RayBackend",
+                    check=check_ray)
 SLURM = BackendPlugin(name="slurm", schema=SlurmBackendConfig, factory="harness.backends.slurm:SlurmBackend",
                       detachable=True, poll_detached="harness.backends.slurm:poll_from_run_dir",
-                      cancel_hint="scancel <job id> (each trail's job id is in its job.json)")
+                      cancel_hint="scancel <job id> (each trail's job id is in its job.json)", check=check_slurm)
