@@ -94,5 +94,5 @@ def test_status_prints_the_trail_table(root: Path, tiny: list[str], capsys):
 def test_dry_run_launches_nothing(root: Path, capsys):
     assert main(["sweep", "demo", "--dry-run", "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "12 trails" in out and "stale 256 d2+d1 rollout 96 m2po seed 3" in out
+    assert "15 trails" in out and "stale 256 d2+d1 rollout 96 m2po seed 5" in out
     assert not root.exists()

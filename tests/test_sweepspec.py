@@ -43,7 +43,7 @@ def test_sweep_file_and_command_line_override_it():
 
 
 def test_shipped_sweeps():
-    assert len(build_trails(build_spec(["demo"]))) == 2 * 2 * 3
+    assert len(build_trails(build_spec(["demo"]))) == 3 * 5
     areal = sorted(t.name for t in build_trails(build_spec(["areal_m2po_page"])))
     assert areal == sorted(["stale 256 d2+d1 rollout 96 grpo-decoupled", "stale 256 d2+d1 rollout 96 m2po-areal",
                             "stale 256 d1+d2 rollout 64 m2po-areal", "stale 32 d1+d2 rollout 64 m2po-areal"])
