@@ -37,7 +37,7 @@ REPORT = ROOT / "reports" / "bench_engine.md"
 BASELINE = "e1f5942"
 TRAIL_STEPS = 400
 TRAIL_EVALS = 8
-# the trail shape of the issue (the baseline's defaults), passed to both codes: the defaults have moved since
+# the reference trail shape (the baseline's defaults: 400 steps of 16 prompts x 8, lr 1e-3), passed to both codes: the defaults have moved since
 SHAPE = ["stale=1", "algo=grpo", "algo.variant=clip", "engine.batch_prompts=16", "engine.group_size=8",
          "engine.max_new_tokens=10", "engine.eval_size=512", "engine.lr=0.001", "engine.temperature=1.0",
          "engine.checkpoint_every=50"]
@@ -300,7 +300,7 @@ def main(argv: list) -> int:
 
 NOTES = """Notes.
 - Both codes start every trail from the same base weights (the baseline's pretraining, copied into the new code's
-  cache) and are given the issue's trail shape explicitly (the defaults have since moved to 800 steps of 8 × 8).
+  cache) and are given the reference trail shape (the baseline's defaults) explicitly (the defaults have since moved to 800 steps of 8 × 8).
 - The two trails do not see the same problems: since the baseline the task holds eval questions out by a hash of their
   text and the train stream skips them (commit 8ea8e60), so the curves part from the first step for that reason,
   besides rounding. With the same prompts and weights the new sampler draws the same random numbers in the same order
