@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 import torch
 from omegaconf import DictConfig
 
+from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
 from harness.engines.embedded.base_model import load_or_build
 from harness.engines.embedded.rollout import Batch, generate
@@ -25,7 +26,7 @@ from harness.engines.embedded.task import ProblemSet
 from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.train import Trainer, evaluate
 from harness.journal import Journal
-from harness.validate import parse_alloc
+from harness.states import TrailState
 
 CKPT_DIR = "checkpoint"
 CKPT_FILE = "state.pt"
@@ -128,8 +129,8 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         on_step(step, steps, metrics)
         if reason:
             journal.sync()
-            return EngineResult("diverged", step, reason)
+            return EngineResult(TrailState.DIVERGED, step, reason)
         if step % int(eng.checkpoint_every) == 0 and step < steps:
             journal.sync()
             save_checkpoint(run_dir, step, trainer, gen, source)
-    return EngineResult("done", steps, "")
+    return EngineResult(TrailState.DONE, steps, "")
