@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe_os_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
     sweep.add_argument("--wait", action="store_true",
                        help="if another `harness sweep` runs this sweep, wait for it to end instead of refusing")
+    sweep.add_argument("--yes", action="store_true", help="run a sweep larger than sweep.max_trails (default 1000)")
     sweep.add_argument("--preflight", action="store_true",
                        help="with --dry-run: also run the engines' own validation (for AReaL: runs engine.python)")
     sweep.add_argument("--root", default=None)
@@ -58,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
                               report=not args.no_report, root=args.root, wait=args.wait,
-                              run_preflight=args.preflight)
+                              run_preflight=args.preflight, yes=args.yes)
         if args.command == "status":
             from harness.sweep import main_status
 
@@ -74,6 +75,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only root: the path and the errno, not a traceback
+        print(f"harness: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     return 2
 
 

@@ -67,7 +67,7 @@ def _explain(exc: Exception, overrides: Sequence[str]) -> str:
     if bad_type:
         value, _, wanted, full_key = bad_type.groups()
         return f"invalid value for '{full_key}': {value!r} (allowed: {wanted.lower()})"
-    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    missing = re.search(r"Could not find '([^/']+)/([^']*)'", text)
     if missing and missing.group(1) in GROUPS:
         group, value = missing.groups()
         return f"invalid value for '{group}': {value!r} (allowed: {' | '.join(group_options(group))})"
@@ -76,6 +76,29 @@ def _explain(exc: Exception, overrides: Sequence[str]) -> str:
     if key:
         return f"invalid override for '{key.group(1)}': {first}"
     return f"invalid overrides {list(overrides)}: {first}"
+
+
+def _unresolvable(cfg: DictConfig, exc: Exception) -> str:
+    """Name the key whose interpolation (`${...}`) failed to resolve, its value and why."""
+
+    def walk(node: object, prefix: str) -> Optional[str]:
+        if not isinstance(node, DictConfig):
+            return None
+        for key in node.keys():
+            full = f"{prefix}{key}"
+            if OmegaConf.is_interpolation(node, key):
+                try:
+                    node[key]
+                except OmegaConfBaseException as err:
+                    raw = node._get_node(key)._value()  # type: ignore[union-attr]
+                    return f"invalid value for '{full}': {raw!r} cannot be resolved ({str(err).splitlines()[0]})"
+            else:
+                found = walk(node._get_node(key), f"{full}.")  # type: ignore[arg-type]
+                if found:
+                    return found
+        return None
+
+    return walk(cfg, "") or f"a value cannot be resolved: {exc}"
 
 
 class Composer:
@@ -122,7 +145,10 @@ class Composer:
             cfg = self._compose(list(overrides))
         except (HydraException, OmegaConfBaseException, ValueError) as exc:
             raise HarnessError(_explain(exc, overrides)) from exc
-        OmegaConf.resolve(cfg)
+        try:
+            OmegaConf.resolve(cfg)
+        except OmegaConfBaseException as exc:
+            raise HarnessError(_unresolvable(cfg, exc)) from exc
         validate(cfg)
         return cfg
 

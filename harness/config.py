@@ -29,6 +29,12 @@ class AlgoConfig:
 
 
 @dataclass
+class SweepConfig:
+    """Settings of the sweep as a whole (not of a trail: they do not change a trail's id)."""
+    max_trails: int = 1000             # a larger sweep runs only with --yes (a typo like range(0,5000) is caught)
+
+
+@dataclass
 class HarnessConfig:
     # the axes
     stale: int = 1                     # AReaL rollout.max_head_offpolicyness
@@ -41,6 +47,7 @@ class HarnessConfig:
     tracking: TrackingConfig = MISSING
     # where sweeps and trail directories live
     root: str = "runs"
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     # free-form tags carried into tracking
     tags: List[str] = field(default_factory=list)
     note: Optional[str] = None

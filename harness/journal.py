@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional
 
+from harness.errors import naming
+
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -54,8 +56,9 @@ class Journal:
             record["time"] = float(time)
         for key, value in metrics.items():
             record[key] = _clean(value)
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        with naming(self.path):
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
         self._last = int(step)
 
     def rewind(self, step: int) -> int:
@@ -123,10 +126,14 @@ def truncate_after(run_dir: Path | str, step: int) -> int:
         return 0
     kept = [r for r in iter_records(run_dir) if int(r["step"]) <= step]
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for record in kept:
-            fh.write(json.dumps({k: _clean(v) if k not in ("step",) else v for k, v in record.items()}) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with naming(path), open(tmp, "w", encoding="utf-8") as fh:
+            for record in kept:
+                fh.write(json.dumps({k: _clean(v) if k not in ("step",) else v for k, v in record.items()}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return len(kept)

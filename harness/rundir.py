@@ -13,16 +13,23 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.errors import naming
 from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
+    """Write through a temp file and rename: readers see the old or the new file, never a torn one. The temp file
+    is removed when the write fails (a full disk)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with naming(path), open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> Optional[Dict[str, Any]]:
@@ -67,8 +74,10 @@ def read_status(run_dir: Path | str) -> Dict[str, Any]:
 def save_config(run_dir: Path | str, cfg: DictConfig, overrides: list[str]) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    with naming(run_dir / "config.yaml"):
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    with naming(run_dir / "overrides.yaml"):
+        (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
 
 
 def load_overrides(run_dir: Path | str) -> List[str]:

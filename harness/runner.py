@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness.engines import StepCallback, get_engine
+from harness.errors import naming
 from harness.journal import Journal
 from harness.locks import trail_lock
 from harness.rundir import load_config, read_status, record_outcome
@@ -69,15 +70,31 @@ def _run_locked(run_dir: Path, cfg, on_step: Optional[StepCallback],
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
-        with open(run_dir / "log.txt", "a", encoding="utf-8") as log:
-            log.write(traceback.format_exc())
         state = TrailState.FAILED
-        record_outcome(run_dir, state, reason)
+        try:
+            with naming(run_dir / "log.txt"), open(run_dir / "log.txt", "a", encoding="utf-8") as log:
+                log.write(traceback.format_exc())
+            record_outcome(run_dir, state, reason)
+        except OSError:
+            if not isinstance(exc, OSError):
+                raise
+            raise exc from None  # the disk is full: the first error is the one to report
     finally:
+        _remove_own_temp_files(run_dir)
         journal.close()
         if sync is not None:
             sync.stop()
     return state
+
+
+def _remove_own_temp_files(run_dir: Path) -> None:
+    """Temp files this process left half-written (`.<name>.<pid>.tmp`, the harness's and engines' atomic-write
+    convention), e.g. when the disk filled up mid-write; a finished write has already renamed its temp file."""
+    for tmp in run_dir.glob(f"**/.*.{os.getpid()}.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _default_live_sync(cfg, run_dir: Path):

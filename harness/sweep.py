@@ -11,6 +11,7 @@ e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from rich.table import Table
 
 from harness import plugins
 from harness.backends.base import get_backend
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.rundir import read_status, record_outcome, save_config
@@ -146,9 +147,9 @@ def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_
 
 def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
                report: bool = True, root: Optional[str] = None, wait: bool = False,
-               run_preflight: bool = False) -> int:
+               run_preflight: bool = False, yes: bool = False) -> int:
     spec = build_spec(args, name=name)
-    trails = build_trails(spec)
+    trails = build_trails(spec, confirmed=yes)
     if not trails:
         raise HarnessError("the sweep has no trails")
     backend_name = _single(trails, "backend.name")
@@ -167,7 +168,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
                                   ("trail", "id", "state", "overrides")))
         return 0
 
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    make_sweep_dir(sweep_dir)
 
     def waiting(holder: Dict[str, object]) -> None:
         console.print(f"sweep {spec.name!r} is in use by PID {holder.get('pid', '?')} on host "
@@ -175,6 +176,27 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 
     with sweep_lock(sweep_dir).acquire(wait=wait, on_wait=waiting):
         return _launch(spec, trails, sweep_dir, backend_name, backend_plugin, detach, report)
+
+
+def make_sweep_dir(sweep_dir: Path) -> None:
+    """Create the sweep dir, or say in one line why the root cannot hold it (a file, read-only, no space)."""
+    root = sweep_dir.parent
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"root {root} is not a directory (set --root to a directory)")
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the sweep directory under root {root}: {describe_os_error(exc)}") from exc
+    if not os.access(sweep_dir, os.W_OK):
+        raise HarnessError(f"root {root}: {sweep_dir} is not writable (read-only file system or permissions)")
+
+
+def _best_effort(action, *args: object) -> None:
+    """Bookkeeping while stopping on an OS error (a full disk): do what can be done, never raise again."""
+    try:
+        action(*args)
+    except (OSError, HarnessError):
+        pass
 
 
 def _launch(spec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
@@ -209,6 +231,12 @@ def _launch(spec, trails: List[Trail], sweep_dir: Path, backend_name: str, backe
             backend.cancel_all()
             write_sweep_meta(sweep_dir, state=TrailState.CANCELLED.value)
         return 130
+    except OSError as exc:
+        # a full disk or a root gone read-only: stop every trail, record what can be recorded, say it in one line
+        _best_effort(backend.cancel_all)
+        _best_effort(write_sweep_meta, sweep_dir, state=TrailState.FAILED.value, ended=time.time())
+        raise HarnessError(f"{describe_os_error(exc)}; the sweep was stopped and its running trails cancelled "
+                           f"(finished steps are kept: rerun the sweep once the problem is fixed)") from exc
     finally:
         if not detach:
             backend.close()

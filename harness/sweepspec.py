@@ -44,6 +44,8 @@ class SweepSpec:
 
 def find_sweep_file(arg: str) -> Optional[Path]:
     """A path, or a named sweep shipped in the package (`demo`, `demo.yaml` or `sweeps/demo.yaml`)."""
+    if Path(arg).is_dir():
+        raise HarnessError(f"sweep file '{arg}' is a directory (expected a YAML sweep file)")
     name = arg[len("sweeps/"):] if arg.startswith("sweeps/") else arg
     for candidate in (Path(arg), SWEEPS_DIR / name, SWEEPS_DIR / f"{name}.yaml"):
         if candidate.is_file():
@@ -70,9 +72,14 @@ def _fmt(value: object) -> str:
 
 def load_sweep_file(path: Path) -> SweepSpec:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"sweep file {path}: not a text file (byte {exc.start} is not UTF-8; expected YAML)") \
+            from exc
     except yaml.YAMLError as exc:
-        raise HarnessError(f"sweep file {path}: not valid YAML: {exc}") from exc
+        raise HarnessError(f"sweep file {path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except OSError as exc:
+        raise HarnessError(f"sweep file {path}: cannot be read: {exc.strerror}") from exc
     if not isinstance(data, dict):
         raise HarnessError(f"sweep file {path}: expected a mapping with keys {', '.join(SWEEP_FILE_KEYS)}")
     unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
@@ -82,10 +89,13 @@ def load_sweep_file(path: Path) -> SweepSpec:
     if trails is not None and not isinstance(trails, list):
         raise HarnessError(f"sweep file {path}: 'trails' must be a list of override lists, got {trails!r}")
     trail_overrides = [_as_override_list(t, f"sweep file {path}: trails[{i}]") for i, t in enumerate(trails or [])]
+    for i, overrides in enumerate(trail_overrides):
+        check_overrides(overrides, f"sweep file {path}: trails[{i}]")
     name = data.get("name")
     return SweepSpec(
         name=check_sweep_name(name, f"'name' in sweep file {path}") if name is not None else path.stem,
-        overrides=_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
+        overrides=check_overrides(_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
+                                  f"sweep file {path}: overrides"),
         trail_overrides=trail_overrides or [[]],
         description=str(data.get("description") or ""),
         source=str(path),
@@ -106,7 +116,7 @@ def build_spec(args: Sequence[str], name: Optional[str] = None) -> SweepSpec:
     bad = [a for a in args if "=" not in a]
     if bad:
         raise HarnessError(f"'{bad[0]}' is not an override: expected key=value (e.g. stale=1,64,256)")
-    spec.cli_overrides = args
+    spec.cli_overrides = check_overrides(args, "command line")
     if name is not None:
         spec.name = check_sweep_name(name, "--name")
     elif spec.source is not None:
@@ -119,6 +129,27 @@ def build_spec(args: Sequence[str], name: Optional[str] = None) -> SweepSpec:
 def _default_name(overrides: Sequence[str]) -> str:
     digest = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
     return f"sweep-{digest}"
+
+
+def check_overrides(overrides: List[str], where: str) -> List[str]:
+    """Each override parses on its own and names a key; one source gives each key once (Hydra refuses a key given
+    twice). The error names the bad override only, not the whole list."""
+    parser = OverridesParser.create()
+    seen: Dict[str, str] = {}
+    for text in overrides:
+        try:
+            (override,) = parser.parse_overrides([text])
+        except HydraException as exc:
+            reason = " ".join(str(exc).split("See https://")[0].split())
+            raise HarnessError(f"invalid override {text!r} ({where}): {reason}") from exc
+        key = override.key_or_group
+        if not key:
+            raise HarnessError(f"invalid override {text!r} ({where}): no key before '=' (expected key=value)")
+        if key in seen:
+            raise HarnessError(f"multiple values for '{key}' ({where}): {seen[key]!r} and {text!r} "
+                               f"(allowed: each key once, as Hydra requires)")
+        seen[key] = text
+    return overrides
 
 
 def _last_per_key(overrides: Sequence[str]) -> List[str]:
@@ -159,14 +190,22 @@ def expand(spec: SweepSpec) -> List[List[str]]:
     return jobs
 
 
-def build_trails(spec: SweepSpec) -> List[Trail]:
-    """Compose and validate every trail before anything launches; the first bad one raises with its overrides."""
+def build_trails(spec: SweepSpec, confirmed: bool = False) -> List[Trail]:
+    """Compose and validate every trail before anything launches; the first bad one raises (with its overrides
+    when the sweep has several trails). A sweep of more than `sweep.max_trails` trails needs `confirmed` (--yes)."""
     configs = []
+    jobs = expand(spec)
     with Composer() as composer:
-        for overrides in expand(spec):
+        for overrides in jobs:
             try:
                 cfg = composer.compose(overrides)
             except HarnessError as exc:
+                if len(jobs) == 1:
+                    raise
                 raise HarnessError(f"{exc}\n  in trail with overrides: {' '.join(overrides)}") from exc
+            if not configs and len(jobs) > int(cfg.sweep.max_trails) and not confirmed:
+                raise HarnessError(f"the sweep has {len(jobs)} trails, more than sweep.max_trails="
+                                   f"{int(cfg.sweep.max_trails)} (allowed: pass --yes to run it anyway, or set "
+                                   f"sweep.max_trails)")
             configs.append((cfg, overrides))
     return make_trails(configs)

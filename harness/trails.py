@@ -17,7 +17,7 @@ from harness import axes
 from harness.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
-NON_IDENTITY_KEYS = ("backend", "tracking", "root", "tags", "note", "engine.cache_dir")
+NON_IDENTITY_KEYS = ("backend", "tracking", "root", "sweep", "tags", "note", "engine.cache_dir")
 
 
 def trail_id(cfg: DictConfig) -> str:

@@ -224,3 +224,126 @@ def test_a_dry_run_executes_nothing_the_sweep_file_names(tmp_path: Path, capsys)
     rc = main(["sweep", str(sweep_file), "--root", str(tmp_path / "runs"), "--dry-run", "--preflight"])
     assert rc == 2 and marker.exists(), "--preflight runs AReaL's parser with engine.python"
     assert not (tmp_path / "runs").exists()
+
+
+# --- a full disk ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A tmpfs of 8 KiB mounted for the test (resizable with `mount -o remount,size=…`); skipped where this process
+    may not mount file systems (not root, or a container without CAP_SYS_ADMIN)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): a full disk is not tested")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _resize(mnt: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+
+
+def test_a_full_disk_ends_the_sweep_cleanly_and_a_rerun_completes_once(small_disk: Path, tiny: list[str]) -> None:
+    args = ["sweep", "stale=0,1", *tiny, "--name", "full", "--root", str(small_disk), "--no-report"]
+    # no room for the run dirs: one line naming the path and the errno
+    first = _harness(*args)
+    assert first.returncode != 0 and "Traceback" not in first.stderr, first.stderr
+    (line,) = [ln for ln in first.stderr.splitlines() if ln.strip()]
+    assert line.startswith(f"harness: error: {small_disk}/full") and "(errno 28, ENOSPC)" in line, line
+    # room for the run dirs, not for the checkpoints: the trails fail with the reason, no temp file is left
+    _resize(small_disk, "128k")
+    second = _harness(*args)
+    assert second.returncode != 0 and "Traceback" not in second.stdout + second.stderr, second.stdout
+    assert not list(small_disk.rglob("*.tmp")), "temp files are removed"
+    for run_dir in trail_dirs(small_disk / "full"):
+        status = read_status(run_dir)
+        assert status["state"] in ("failed", "done"), status
+    assert "did not finish cleanly" in second.stdout and "full disk" in second.stdout
+    # with space, a rerun completes every trail, each step exactly once
+    _resize(small_disk, "4m")
+    third = _harness(*args)
+    assert third.returncode == 0, third.stdout + third.stderr
+    for run_dir in trail_dirs(small_disk / "full"):
+        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+
+
+# --- clean errors ------------------------------------------------------------------------------------------------
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("harness: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["stale=${oops}"], "invalid value for 'stale': '${oops}' cannot be resolved (Interpolation key 'oops' not found)"),
+    (["algo="], "invalid value for 'algo': '' (allowed: grpo | is | m2po)"),
+    (["=3"], "invalid override '=3' (command line): no key before '='"),
+    (["stale=1", "stale=2"], "multiple values for 'stale' (command line): 'stale=1' and 'stale=2'"),
+    (["stale=range(0,1001)"], "the sweep has 1001 trails, more than sweep.max_trails=1000 (allowed: pass --yes"),
+])
+def test_bad_overrides_end_in_one_line_naming_the_override(overrides: list[str], message: str, tmp_path: Path,
+                                                           capsys) -> None:
+    rc = main(["sweep", *overrides, "tracking=none", "--root", str(tmp_path / "runs"), "--dry-run"])
+    line = _one_error_line(capsys)
+    assert rc == 2 and message in line, line
+    assert "tracking=none" not in line, "only the bad override is named, not the whole list"
+
+
+def test_max_trails_is_a_setting_and_yes_confirms(tmp_path: Path, capsys) -> None:
+    args = ["sweep", "stale=range(0,3)", "tracking=none"]
+    flags = ["--root", str(tmp_path), "--dry-run"]
+    assert main([*args, "sweep.max_trails=2", *flags]) == 2
+    assert "more than sweep.max_trails=2" in _one_error_line(capsys)
+    assert main([*args, "sweep.max_trails=2", *flags, "--yes"]) == 0
+    assert main([*args, *flags]) == 0
+
+
+def test_duplicate_keys_within_a_sweep_file_are_refused_but_the_command_line_overrides_the_file(
+        tmp_path: Path, capsys) -> None:
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("overrides: [stale=1, stale=2]\n")
+    assert main(["sweep", str(dup), "--root", str(tmp_path), "--dry-run"]) == 2
+    assert "multiple values for 'stale' (sweep file" in _one_error_line(capsys)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("overrides: [stale=1, tracking=none]\n")
+    assert main(["sweep", str(ok), "stale=2", "--root", str(tmp_path), "--dry-run"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["binary", "directory"])
+def test_a_sweep_file_that_is_not_one_is_named(kind: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "sweep.yaml"
+    if kind == "binary":
+        path.write_bytes(b"\x00\x01\xff\xfe\x80")
+    else:
+        path.mkdir()
+    assert main(["sweep", str(path), "--root", str(tmp_path / "runs"), "--dry-run"]) == 2
+    line = _one_error_line(capsys)
+    assert str(path) in line and ("not a text file" if kind == "binary" else "is a directory") in line
+
+
+def test_a_root_that_is_a_file_or_read_only_is_named(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["sweep", "stale=0", "tracking=none", "--root", str(afile), "--name", "x"]) == 2
+    assert f"root {afile} is not a directory" in _one_error_line(capsys)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=8k", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        assert main(["sweep", "stale=0", "tracking=none", "--root", str(ro), "--name", "x"]) == 2
+        assert "Read-only file system (errno 30, EROFS)" in _one_error_line(capsys)
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)

@@ -56,7 +56,7 @@ def check_slurm(cfg: DictConfig) -> None:
     for key in ("partition", "gres", "folder"):
         _plain_text(f"backend.{key}", section.get(key))
     extra: Dict[str, Any] = OmegaConf.to_container(section.additional_parameters) or {}  # type: ignore[assignment]
-    allowed = sbatch_flags()
+    allowed = sbatch_flags() if extra else frozenset()  # submitit imported only when there is something to check
     for key, value in extra.items():
         _plain_text("backend.additional_parameters (a key)", key)
         if str(key).replace("-", "_") not in allowed:

@@ -23,6 +23,7 @@ from harness.states import TERMINAL, TrailState
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
 WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
 LOCKED_EXIT = 75  # harness.worker.LOCKED_EXIT: another process runs the trail; its status.json is not ours to write
+IO_EXIT = 74      # harness.worker.IO_EXIT: the worker could not write its run dir
 
 
 @dataclass
@@ -46,6 +47,18 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
         pass
+
+
+def _last_error(run_dir: Path) -> str:
+    """The worker's own one-line account of why it stopped (`harness: error: …` in log.txt), if it wrote one."""
+    try:
+        with open(run_dir / "log.txt", "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    said = [ln for ln in lines if ln.startswith("harness: error: ")]
+    return said[-1][len("harness: error: "):] if said else ""
 
 
 def default_parallelism(threads_per_trail: int) -> int:
@@ -103,6 +116,10 @@ class LocalBackend:
             else:
                 # The worker died before it could record why (killed, out of memory): record it for it.
                 reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
+                if code == IO_EXIT:
+                    reason = "the worker could not write its run dir (a full disk or a read-only file system)"
+                said = _last_error(job.run_dir)
+                reason = f"{reason}: {said}" if said else reason
                 job.state = TrailState.FAILED
                 record_outcome(job.run_dir, job.state, reason)
 
@@ -129,7 +146,10 @@ class LocalBackend:
                 self._running.remove(handle)
         if not handle.state.terminal:
             handle.state = TrailState.CANCELLED
-            record_outcome(handle.run_dir, handle.state, "cancelled by the sweep")
+            try:
+                record_outcome(handle.run_dir, handle.state, "cancelled by the sweep")
+            except OSError:  # a full disk: the trail then reads as interrupted (running, lock free) in status
+                pass
 
     def cancel_all(self) -> None:
         for job in list(self._queue) + list(self._running):
