@@ -115,6 +115,13 @@ def last_step(run_dir: Path | str) -> Optional[int]:
     return last
 
 
+def missing_steps(run_dir: Path | str, last: int) -> List[int]:
+    """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
+    lost, since readers stop there)."""
+    seen = {int(r["step"]) for r in iter_records(run_dir)}
+    return [s for s in range(1, int(last) + 1) if s not in seen]
+
+
 def read_records(run_dir: Path | str) -> List[dict]:
     return list(iter_records(run_dir))
 

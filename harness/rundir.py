@@ -71,6 +71,22 @@ def read_status(run_dir: Path | str) -> Dict[str, Any]:
     return read_json(Path(run_dir) / "status.json") or {"state": TrailState.PENDING.value}
 
 
+def lost_steps(run_dir: Path | str) -> List[int]:
+    """For a finished trail, the steps up to its recorded final step that its journal lacks (empty: complete).
+    A trail counts as finished only when this is empty."""
+    from harness.journal import missing_steps
+
+    status = read_status(run_dir)
+    if status.get("state") not in FINISHED or status.get("step") is None:
+        return []
+    return missing_steps(run_dir, int(status["step"]))
+
+
+def describe_lost(steps: List[int], last: object) -> str:
+    shown = ", ".join(str(s) for s in steps[:5]) + (", …" if len(steps) > 5 else "")
+    return f"incomplete: its journal lacks step{'s' if len(steps) > 1 else ''} {shown} of {last}; a rerun repairs it"
+
+
 def save_config(run_dir: Path | str, cfg: DictConfig, overrides: list[str]) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

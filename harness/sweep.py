@@ -12,6 +12,7 @@ e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from harness.backends.base import get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
-from harness.rundir import read_status, record_outcome, save_config
+from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
                               write_trail_meta)
@@ -35,6 +36,7 @@ from harness.sweepspec import build_spec, build_trails
 from harness.trails import Trail
 
 POLL_S = 0.2
+CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console()
 
@@ -69,13 +71,16 @@ def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
     return table
 
 
-def _row(run_dir: Path) -> Dict[str, object]:
+def _row(run_dir: Path, check_journal: bool = True) -> Dict[str, object]:
+    """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
+    (`check_journal=False` skips reading the journal, for the live progress table)."""
     meta, status = read_trail_meta(run_dir), read_status(run_dir)
     step = status.get("step")
     total = status.get("total_steps")
+    lost = lost_steps(run_dir) if check_journal else []
     return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
             "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
-            "reason": status.get("reason", "")}
+            "reason": describe_lost(lost, step) if lost else status.get("reason", ""), "complete": not lost}
 
 
 def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> Table:
@@ -84,7 +89,7 @@ def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> 
     title = (f"queued {counts[TrailState.PENDING]} · running {counts[TrailState.RUNNING]} · "
              f"done {counts[TrailState.DONE]} · diverged {counts[TrailState.DIVERGED]} · "
              f"failed {stopped} · {time.time() - started:.0f}s")
-    rows = [_row(d) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
+    rows = [_row(d, check_journal=False) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
     return trail_table(rows, title)
 
 
@@ -97,7 +102,12 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
         run_dir = trail.run_dir(sweep_dir)
         state = read_status(run_dir).get("state")
         if state in FINISHED:
-            continue
+            lost = lost_steps(run_dir)
+            if not lost:
+                continue
+            console.print(f"[yellow]{trail.name}: {state} but {describe_lost(lost, read_status(run_dir)['step'])} "
+                          f"(from scratch)[/]")
+            shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)  # its steps may be past the first hole
         while is_locked(run_dir / TRAIL_LOCK) and time.monotonic() < grace:
             time.sleep(POLL_S)  # a worker of a sweep that just died is still recording itself cancelled
         if is_locked(run_dir / TRAIL_LOCK):
@@ -260,7 +270,7 @@ def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
 
 def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
     rows = [_row(d) for d in all_dirs]
-    bad = [r for r in rows if r["state"] != TrailState.DONE]
+    bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
     _tracking(trails, sweep_dir, "finish", status=outcome)
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
@@ -327,5 +337,6 @@ def main_status(sweep: str, root: str = "runs") -> int:
         rows.append(row)
     meta = read_sweep_meta(sweep_dir)
     console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
-                                    f"{sum(r['state'] == TrailState.DONE for r in rows)}/{len(rows)} done"))
+                                    f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/"
+                                    f"{len(rows)} done"))
     return 0

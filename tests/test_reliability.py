@@ -347,3 +347,29 @@ def test_a_root_that_is_a_file_or_read_only_is_named(tmp_path: Path, capsys) -> 
         assert "Read-only file system (errno 30, EROFS)" in _one_error_line(capsys)
     finally:
         subprocess.run(["umount", str(ro)], check=False)
+
+
+# --- finished means complete -----------------------------------------------------------------------------------
+
+def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it(
+        root: Path, tiny: list[str], capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import sweep
+
+    monkeypatch.setattr(sweep.console, "width", 250)  # one table row per trail
+    args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny, "--name", "torn", "--root", str(root), "--no-report"]
+    assert main(args) == 0
+    torn, middle = trail_dirs(root / "torn")
+    lines = (torn / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    (torn / "journal.jsonl").write_bytes(b"".join(lines[:-1]) + lines[-1][:10])   # a torn last line
+    lines = (middle / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    (middle / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))         # step 3 lost
+    capsys.readouterr()
+    assert main(["status", "torn", "--root", str(root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0/2 done" in out and "lacks step 6 of 6" in out and "lacks step 3 of 6" in out, out
+    assert main(args) == 0
+    for run_dir in (torn, middle):
+        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+        assert read_status(run_dir)["state"] == "done"
+    assert main(["status", "torn", "--root", str(root)]) == 0
+    assert "2/2 done" in " ".join(capsys.readouterr().out.split())
