@@ -32,7 +32,7 @@ from harness.rundir import describe_lost, lost_steps, read_status, record_outcom
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
                               write_trail_meta)
-from harness.sweepspec import build_spec, build_trails
+from harness.sweepspec import SweepSpec, build_spec, build_trails
 from harness.trails import Trail
 
 POLL_S = 0.2
@@ -209,7 +209,7 @@ def _best_effort(action, *args: object) -> None:
         pass
 
 
-def _launch(spec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
+def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
             detach: bool, report: bool) -> int:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
