@@ -21,10 +21,16 @@ FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
 
 def _run_trail(run_dir: str) -> str:
-    """The Ray task body (module-level so workers import it by name rather than unpickling a closure)."""
+    """The Ray task body (module-level so workers import it by name rather than unpickling a closure). A trail that
+    another live process is running is left to it: its state is returned as recorded (never terminal, so the sweep
+    counts it as not finished) and nothing is written."""
+    from harness.locks import LockHeld
     from harness.runner import run_trail_dir
 
-    return run_trail_dir(run_dir)
+    try:
+        return run_trail_dir(run_dir)
+    except LockHeld:
+        return str(read_status(run_dir).get("state", TrailState.RUNNING.value))
 
 
 def forwarded_env() -> Dict[str, str]:
