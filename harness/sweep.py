@@ -191,6 +191,9 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 def make_sweep_dir(sweep_dir: Path) -> None:
     """Create the sweep dir, or say in one line why the root cannot hold it (a file, read-only, no space)."""
     root = sweep_dir.parent
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(root)):
+        raise HarnessError(f"invalid value for '--root': {str(root)!r} (allowed: a path without newlines or other "
+                           f"control characters)")
     if root.exists() and not root.is_dir():
         raise HarnessError(f"root {root} is not a directory (set --root to a directory)")
     try:

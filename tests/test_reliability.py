@@ -183,6 +183,7 @@ def test_a_step_written_again_replaces_the_later_records(tmp_path: Path) -> None
     ("+backend.additional_parameters.reservation=r", "'backend.additional_parameters.reservation'"),
     ("backend.partition='gpu\rx'", "'backend.partition': 'gpu\\rx' (allowed: text without newlines"),
     ("backend.gres='gpu:1\x07'", "'backend.gres'"),
+    ("root='runs\n#SBATCH --x'", "'root': 'runs\\n#SBATCH --x' (allowed: text without newlines"),
 ])
 def test_slurm_parameters_that_would_reach_the_sbatch_script_are_checked(override: str, message: str) -> None:
     from harness.compose import compose_trail
@@ -334,6 +335,8 @@ def test_a_sweep_file_that_is_not_one_is_named(kind: str, tmp_path: Path, capsys
 
 
 def test_a_root_that_is_a_file_or_read_only_is_named(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "stale=0", "tracking=none", "--root", f"{tmp_path}/a\nb", "--name", "x"]) == 2
+    assert "invalid value for '--root'" in _one_error_line(capsys) and not any(tmp_path.iterdir())
     afile = tmp_path / "afile"
     afile.write_text("")
     assert main(["sweep", "stale=0", "tracking=none", "--root", str(afile), "--name", "x"]) == 2

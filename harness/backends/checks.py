@@ -53,6 +53,7 @@ def check_slurm(cfg: DictConfig) -> None:
     """No control characters in any string that reaches the sbatch script; extra options from submitit's set."""
     _require("submitit", "slurm")
     section = cfg.backend
+    _plain_text("root", cfg.get("root"))  # the default job folder, <root>/<sweep>/.submitit, is in the script
     for key in ("partition", "gres", "folder"):
         _plain_text(f"backend.{key}", section.get(key))
     extra: Dict[str, Any] = OmegaConf.to_container(section.additional_parameters) or {}  # type: ignore[assignment]
