@@ -316,9 +316,12 @@ def mark_interrupted(run_dir: Path) -> bool:
         status = read_status(run_dir)
         if status.get("state") != TrailState.RUNNING:
             return False
-        record_outcome(run_dir, TrailState.INTERRUPTED,
-                       f"its process (PID {status.get('pid', '?')}) ended without recording an outcome; "
-                       f"a rerun of the sweep resumes it")
+        try:
+            record_outcome(run_dir, TrailState.INTERRUPTED,
+                           f"its process (PID {status.get('pid', '?')}) ended without recording an outcome; "
+                           f"a rerun of the sweep resumes it")
+        except OSError:
+            pass  # a read-only or full root: shown as interrupted all the same
         return True
     finally:
         lock.release()
@@ -336,7 +339,7 @@ def main_status(sweep: str, root: str = "runs") -> int:
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
         if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = _row(run_dir)
+            row = _row(run_dir) | {"state": TrailState.INTERRUPTED.value}
         rows.append(row)
     meta = read_sweep_meta(sweep_dir)
     console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
