@@ -1,6 +1,6 @@
 """Summarise the finding sweep (sweeps/finding.yaml) from its trail journals into reports/finding_table.md.
 
-    harness sweep finding backend.max_parallel=2        # the 18 trails (runs/finding/)
+    harness sweep finding                                # the 50 trails (runs/finding/)
     python benchmarks/finding.py [runs/finding]           # the table, per (stale, algo), mean over seeds
 
 Final eval reward is the greedy accuracy at the last step; "last-3" averages the last three evaluations (less noise).
