@@ -352,6 +352,78 @@ def test_a_root_that_is_a_file_or_read_only_is_named(tmp_path: Path, capsys) -> 
         subprocess.run(["umount", str(ro)], check=False)
 
 
+# --- no code from data files -----------------------------------------------------------------------------------
+
+class _Payload:
+    """A pickle that, if ever unpickled, creates `marker` (stands in for any code a planted file would run)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _trail_dir(tmp_path: Path, tiny: list[str]) -> Path:
+    from harness.compose import compose_trail
+    from harness.rundir import save_config
+
+    overrides = [*tiny, f"engine.cache_dir={tmp_path / 'cache'}"]
+    run_dir = tmp_path / "trail"
+    save_config(run_dir, compose_trail(overrides), overrides)
+    return run_dir
+
+
+def _plant(path: Path, marker: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": _Payload(marker), "info": {}, "step": _Payload(marker)}, path)
+
+
+def test_a_planted_checkpoint_never_runs_and_the_trail_fails_naming_it(tmp_path: Path, tiny: list[str]) -> None:
+    run_dir = _trail_dir(tmp_path, tiny)
+    marker, ckpt = tmp_path / "pwned", run_dir / "checkpoint" / "state.pt"
+    _plant(ckpt, marker)
+    assert run_trail_dir(run_dir) == TrailState.FAILED
+    reason = read_status(run_dir)["reason"]
+    assert not marker.exists(), "the checkpoint's pickle payload ran"
+    assert str(ckpt) in reason and "Python objects" in reason and "Traceback" not in reason, reason
+    assert f"Delete the trail's checkpoint directory {ckpt.parent}" in reason, reason
+
+
+def test_a_planted_base_model_cache_never_runs_and_is_named_with_what_to_do(tmp_path: Path,
+                                                                            tiny: list[str]) -> None:
+    from harness.engines.embedded.base_model import cache_path
+    from harness.rundir import load_config
+
+    run_dir = _trail_dir(tmp_path, tiny)
+    marker, cached = tmp_path / "pwned", cache_path(load_config(run_dir).engine)
+    _plant(cached, marker)
+    assert run_trail_dir(run_dir) == TrailState.FAILED
+    reason = read_status(run_dir)["reason"]
+    assert not marker.exists(), "the cached base model's pickle payload ran"
+    assert str(cached) in reason and f"Delete {cached}: the next run rebuilds it" in reason, reason
+    cached.unlink()
+    assert run_trail_dir(run_dir) == TrailState.DONE
+
+
+def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Path, tiny: list[str]) -> None:
+    run_dir = _trail_dir(tmp_path, tiny)
+    assert run_trail_dir(run_dir) == TrailState.DONE
+    ckpt = run_dir / "checkpoint" / "state.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    assert run_trail_dir(run_dir) == TrailState.FAILED
+    reason = read_status(run_dir)["reason"]
+    assert str(ckpt) in reason and "corrupt or truncated" in reason and "Delete the trail's checkpoint" in reason
+    assert "weights_only=False" not in reason, "never advise loading it unsafely"
+    import shutil
+
+    shutil.rmtree(ckpt.parent)
+    assert run_trail_dir(run_dir) == TrailState.DONE
+    assert [r["step"] for r in read_records(run_dir)] == list(range(1, 7))
+
+
 # --- finished means complete -----------------------------------------------------------------------------------
 
 def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it(

@@ -16,11 +16,14 @@ import hashlib
 import json
 import os
 import random
+import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import torch
+
+from harness.errors import HarnessError
 
 from harness.engines.embedded.model import (BOS, EOS, PAD, ModelConfig, TinyGPT, decode_rows, encode, pad_prompts,
                                             sample, sequence_logprobs)
@@ -125,6 +128,37 @@ def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
     return model, info
 
 
+class UnreadableFile(HarnessError):
+    """A checkpoint or cached base model that does not load as tensors and plain containers. It is never loaded any
+    other way: a pickle that needs Python globals can run code on load, and a torn file holds nothing to trust."""
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """One clause for the error, without torch's advice to retry with weights_only=False."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        detail = f" (it needs {found.group(1)})" if found else ""
+        return f"it holds Python objects, not only tensors and plain containers{detail}; refused, since loading " \
+               f"them could run code"
+    first = text.split(". ")[0].splitlines()[0] if text else type(exc).__name__
+    return f"it is corrupt or truncated ({first})"
+
+
+def load_tensors(path: Path, what: str, keys: Iterable[str], remedy: str) -> Dict[str, Any]:
+    """torch.load with weights_only=True: a dict holding `keys`, or UnreadableFile naming the file and `remedy`."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, OSError, ...
+        if isinstance(exc, OSError) and exc.filename is not None:  # the file system's own error: reported as it is
+            raise
+        raise UnreadableFile(f"{path}: cannot read this {what}: {_why_unreadable(exc)}. {remedy}") from None
+    missing = [k for k in keys if not isinstance(blob, dict) or k not in blob]
+    if missing:
+        raise UnreadableFile(f"{path}: cannot read this {what}: it lacks {', '.join(missing)}. {remedy}")
+    return blob
+
+
 def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
     path = cache_path(eng)
@@ -141,7 +175,8 @@ def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
                     os.replace(tmp, path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = load_tensors(path, "base-model cache file", ("state", "info"),
+                        f"Delete {path}: the next run rebuilds it.")
     model = TinyGPT(model_config(eng))
     model.load_state_dict(blob["state"])
     return model, blob["info"]

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
-from harness.engines.embedded.base_model import load_or_build
+from harness.engines.embedded.base_model import load_or_build, load_tensors
 from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet
@@ -30,6 +30,7 @@ from harness.states import TrailState
 
 CKPT_DIR = "checkpoint"
 CKPT_FILE = "state.pt"
+CKPT_KEYS = ("step", "model", "optim", "generator", "source")
 
 
 def make_source(cfg: DictConfig):
@@ -42,7 +43,9 @@ def make_source(cfg: DictConfig):
 
 
 def save_checkpoint(run_dir: Path, step: int, trainer: Trainer, gen: torch.Generator, source: Any) -> None:
-    """Everything needed to resume at `step`, written atomically (temp file + rename)."""
+    """Everything needed to resume at `step`, written atomically (temp file + rename). Tensors, numbers and plain
+    containers only (the generator state is a ByteTensor, the source's batches are dicts), so it loads with
+    weights_only=True."""
     path = Path(run_dir) / CKPT_DIR
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{CKPT_FILE}.{os.getpid()}.tmp"
@@ -52,10 +55,13 @@ def save_checkpoint(run_dir: Path, step: int, trainer: Trainer, gen: torch.Gener
 
 
 def load_checkpoint(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The trail's checkpoint, or None. A file that does not load as tensors and plain containers raises
+    UnreadableFile naming it; it is never unpickled, so a planted file cannot run code."""
     path = Path(run_dir) / CKPT_DIR / CKPT_FILE
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_tensors(path, "checkpoint", CKPT_KEYS,
+                        f"Delete the trail's checkpoint directory {path.parent} to start the trail over.")
 
 
 def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:

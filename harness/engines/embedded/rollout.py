@@ -8,7 +8,7 @@ version that generated each group.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -24,6 +24,16 @@ class Batch:
     mask: torch.Tensor           # [B*G, T] bool, generated tokens (up to and including EOS)
     rewards: torch.Tensor        # [B*G] 1/0
     versions: List[int]          # [B] policy version that generated each group
+
+    def to_state(self) -> Dict[str, Any]:
+        """Tensors and lists only, so a checkpoint holding it loads with torch.load(weights_only=True)."""
+        return {"prompt_idx": list(self.prompt_idx), "tokens": self.tokens, "behav_logp": self.behav_logp,
+                "mask": self.mask, "rewards": self.rewards, "versions": list(self.versions)}
+
+    @staticmethod
+    def from_state(state: Dict[str, Any]) -> "Batch":
+        return Batch([int(i) for i in state["prompt_idx"]], state["tokens"], state["behav_logp"], state["mask"],
+                     state["rewards"], [int(v) for v in state["versions"]])
 
     @property
     def n_tokens(self) -> int:
