@@ -241,3 +241,21 @@ def test_learning_speed_per_trail_and_per_cell(tmp_path: Path) -> None:
     text = path.read_text()
     assert "target: eval reward ≥ 0.720 = 0.9× the mean final eval reward of GRPO/clip at its lowest staleness" in text
     assert "1/2 reached (4, not reached)" in text
+
+
+def test_a_finished_trail_whose_journal_lost_lines_is_flagged_and_not_averaged(tmp_path: Path) -> None:
+    torn = write_trail(tmp_path / "s", axes(256, "grpo", 3), flat_trail(0.1, 0.4), ended=1010.0,
+                       config=engine_config("fixed"))
+    sweep = build(tmp_path / "s", {(256, "grpo"): [(0.6, 0.4), (0.7, 0.4)]}, extra=[torn])
+    lines = (torn / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    (torn / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))   # step 3 of 4 lost
+    trails = trail_table(load_journals(sweep)).set_index("trail")
+    row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
+    assert row["state"] == "incomplete"
+    assert row["reason"] == "done but its journal lacks step 3 of 4; a rerun repairs it"
+    cells = cell_table(trails.reset_index()).set_index(["algo", "metric"])
+    assert cells.loc[("grpo/clip", "eval_final"), "n"] == 2
+    assert cells.loc[("grpo/clip", "eval_final"), "mean"] == pytest.approx(0.65)  # the torn trail's 0.1 is not in it
+    report = write_report(sweep).read_text()
+    assert "incomplete: done but its journal lacks step 3 of 4; a rerun repairs it" in report
+    assert "1 of 3 trails are excluded from every aggregate" in report

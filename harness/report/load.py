@@ -21,14 +21,15 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.journal import read_records
-from harness.rundir import load_config, read_status
+from harness.rundir import describe_lost, load_config, read_status
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
-from harness.states import TrailState
+from harness.states import FINISHED, TrailState
 from harness.tracking.config import DEFAULT_URI
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
 CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
 TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended", *CONFIG_COLUMNS)
+INCOMPLETE = "incomplete"  # the report's state for a done/diverged trail whose journal lost records
 
 
 @dataclass
@@ -104,6 +105,22 @@ def sweep_name(sweep_dir: Path) -> str:
     return str(read_sweep_meta(sweep_dir).get("name") or Path(sweep_dir).name)
 
 
+def journal_state(status: Dict[str, Any], records: List[dict]) -> tuple[str, str]:
+    """(state, reason) as the report shows them. A finished trail whose journal lacks steps is `incomplete`, with
+    the steps it lacks: its curves are not the run's, so it is shown but never averaged, like an unfinished one.
+    The same test as rundir.lost_steps, on the records already read (a second parse of every journal would double
+    the report's loading time)."""
+    state = str(status.get("state", TrailState.PENDING.value))
+    if state not in FINISHED or status.get("step") is None:
+        return state, status.get("reason") or ""
+    seen = {int(r["step"]) for r in records}
+    lost = [s for s in range(1, int(status["step"]) + 1) if s not in seen]
+    if not lost:
+        return state, status.get("reason") or ""
+    lacks = describe_lost(lost, status["step"]).split(": ", 1)[-1]
+    return INCOMPLETE, f"{state} but {lacks}"
+
+
 def load_journals(sweep_dir: Path | str) -> SweepData:
     """Read trail.json, status.json and journal.jsonl of every run dir of the sweep."""
     sweep_dir = Path(sweep_dir)
@@ -115,13 +132,13 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         axes = meta.get("axes", {})
         name = str(meta.get("name") or run_dir.name)
         tid = str(meta.get("id") or run_dir.name)
+        records = read_records(run_dir)
+        state, reason = journal_state(status, records)
         rows.append({
-            "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES},
-            "state": status.get("state", TrailState.PENDING.value), "reason": status.get("reason") or "",
+            "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES}, "state": state, "reason": reason,
             "started": status.get("started"), "ended": status.get("ended"),
             **config_fields(run_dir, meta.get("engine")),
         })
-        records = read_records(run_dir)
         if records:
             frame = pd.DataFrame.from_records(records)
             frame.insert(0, "id", tid)

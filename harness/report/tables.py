@@ -29,7 +29,9 @@ from harness.states import TrailState
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
 CELL = [*GROUP, "algo"]                    # + algorithm: what seeds are aggregated over
 BASELINE = "grpo/clip"                     # the on-policy reference of every comparison
-AGGREGATED_STATES = (TrailState.DONE.value,)              # diverged, failed and unfinished trails are shown but never averaged
+# diverged, failed, unfinished and incomplete trails (load.INCOMPLETE: done but the journal lost records) are shown
+# with their reason but never averaged
+AGGREGATED_STATES = (TrailState.DONE.value,)
 TARGET_SHARE = 0.9                         # default target: this share of the baseline's lowest-staleness reward
 
 # trail-table column -> (metric, reduction)
