@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional
 
+from harness.atomic import atomic_write
 from harness.errors import naming
 
 JOURNAL_NAME = "journal.jsonl"
@@ -132,15 +133,7 @@ def truncate_after(run_dir: Path | str, step: int) -> int:
     if not path.exists():
         return 0
     kept = [r for r in iter_records(run_dir) if int(r["step"]) <= step]
-    tmp = path.with_suffix(".tmp")
-    try:
-        with naming(path), open(tmp, "w", encoding="utf-8") as fh:
-            for record in kept:
-                fh.write(json.dumps({k: _clean(v) if k not in ("step",) else v for k, v in record.items()}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        for record in kept:
+            fh.write(json.dumps({k: _clean(v) if k not in ("step",) else v for k, v in record.items()}) + "\n")
     return len(kept)

@@ -6,13 +6,13 @@ Layout:  <run_dir>/config.yaml  overrides.yaml  trail.json  status.json  journal
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.atomic import atomic_write
 from harness.errors import naming
 from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
 
@@ -20,16 +20,8 @@ from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
     """Write through a temp file and rename: readers see the old or the new file, never a torn one. The temp file
     is removed when the write fails (a full disk)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with naming(path), open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> Optional[Dict[str, Any]]:
