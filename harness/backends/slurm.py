@@ -77,10 +77,12 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
     if word in RUNNING_STATES:
         return TrailState.RUNNING if recorded == TrailState.RUNNING else TrailState.PENDING
     if word in PENDING_STATES:
-        # a job finished before sacct knows it: its result pickle says so
-        if word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists():
-            return TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
-        return TrailState.PENDING
+        # a job finished before sacct knows it: its result pickle says so (and a failure is recorded below)
+        finished_unseen = word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists()
+        if not finished_unseen:
+            return TrailState.PENDING
+        if recorded in TERMINAL:
+            return TrailState(recorded)
     if word == "COMPLETED" and recorded in TERMINAL:
         return TrailState(recorded)
     # FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE — or COMPLETED without a recorded outcome
