@@ -19,8 +19,8 @@ from harness.engines import StepCallback, get_engine
 from harness.errors import naming
 from harness.journal import Journal
 from harness.locks import trail_lock
-from harness.rundir import load_config, read_status, record_outcome
-from harness.states import TrailState
+from harness.rundir import load_config, read_status, record_outcome, write_status
+from harness.states import TERMINAL, TrailState
 
 STATUS_EVERY_S = 1.0
 
@@ -32,7 +32,10 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
         now = time.monotonic()
         if now - last[0] >= STATUS_EVERY_S or step >= total:
             last[0] = now
-            record_outcome(run_dir, TrailState.RUNNING, step=step, total_steps=total)
+            # progress never overwrites an outcome another process recorded meanwhile (a scheduler's cancel)
+            recorded = read_status(run_dir).get("state")
+            keep = TrailState(recorded) if recorded in TERMINAL else TrailState.RUNNING
+            write_status(run_dir, keep, step=step, total_steps=total)
         if extra is not None:
             extra(step, total, metrics)
 
