@@ -125,9 +125,10 @@ class AsyncSim:
             self.done[r["n"]] = self.pending.pop(r["n"])
             self.accepted += 1
 
-    def _tokens(self, group: Batch) -> float:
-        """What a worker (generating) or a trainer (training) is charged for one group: prompt + generated tokens."""
-        return float(group.n_tokens + self.prompt_len * self.g)
+    def _tokens(self, batch: Batch) -> float:
+        """What a worker (generating) or a trainer (training) is charged for a batch of groups: the prompt (prefill)
+        of every sample plus its generated tokens."""
+        return float(batch.n_tokens + self.prompt_len * batch.tokens.shape[0])
 
     def next_batch(self, version: int, generate: Generate) -> Batch:
         """Run the clock until at least B groups have finished, take the B oldest of them (admission order), then run
@@ -142,8 +143,7 @@ class AsyncSim:
         oldest = sorted(self.done)[: self.b]
         batch = Batch.concat([self.done.pop(k) for k in oldest])
         self.consumed += self.b
-        end = self.now + sum(self._tokens(batch.select([j], self.g)) for j in range(self.b)) / (
-            self.y * self.train_speed)
+        end = self.now + self._tokens(batch) / (self.y * self.train_speed)
         while True:
             self._admit(version, generate)
             nxt = self._next_finish()
