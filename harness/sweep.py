@@ -39,7 +39,7 @@ from harness.trails import Trail
 POLL_S = 0.2
 CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
-console = Console()
+console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
 
 def preflight(trails: List[Trail], sweep_dir: Path) -> List[str]:
