@@ -7,17 +7,28 @@ import sys
 from typing import List, Optional
 
 from harness.errors import HarnessError, describe_os_error
+from harness.logs import configure_logging
+
+
+VERBOSE_HELP = "show libraries' INFO logging (MLflow, alembic, urllib3, …), quiet otherwise"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Sweeps of RL trails under stale data.")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    # also accepted after the command (`harness sweep demo -v`); SUPPRESS keeps a subcommand from resetting it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one trail in the foreground")
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    run = add("run", help="run one trail in the foreground")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. stale=256 algo=m2po")
     run.add_argument("--root", default=None, help="directory holding sweeps (default: config key root, 'runs')")
 
-    sweep = sub.add_parser("sweep", help="run a sweep: [SWEEP_FILE] [overrides…] with Hydra's override grammar")
+    sweep = add("sweep", help="run a sweep: [SWEEP_FILE] [overrides…] with Hydra's override grammar")
     sweep.add_argument("args", nargs="*", help="a named sweep (demo, finding, …) or a sweep file path, then overrides")
     sweep.add_argument("--name", default=None, help="sweep name (default: the sweep file's name or a hash)")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the trail table; launch nothing")
@@ -30,17 +41,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --dry-run: also run the engines' own validation (for AReaL: runs engine.python)")
     sweep.add_argument("--root", default=None)
 
-    status = sub.add_parser("status", help="print a sweep's trail table")
+    status = add("status", help="print a sweep's trail table")
     status.add_argument("sweep")
     status.add_argument("--root", default="runs")
 
-    report = sub.add_parser("report", help="write the markdown trail report of a sweep")
+    report = add("report", help="write the markdown trail report of a sweep")
     report.add_argument("sweep")
     report.add_argument("--root", default="runs")
     report.add_argument("--out", default=None, help="output directory (default: <sweep dir>/report)")
     report.add_argument("--source", choices=("journal", "mlflow"), default="journal")
 
-    sync = sub.add_parser("sync", help="bring MLflow up to date with a sweep's journals")
+    sync = add("sync", help="bring MLflow up to date with a sweep's journals")
     sync.add_argument("sweep")
     sync.add_argument("--root", default="runs")
     sync.add_argument("--uri", default=None, help="tracking URI (default: the one in each trail's config)")
@@ -49,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    configure_logging(verbose=args.verbose)
     try:
         if args.command == "run":
             from harness.run_one import run_one

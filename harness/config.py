@@ -32,6 +32,7 @@ class AlgoConfig:
 class SweepConfig:
     """Settings of the sweep as a whole (not of a trail: they do not change a trail's id)."""
     max_trails: int = 1000             # a larger sweep runs only with --yes (a typo like range(0,5000) is caught)
+    progress_every_s: float = 30.0     # off a terminal, a line of counts this often while trails run
 
 
 @dataclass

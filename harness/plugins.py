@@ -45,6 +45,8 @@ ENV_VAR = "HARNESS_PLUGINS"
 
 Check = Callable[[DictConfig], None]
 PreflightFn = Callable[[Sequence["Trail"], Optional[Path]], List[str]]
+Say = Callable[[str, str], None]  # say(task, message): the latest word on one piece of work, shown by the sweep
+PrepareFn = Callable[[Sequence["Trail"], Say], None]
 
 
 def load_attr(ref: str) -> Any:
@@ -65,6 +67,10 @@ class EnginePlugin:
     check:     semantic checks of a composed trail using this engine; raises ConfigError
     preflight: "module:function" with preflight(trails, sweep_dir) -> [error lines], run on the whole sweep before
                anything launches (and on --dry-run)
+    prepare:   "module:function" with prepare(trails, say) -> None: work every trail needs done once, which the sweep
+               does before it launches the trails on a backend whose trails run on this machine (never on a dry run),
+               e.g. building the base model they start from; say(task, message) reports its progress. A failure
+               there is reported and the trails launch anyway (each meets it with its own reason).
     """
 
     name: str
@@ -72,12 +78,16 @@ class EnginePlugin:
     run: str
     check: Optional[Check] = None
     preflight: Optional[str] = None
+    prepare: Optional[str] = None
 
     def load_run(self) -> "RunFn":
         return load_attr(self.run)
 
     def load_preflight(self) -> Optional[PreflightFn]:
         return load_attr(self.preflight) if self.preflight else None
+
+    def load_prepare(self) -> Optional[PrepareFn]:
+        return load_attr(self.prepare) if self.prepare else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,8 @@ class BackendPlugin:
     poll_detached: "module:function" with poll(run_dir) -> state, for trails submitted by an earlier command
     cancel_hint:   how a user cancels jobs that outlive the command (said on Ctrl-C)
     check:         semantic checks of a composed trail using this backend
+    same_host:     its trails run on this machine (so what an engine's `prepare` makes here, e.g. a cached base
+                   model, is theirs)
     """
 
     name: str
@@ -101,6 +113,7 @@ class BackendPlugin:
     poll_detached: Optional[str] = None
     cancel_hint: str = ""
     check: Optional[Check] = None
+    same_host: bool = False
 
     def create(self, section: DictConfig) -> "Backend":
         return load_attr(self.factory)(section)

@@ -2,8 +2,10 @@
 
 Order of work: compose + validate all trails (and the engine's preflight) → nothing launches on any error; take
 the sweep's lock (one `harness sweep` per sweep dir at a time); write run dirs; skip finished trails, resume
-unfinished ones (the engine picks up its checkpoint), rerun failed ones; follow progress; at the end sync tracking,
-write the report, print a summary and exit non-zero if any trail failed or diverged.
+unfinished ones (the engine picks up its checkpoint), rerun failed ones; on a backend whose trails run on this
+machine, do each engine's work before launch once (its `prepare`: the embedded engine's base model); follow progress
+(harness.progress: a live table on a terminal, a line per change elsewhere); at the end sync tracking, write the
+report, print a summary and exit non-zero if any trail failed or diverged.
 
 A dry run executes nothing named in the sweep: engine preflights (which may run a program the sweep file names,
 e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for with --preflight.
@@ -20,14 +22,13 @@ from typing import Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from harness import plugins
 from harness.backends.base import get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
+from harness.progress import SweepDisplay, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
@@ -38,7 +39,7 @@ from harness.trails import Trail
 POLL_S = 0.2
 CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
-console = Console()
+console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
 
 def preflight(trails: List[Trail], sweep_dir: Path) -> List[str]:
@@ -51,46 +52,24 @@ def preflight(trails: List[Trail], sweep_dir: Path) -> List[str]:
     return errors
 
 
+def prepare_engines(trails: List[Trail], say: plugins.Say) -> None:
+    """Each engine's work before launch (its plug-in's `prepare`, e.g. building the base model every trail starts
+    from), once for the sweep. A failure is said and the trails launch anyway: each meets it and records why."""
+    for engine in sorted({t.cfg.engine.name for t in trails}):
+        hook = plugins.engine(engine).load_prepare()
+        if hook is None:
+            continue
+        try:
+            hook([t for t in trails if t.cfg.engine.name == engine], say)
+        except Exception as exc:  # noqa: BLE001
+            say(engine, f"preparation failed, the trails try on their own: {type(exc).__name__}: {exc}")
+
+
 def _single(trails: List[Trail], key: str) -> str:
     values = sorted({str(OmegaConf.select(t.cfg, key)) for t in trails})
     if len(values) > 1:
         raise HarnessError(f"invalid sweep over '{key}': {values} (allowed: one {key} per sweep)")
     return values[0]
-
-
-STATUS_COLUMNS = ("trail", "id", "state", "step", "reason")
-
-
-def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
-                columns: Sequence[str] = STATUS_COLUMNS) -> Table:
-    table = Table(title=title or None)
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("trail", "id", "state", "step"))
-    for row in rows:
-        table.add_row(*(str(row.get(c, "") or "") for c in columns))
-    return table
-
-
-def _row(run_dir: Path, check_journal: bool = True) -> Dict[str, object]:
-    """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
-    (`check_journal=False` skips reading the journal, for the live progress table)."""
-    meta, status = read_trail_meta(run_dir), read_status(run_dir)
-    step = status.get("step")
-    total = status.get("total_steps")
-    lost = lost_steps(run_dir) if check_journal else []
-    return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
-            "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
-            "reason": describe_lost(lost, step) if lost else status.get("reason", ""), "complete": not lost}
-
-
-def _progress(run_dirs: List[Path], states: Dict[Path, str], started: float) -> Table:
-    counts = {s: sum(1 for v in states.values() if v == s) for s in TrailState}
-    stopped = counts[TrailState.FAILED] + counts[TrailState.CANCELLED] + counts[TrailState.INTERRUPTED]
-    title = (f"queued {counts[TrailState.PENDING]} · running {counts[TrailState.RUNNING]} · "
-             f"done {counts[TrailState.DONE]} · diverged {counts[TrailState.DIVERGED]} · "
-             f"failed {stopped} · {time.time() - started:.0f}s")
-    rows = [_row(d, check_journal=False) | {"state": states.get(d, read_status(d).get("state"))} for d in run_dirs]
-    return trail_table(rows, title)
 
 
 def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]:
@@ -227,11 +206,17 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     try:
-        handles = backend.submit(to_run) if to_run else []
         if detach:
+            handles = backend.submit(to_run) if to_run else []
             console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
             return 0
-        _watch(backend, dict(zip(to_run, handles)), all_dirs)
+        with sigterm_as_interrupt(), open_display(console, all_dirs,
+                                                  float(trails[0].cfg.sweep.progress_every_s)) as display:
+            if to_run and backend_plugin.same_host:
+                prepare_engines([t for t in trails if t.run_dir(sweep_dir) in to_run], display.say)
+                display.end_phases()
+            handles = backend.submit(to_run) if to_run else []
+            _watch(backend, dict(zip(to_run, handles)), all_dirs, display)
     except KeyboardInterrupt:
         if backend_plugin.detachable:
             # the jobs belong to the scheduler: say so rather than pretend they were stopped
@@ -256,23 +241,24 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     return _finish(trails, sweep_dir, all_dirs, report)
 
 
-def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
-    started = time.time()
-    with sigterm_as_interrupt():
-        states = {d: read_status(d)["state"] for d in all_dirs}
-        with Live(_progress(all_dirs, states, started), console=console, refresh_per_second=2,
-                  transient=not console.is_terminal) as live:
-            while True:
-                for run_dir, handle in handles.items():
-                    states[run_dir] = backend.poll(handle)
-                live.update(_progress(all_dirs, states, started))
-                if all(states[d] not in ACTIVE for d in handles):
-                    break
-                time.sleep(POLL_S)
+def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:
+    """Poll the backend until no trail it runs is pending or running, showing each change on `display`."""
+    states = {d: read_status(d)["state"] for d in all_dirs}
+    while True:
+        for run_dir, handle in handles.items():
+            states[run_dir] = backend.poll(handle)
+        display.update(states)
+        if all(states[d] not in ACTIVE for d in handles):
+            break
+        time.sleep(POLL_S)
 
 
 def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
-    rows = [_row(d) for d in all_dirs]
+    work = [what for what, on in (("catching up MLflow", trails[0].cfg.tracking.enabled),
+                                  ("writing the report", report)) if on]
+    if work:
+        console.print(f"trails ended; {' and '.join(work)}")
+    rows = [trail_row(d) for d in all_dirs]
     bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
     _tracking(trails, sweep_dir, "finish", status=outcome)
@@ -332,14 +318,14 @@ def main_status(sweep: str, root: str = "runs") -> int:
     dirs = trail_dirs(sweep_dir)
     rows = []
     for run_dir in dirs:
-        row = _row(run_dir)
+        row = trail_row(run_dir)
         if row["state"] in ACTIVE:
             try:
                 row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
         if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = _row(run_dir) | {"state": TrailState.INTERRUPTED.value}
+            row = trail_row(run_dir) | {"state": TrailState.INTERRUPTED.value}
         rows.append(row)
     meta = read_sweep_meta(sweep_dir)
     console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "

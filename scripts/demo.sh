@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install, run the default demo sweep (stale 1, 64, 256 × GRPO, M2PO on the embedded
-# CPU engine, two trails at a time) and write its report to runs/demo/report/REPORT.md.
+# The main job on a fresh machine: install into .venv, run the default demo sweep (GRPO at lag 1 and 256, M2PO at
+# lag 256, × 5 paired seeds on the embedded CPU engine) and write its report to runs/demo/report/REPORT.md.
+# Extra arguments go to `harness sweep demo` (overrides, --name, --root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-harness sweep demo "$@"
+exec .venv/bin/harness sweep demo "$@"

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# All tests on a fresh machine: installs what they need, runs the fast tier, then starts the services of the
-# integration tier (a single-node Slurm cluster with slurmdbd; the tests start their own Ray head, MLflow server and
-# Chromium), runs the integration tier, and stops every service it started by PID.
+# All tests on a fresh machine: installs what they need (into .venv), runs the fast tier, then starts the services of
+# the integration tier (a single-node Slurm cluster with slurmdbd; the tests start their own Ray head, MLflow server
+# and Chromium), runs the integration tier, and stops every service it started by PID.
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh --fast     only the fast tier (a few minutes on 2 cores), after installing the Python packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the venv's tools (harness, ray, mlflow) first on PATH, for the services the tests start
+export PATH="$PWD/.venv/bin:$PATH"
 
 if [[ "${1:-}" == "--fast" ]]; then
   bash scripts/install.sh
-  exec python3 -m pytest -q
+  exec .venv/bin/python -m pytest -q
 fi
 
 bash scripts/install.sh --all
 status=0
-python3 -m pytest -q || status=$?
+.venv/bin/python -m pytest -q || status=$?
 
 SLURM_DIR="${HARNESS_SLURM_DIR:-/tmp/harness-slurm}"
 bash scripts/slurm_cluster.sh start "$SLURM_DIR"
 trap 'bash scripts/slurm_cluster.sh stop "$SLURM_DIR" || true' EXIT
 export SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
-python3 -m pytest -q -m integration -p no:cacheprovider || status=$?
+.venv/bin/python -m pytest -q -m integration -p no:cacheprovider || status=$?
 exit $status

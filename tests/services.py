@@ -90,8 +90,11 @@ def corrupt_config(run_dir: Path) -> None:
 
 
 def _run_script(*args: str, env: Dict[str, str] | None = None) -> str:
+    """Run a service script with this interpreter's bin directory first on PATH, so that it finds the tools (`ray`)
+    of the environment running the tests (the project's .venv) even when that environment is not activated."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     proc = subprocess.run(["bash", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "PATH": path, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout

@@ -51,3 +51,38 @@ def test_cache_dir_comes_from_env_when_not_configured(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "env"))
     eng = compose_trail(["tracking=none"]).engine
     assert base_model.cache_path(eng).parent == tmp_path / "env"
+
+
+def test_pretraining_runs_on_build_threads_whatever_the_caller_set(tmp_path) -> None:
+    # the weights depend on torch's thread count, so whoever builds the model (a sweep, a trail) builds it alike
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        base_model.pretrain(_tiny_engine(tmp_path), log=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [base_model.BUILD_THREADS]
+        assert torch.get_num_threads() == 2, "the caller's thread count is restored"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_ensure_built_says_when_another_process_holds_the_build(tmp_path) -> None:
+    import fcntl
+    import threading
+
+    eng = _tiny_engine(tmp_path / "cache")
+    path = base_model.cache_path(eng)
+    path.parent.mkdir(parents=True)
+    waited = threading.Event()
+    result = {}
+    with open(path.with_suffix(".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another builder (a separate open file: flock excludes it)
+        builder = threading.Thread(target=lambda: result.update(info=base_model.ensure_built(
+            eng, log=lambda _: None, on_wait=waited.set)))
+        builder.start()
+        assert waited.wait(30), "on_wait is called while the lock is held"
+        assert builder.is_alive() and not path.exists(), "and the build waits for the holder"
+        fcntl.flock(held, fcntl.LOCK_UN)
+    builder.join(120)
+    assert result["info"]["steps"] == 20 and path.exists()
+    assert base_model.ensure_built(eng, log=lambda _: None) is None, "a cached model is not built again"

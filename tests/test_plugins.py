@@ -53,18 +53,28 @@ def test_toy_engine_composes_and_validates(toy: None) -> None:
         compose_trail(["engine=toy", "engine.stepz=3"])
 
 
-def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path) -> None:
+def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import toy_engine
+
+    toy_engine.PREPARED.clear()
     root = tmp_path / "runs"
-    assert main(["sweep", "engine=toy", "stale=1,4", "tracking=none", "--name", "toy", "--root", str(root),
-                 "--no-report"]) == 0
+    args = ["sweep", "engine=toy", "stale=1,4", "tracking=none", "--name", "toy", "--root", str(root), "--no-report"]
+    assert main(args) == 0
     dirs = trail_dirs(root / "toy")
     assert len(dirs) == 2
     for run_dir in dirs:
         assert read_status(run_dir)["state"] == "done"
         assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3]
+    # the engine's prepare ran once, before launch, for the trails to run, and its word was shown
+    assert [len(trails) for trails in toy_engine.PREPARED] == [2]
+    assert "toy setup: ready for 2 trails" in capsys.readouterr().out
+    assert main(args) == 0 and len(toy_engine.PREPARED) == 1, "nothing to run: nothing to prepare"
+    assert main([a.replace("stale=1,4", "stale=1,4,8") for a in args]) == 0
+    assert [len(trails) for trails in toy_engine.PREPARED] == [2, 1], "only the trails still to run"
     assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run",
                  "--preflight"]) == 2
     assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run"]) == 0
+    assert len(toy_engine.PREPARED) == 2, "a dry run prepares nothing"
 
 
 def test_toy_engine_divergence_reaches_the_sweep(toy: None, tmp_path: Path) -> None:
@@ -87,7 +97,11 @@ def test_ctrl_c_on_a_detachable_backend_says_the_jobs_go_on(toyq: None, tmp_path
 
     root = tmp_path / "runs"
     args = ["sweep", "engine=toy", "backend=toyq", "stale=1,2", "tracking=none", "--name", "q", "--root", str(root)]
+    import toy_engine
+
+    toy_engine.PREPARED.clear()
     assert main([*args, "--no-report"]) == 130
+    assert toy_engine.PREPARED == [], "trails that do not run on this machine get nothing prepared here"
     out = " ".join(capsys.readouterr().out.split())
     assert "go on running on toyq" in out and "harness status" in out and "toyq-cancel <id>" in out
     assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "detached"

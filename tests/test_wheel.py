@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: object, cwd: Path) -> str:
-    env = {**os.environ, "COLUMNS": "200"}  # one table row per line
+    # one table row per line; no PYTHONPATH, so that harness is imported from where the venv installed it
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "COLUMNS": "200"}
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, f"{args}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -32,10 +34,13 @@ def test_wheel_installs_and_runs_a_dry_run_elsewhere(tmp_path: Path) -> None:
     names = _run(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path)
     assert "harness/conf/config.yaml" in names and "harness/sweeps/demo.yaml" in names
 
-    # a fresh venv that reuses the installed dependencies (torch, hydra, …); harness itself comes from the wheel
+    # a fresh venv that reuses the installed dependencies (torch, hydra, …) of the environment running the tests (a
+    # venv's own site-packages are not "system" ones, so they are named in a .pth); harness itself comes from the wheel
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
+    purelib = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).strip()
+    (Path(purelib) / "_tested_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     _run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", wheel, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

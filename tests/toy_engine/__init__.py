@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from harness.engines import EngineResult, StepCallback
 from harness.errors import ConfigError
@@ -32,6 +32,15 @@ def preflight(trails: Sequence, sweep_dir: Optional[Path] = None) -> List[str]:
     return [f"{t.name}: toy refuses stale=99" for t in trails if t.cfg.stale == 99]
 
 
+PREPARED: List[List[str]] = []  # the trails of each call of `prepare`, in this process
+
+
+def prepare(trails: Sequence, say: Callable[[str, str], None]) -> None:
+    """Work every trail needs once (here: nothing but saying so), done by the sweep before launch."""
+    PREPARED.append(sorted(t.name for t in trails))
+    say("toy setup", f"ready for {len(trails)} trails")
+
+
 def run(cfg, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:
     steps = int(cfg.engine.steps)
     for step in range(1, steps + 1):
@@ -44,4 +53,4 @@ def run(cfg, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineRe
 
 
 PLUGIN = EnginePlugin(name="toy", schema=ToyEngineConfig, run="toy_engine:run", check=check,
-                      preflight="toy_engine:preflight")
+                      preflight="toy_engine:preflight", prepare="toy_engine:prepare")

@@ -9,7 +9,12 @@ stops when greedy accuracy on a probe set, read in any answer format (the arithm
 not the last one, because single probes are noisy (0.289 -> 0.312 -> 0.289 -> 0.355 over four checks).
 Why cached: every trail of a sweep must start from the same weights, and pretraining costs more than a trail. The
 cache key is a hash of everything that determines the weights; several trails starting at once take an fcntl lock,
-one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it.
+one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it. A sweep on this machine builds it before its
+trails start (harness.engines.embedded.prepare), so no trail spends its time on it.
+
+Pretraining always runs on BUILD_THREADS torch threads, whoever builds: torch splits a float sum over its threads, so
+the weights depend on the thread count (on a 2-core machine 200 steps on 1 and on 2 threads end up to 0.16 apart per
+weight, with different probe accuracies), and the cache key must be all that decides them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import os
 import random
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 
@@ -35,6 +41,7 @@ from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemS
 
 BASE_FORMAT = 4  # bump when pretraining code changes what the weights are
 PROBE_WINDOW = 3  # the stop rule averages this many consecutive probes
+BUILD_THREADS = 1  # torch threads while pretraining (the weights depend on it; see above)
 DEFAULT_CACHE = "~/.cache/harness/base_models"
 
 
@@ -97,7 +104,24 @@ def _right(text: str, problem, flexible: bool) -> float:
     return 1.0 if got is not None and abs(got - problem.value) < 1e-6 else 0.0
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch on `n` intra-op threads within the block, and as it was after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+    """See _pretrain; always on BUILD_THREADS threads, so the weights do not depend on the caller's thread count."""
+    with torch_threads(BUILD_THREADS):
+        return _pretrain(eng, log)
+
+
+def _pretrain(eng: Any, log) -> Tuple[TinyGPT, Dict[str, Any]]:
     """Supervised pretraining on question → answer until the mean of the last PROBE_WINDOW greedy probe accuracies
     (any answer format) is ≥ base_target_acc. The loss is on the answer tokens only; the question is a prompt, and the
     forward spends on its positions only what the answer's positions read (their keys and values).
@@ -132,12 +156,13 @@ def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
             probes.append(greedy_accuracy(model, probe, 256, int(eng.max_new_tokens), flexible=True))
             window = probes[-PROBE_WINDOW:]
             smoothed = sum(window) / len(window)
-            log(f"base model pretraining: step {step} loss {loss.item():.3f} greedy probe accuracy (any format) "
-                f"{probes[-1]:.3f}, mean of the last {len(window)} {smoothed:.3f} (stops at {eng.base_target_acc})")
+            log(f"pretraining step {step} of at most {int(eng.base_max_steps)}: loss {loss.item():.3f}, greedy probe "
+                f"accuracy in any answer format {probes[-1]:.3f}, mean of the last {len(window)} {smoothed:.3f} "
+                f"(stops at {float(eng.base_target_acc):g})")
             if len(window) == PROBE_WINDOW and smoothed >= float(eng.base_target_acc):
                 break
     strict = greedy_accuracy(model, probe, 256, int(eng.max_new_tokens))
-    log(f"base model: {step} steps, greedy probe accuracy {smoothed:.3f} in any format, {strict:.3f} by the strict "
+    log(f"pretrained: {step} steps, greedy probe accuracy {smoothed:.3f} in any format, {strict:.3f} by the strict "
         f"GSM8K reward")
     info = {"steps": step, "probe_accuracy": smoothed, "probe_strict_accuracy": strict, "probes": probes,
             "seconds": time.time() - t0,
@@ -176,22 +201,39 @@ def load_tensors(path: Path, what: str, keys: Iterable[str], remedy: str) -> Dic
     return blob
 
 
+def ensure_built(eng: Any, log: Callable[[str], None] = print,
+                 on_wait: Optional[Callable[[], None]] = None) -> Optional[Dict[str, Any]]:
+    """Build the cached base model for this engine config unless it is there; the pretraining summary if this call
+    built it, else None. Builds under an exclusive lock; `on_wait` is called if another process holds it (building the
+    same model), and this call then waits for it."""
+    path = cache_path(eng)
+    if path.exists():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the first process builds; the others wait here, then load
+        try:
+            if path.exists():
+                return None
+            model, info = pretrain(eng, log)
+            info["spec"] = base_spec(eng)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            torch.save({"state": model.state_dict(), "info": info}, tmp)
+            os.replace(tmp, path)
+            return info
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
+    ensure_built(eng, log)
     path = cache_path(eng)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        with open(path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the first trail builds; the others wait here, then load
-            try:
-                if not path.exists():
-                    model, info = pretrain(eng, log)
-                    info["spec"] = base_spec(eng)
-                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    torch.save({"state": model.state_dict(), "info": info}, tmp)
-                    os.replace(tmp, path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
     blob = load_tensors(path, "base-model cache file", ("state", "info"),
                         f"Delete {path}: the next run rebuilds it.")
     model = TinyGPT(model_config(eng))

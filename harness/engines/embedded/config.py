@@ -79,4 +79,4 @@ def check_embedded(cfg) -> None:
 
 # The engine's plug-in record (harness.plugins): the run module imports torch, so it is named, not imported.
 PLUGIN = EnginePlugin(name="embedded", schema=EmbeddedEngineConfig, run="harness.engines.embedded.engine:run",
-                      check=check_embedded)
+                      check=check_embedded, prepare="harness.engines.embedded.prepare:prepare")

@@ -1,0 +1,29 @@
+"""Logging of the `harness` command: libraries' INFO lines stay out of the way unless asked for with --verbose.
+
+Why: what a user reads while a sweep runs is the harness's own account of its trails; MLflow creating its database
+tables or a connection pool retrying is noise there, yet worth having when something goes wrong. Warnings and errors
+always show, on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Libraries that log at INFO on their own: their loggers are held at WARNING unless verbose.
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "requests", "git", "matplotlib", "PIL", "filelock", "hydra",
+                 "sqlalchemy", "httpx", "httpcore", "numexpr", "submitit", "ray")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send log records to stderr: INFO and up when verbose, else WARNING and up with QUIET_LOGGERS held there too.
+
+    MLflow sets its own loggers' level when it is imported, from MLFLOW_LOGGING_LEVEL; that variable is set (unless the
+    user set it) so its import does not lift them back to INFO, here or in the processes this one starts."""
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        return
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,39 @@
+"""Libraries' INFO logging is quiet unless --verbose: MLflow creating its tables says nothing in a plain run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import _parser
+
+# A new MLflow store logs "Creating initial MLflow database tables..." at INFO (mlflow and alembic loggers).
+NEW_STORE = ("import sys; from harness.logs import configure_logging; configure_logging(verbose=sys.argv[1] == 'v'); "
+             "import mlflow; mlflow.MlflowClient(sys.argv[2]).search_experiments()")
+
+
+def _stderr(tmp_path: Path, verbose: bool) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
+    uri = f"sqlite:///{tmp_path / ('v' if verbose else 'q')}.db"
+    done = subprocess.run([sys.executable, "-c", NEW_STORE, "v" if verbose else "q", uri], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_mlflow_info_shows_only_when_verbose(tmp_path: Path) -> None:
+    assert "Creating initial MLflow database tables" in _stderr(tmp_path, verbose=True)
+    assert "INFO" not in _stderr(tmp_path, verbose=False)
+
+
+@pytest.mark.parametrize("argv", [["-v", "status", "x"], ["status", "x", "--verbose"], ["--verbose", "sweep", "-v"]])
+def test_verbose_goes_before_or_after_the_command(argv: list[str]) -> None:
+    assert _parser().parse_args(argv).verbose is True
+
+
+def test_not_verbose_by_default() -> None:
+    assert _parser().parse_args(["status", "x"]).verbose is False
