@@ -111,6 +111,10 @@ def test_a_difference_is_claimed_exactly_when_its_interval_excludes_zero(tmp_pat
     assert not any(word in f for f in found for word in FORBIDDEN)
     ev = [c for c in items if c.kind == "algorithms" and c.metric == "eval_final"][0]
     text = one(found, "final eval reward")
+    paired = [s for s in ev.a.index if s in ev.b.index]
+    if len(paired) >= 2 and all(ev.a[s] == ev.b[s] for s in paired):  # the same values in every seed: no contest
+        assert "in each of the" in text and "is above" not in text and "is below" not in text
+        return
     assert ("cannot tell" not in text) == ev.diff.excludes(0.0)
 
 
@@ -132,3 +136,10 @@ def test_lift_over_the_base_model_is_paired_by_trail_and_stated_only_when_it_cle
     assert "paired 95 % interval" in text and "n = 3 paired seeds" in text
     flat = one(sweep("flat", [0.02, -0.03, 0.01]), "the base model")
     assert "cannot tell" in flat and "lifts" not in flat
+
+
+def test_two_losses_identical_in_every_seed_are_called_identical_not_undecided(tmp_path: Path) -> None:
+    found = texts(tmp_path / "a", {(1, "grpo"): GRPO, (1, "m2po"): GRPO})
+    text = one(found, "final eval reward", "GRPO/clip's")
+    assert "equals GRPO/clip's in each of the 3 paired seeds" in text and "nothing to compare" in text
+    assert "cannot tell" not in text

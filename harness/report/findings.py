@@ -92,6 +92,14 @@ def _place(key: tuple, show_mode: bool) -> str:
     return (f"{key[0]}, " if show_mode else "") + group_label(key[2], key[1])
 
 
+def _identical(c: Contrast) -> bool:
+    """Paired seeds with exactly equal values: the same trails in effect (e.g. two losses that coincide on-policy)."""
+    if c.method != PAIRED:
+        return False
+    common = [s for s in c.a.index if s in c.b.index]
+    return bool(common) and bool((c.a.loc[common].to_numpy(float) == c.b.loc[common].to_numpy(float)).all())
+
+
 def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
     """One comparison in words; a difference is claimed only when its interval excludes 0."""
     if c.kind == "lift":
@@ -104,6 +112,10 @@ def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
     else:
         a_name, b_name = algo_title(c.a_key[3]), algo_title(c.b_key[3])
         head = _place(c.a_key, show_mode)
+    if _identical(c):
+        return (f"{head}: {a_name}'s {words} equals {b_name}'s in each of the {c.pairs} paired seeds "
+                f"({cell_text(c.a, c.metric, c.eval_size)}): the two gave the same updates here, so there is nothing "
+                f"to compare.")
     numbers = f"{_interval(c)}, {c.n}; {_sides(c, a_name, b_name)}"
     diff = signed(c.diff.mean, c.metric)
     size = num(abs(c.diff.mean), c.metric)
