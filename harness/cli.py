@@ -69,7 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return main_report(args.sweep, root=args.root, out=args.out, source=args.source)
         if args.command == "sync":
-            from harness.tracking.sync import main_sync
+            from harness.commands import main_sync
 
             return main_sync(args.sweep, root=args.root, uri=args.uri)
     except HarnessError as exc:

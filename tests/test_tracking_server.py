@@ -12,7 +12,8 @@ from harness.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_run import ensure_sweep_run
-from harness.tracking.sync import main_sync, sync_trail
+from harness.commands import main_sync
+from harness.tracking.sync import sync_trail
 
 from tracking_support import (MlflowServer, append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep,
                               read_log, run_id_of)

@@ -13,7 +13,9 @@ from harness.rundir import write_status
 from harness.tracking import sync as sync_mod
 from harness.tracking.config import TrackingConfig
 from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
-from harness.tracking.sync import CURSOR_NAME, main_sync, sync_sweep, sync_trail
+from harness.commands import main_sync
+from harness.tracking.cursor import CURSOR_NAME
+from harness.tracking.sync import sync_sweep, sync_trail
 
 from tracking_support import (append_steps, assert_exactly_once, cache_dir_of, closed_port_uri, expected_count,
                               fresh_store, make_sweep)

@@ -126,7 +126,7 @@ def read_log(run_dir: Path) -> str:
 
 
 def run_id_of(run_dir: Path, uri: str) -> Optional[str]:
-    from harness.tracking.sync import read_cursor
+    from harness.tracking.cursor import read_cursor
     from harness.tracking.client import resolve_uri
 
     return read_cursor(run_dir, resolve_uri(uri)).get("run_id")

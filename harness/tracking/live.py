@@ -27,7 +27,8 @@ from typing import Any, List, Optional, Tuple
 
 from harness.journal import JOURNAL_NAME
 from harness.tracking.config import TrackingConfig
-from harness.tracking.sync import sync_trail, trail_target
+from harness.tracking.sync import sync_trail
+from harness.tracking.target import trail_target
 
 
 def _mtime(path: Path) -> Tuple[int, int]:
