@@ -116,6 +116,26 @@ def last_step(run_dir: Path | str) -> Optional[int]:
     return last
 
 
+def tail_step(run_dir: Path | str, window: int = 65536) -> Optional[int]:
+    """The step of the journal's last complete record, read from the end of the file (None when there is none).
+
+    Why: a follower of many trails asks this of each one without reading whole journals."""
+    path = Path(run_dir) / JOURNAL_NAME
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - window))
+            lines = fh.read().split(b"\n")[:-1]  # what follows the last newline is a torn record
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # the window's first line may be cut
+    return None if size <= window else last_step(run_dir)
+
+
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:
     """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
     lost, since readers stop there)."""

@@ -92,6 +92,8 @@ class BackendPlugin:
     poll_detached: "module:function" with poll(run_dir) -> state, for trails submitted by an earlier command
     cancel_hint:   how a user cancels jobs that outlive the command (said on Ctrl-C)
     check:         semantic checks of a composed trail using this backend
+    trails_on_host: its trails run on the sweep's machine, so one tracker process of the sweep can follow their
+                   journals (tracking.live=sweep); elsewhere each trail feeds MLflow itself
     """
 
     name: str
@@ -101,6 +103,7 @@ class BackendPlugin:
     poll_detached: Optional[str] = None
     cancel_hint: str = ""
     check: Optional[Check] = None
+    trails_on_host: bool = False
 
     def create(self, section: DictConfig) -> "Backend":
         return load_attr(self.factory)(section)

@@ -101,11 +101,18 @@ def _remove_own_temp_files(run_dir: Path) -> None:
 
 
 def _default_live_sync(cfg, run_dir: Path):
-    """The MLflow live sync for this trail, if tracking is on (imported lazily: mlflow is slow to import)."""
-    if not cfg.get("tracking") or not cfg.tracking.enabled:
+    """The trail's own MLflow sync, if tracking is on and no sweep tracker follows it (tracking.live=sweep with a
+    tracker running) — imported lazily: mlflow is slow to import."""
+    tracking = cfg.get("tracking")
+    if not tracking or not tracking.enabled or tracking.get("live", "sweep") == "off":
+        return None
+    from harness.locks import is_locked
+    from harness.tracking.tracker import TRACKER_LOCK
+
+    if tracking.get("live", "sweep") == "sweep" and is_locked(run_dir.parent / TRACKER_LOCK):
         return None
     try:
         from harness.tracking.live import LiveSync
     except ImportError:
         return None
-    return LiveSync(run_dir, cfg.tracking)
+    return LiveSync(run_dir, tracking)

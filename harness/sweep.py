@@ -16,7 +16,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -33,6 +33,7 @@ from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
                               write_trail_meta)
 from harness.sweepspec import SweepSpec, build_spec, build_trails
+from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import Trail
 
 POLL_S = 0.2
@@ -122,24 +123,12 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
     return to_run
 
 
-def _tracking(trails: List[Trail], sweep_dir: Path, action: str, **kw: object) -> None:
-    """Parent MLflow run bookkeeping; tracking trouble never stops a sweep."""
-    cfg = trails[0].cfg.tracking
-    if not cfg.enabled:
-        return
+def _tracking(action: Callable[[], None], what: str) -> None:
+    """MLflow bookkeeping (harness.tracking.sweep_tracking); tracking trouble never stops a sweep."""
     try:
-        if action == "start":
-            from harness.tracking.sweep_run import ensure_sweep_run
-
-            ensure_sweep_run(sweep_dir, cfg)
-        else:
-            from harness.tracking.sweep_run import finish_sweep_run
-            from harness.tracking.sync import sync_sweep
-
-            sync_sweep(sweep_dir)
-            finish_sweep_run(sweep_dir, str(kw.get("status", TrailState.DONE)))
+        action()
     except Exception as exc:  # noqa: BLE001
-        console.print(f"[yellow]tracking: {action} skipped: {exc}[/]")
+        console.print(f"[yellow]tracking: {what} skipped: {exc}[/]")
 
 
 def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_preflight: bool) -> None:
@@ -223,15 +212,18 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     to_run = prepare(trails, sweep_dir, spec.name)
     console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
                   f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
-    _tracking(trails, sweep_dir, "start")
+    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.trails_on_host)
+    _tracking(tracking.start, "start")
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
+    watched = False
     try:
         handles = backend.submit(to_run) if to_run else []
         if detach:
             console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
             return 0
         _watch(backend, dict(zip(to_run, handles)), all_dirs)
+        watched = True
     except KeyboardInterrupt:
         if backend_plugin.detachable:
             # the jobs belong to the scheduler: say so rather than pretend they were stopped
@@ -253,7 +245,9 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     finally:
         if not detach:
             backend.close()
-    return _finish(trails, sweep_dir, all_dirs, report)
+        if not watched:
+            tracking.close()
+    return _finish(tracking, sweep_dir, all_dirs, report)
 
 
 def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
@@ -271,11 +265,11 @@ def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
                 time.sleep(POLL_S)
 
 
-def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
+def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
     rows = [_row(d) for d in all_dirs]
     bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
-    _tracking(trails, sweep_dir, "finish", status=outcome)
+    _tracking(lambda: tracking.finish(outcome), "finish")
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
     if report:
         try:

@@ -46,7 +46,8 @@ class SlurmBackendConfig:
     additional_parameters: Dict[str, Any] = field(default_factory=dict)  # any other sbatch option (account, qos…)
 
 
-LOCAL = BackendPlugin(name="local", schema=LocalBackendConfig, factory="harness.backends.local:LocalBackend")
+LOCAL = BackendPlugin(name="local", schema=LocalBackendConfig, factory="harness.backends.local:LocalBackend",
+                      trails_on_host=True)
 RAY = BackendPlugin(name="ray", schema=RayBackendConfig, factory="harness.backends.ray_backend:RayBackend",
                     check=check_ray)
 SLURM = BackendPlugin(name="slurm", schema=SlurmBackendConfig, factory="harness.backends.slurm:SlurmBackend",

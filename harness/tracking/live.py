@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from harness.journal import JOURNAL_NAME
-from harness.tracking.config import TrackingConfig
+from harness.tracking.config import TrackingConfig, plain_config
 from harness.tracking.sync import sync_trail
 from harness.tracking.target import trail_target
 
@@ -39,22 +39,12 @@ def _mtime(path: Path) -> Tuple[int, int]:
         return -1, -1
 
 
-def _plain_config(cfg: Any) -> TrackingConfig:
-    """A TrackingConfig from a DictConfig/dataclass/dict (the sidecar gets it as JSON)."""
-    out = TrackingConfig()
-    for f in fields(TrackingConfig):
-        value = cfg.get(f.name) if hasattr(cfg, "get") else getattr(cfg, f.name, None)
-        if value is not None:
-            setattr(out, f.name, value)
-    return out
-
-
 class LiveSync:
     """Journal → MLflow pusher for one trail (constructed and driven by harness.runner)."""
 
     def __init__(self, run_dir: Path | str, tracking_cfg: Any, parent_pid: Optional[int] = None):
         self.run_dir = Path(run_dir)
-        self.cfg = _plain_config(tracking_cfg)
+        self.cfg = plain_config(tracking_cfg)
         self.every_s = max(0.01, float(self.cfg.sync_every_s))
         self.target = trail_target(self.run_dir, None, self.cfg)
         self.mode = "thread" if self.cfg.live_mode == "thread" else "process"
