@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli import main
-from harness.report.synthetic import finish_sweep, write_trail
+from synthetic_sweeps import finish_sweep, write_trail
 from test_report_tables import axes, flat_trail
 
 

@@ -13,7 +13,7 @@ from harness.report import write_report
 from harness.report.contrasts import contrasts
 from harness.report.findings import findings
 from harness.report.load import load_journals
-from harness.report.synthetic import study_sweep
+from synthetic_sweeps import study_sweep
 from harness.report.tables import trail_table
 from test_report_tables import build
 

@@ -25,7 +25,8 @@ import torch
 
 from harness.errors import HarnessError
 
-from harness.engines.embedded.model import (BOS, EOS, PAD, ModelConfig, TinyGPT, decode_rows, encode, pad_prompts,
+from harness.engines.embedded.config import ModelConfig
+from harness.engines.embedded.model import (BOS, EOS, PAD, TinyGPT, decode_rows, encode, pad_prompts,
                                             sample, sequence_logprobs)
 from harness.engines.embedded.train import Adam
 from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemSet, reward
@@ -33,11 +34,6 @@ from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemS
 BASE_FORMAT = 3  # bump when pretraining code changes what the weights are
 PROBE_WINDOW = 3  # the stop rule averages this many consecutive probes
 DEFAULT_CACHE = "~/.cache/harness/base_models"
-
-
-def model_config(eng: Any) -> ModelConfig:
-    return ModelConfig(n_layer=int(eng.n_layer), n_embd=int(eng.n_embd), n_head=int(eng.n_head),
-                       block_size=int(eng.block_size))
 
 
 def base_spec(eng: Any) -> Dict[str, Any]:
@@ -94,7 +90,7 @@ def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
     both format (fast) and arithmetic (slow). Log-probs are at temperature 1 (a likelihood, not a sampler)."""
     fmt_rng = random.Random(f"format/{eng.base_seed}")
     torch.manual_seed(int(eng.base_seed))
-    model = TinyGPT(model_config(eng))
+    model = TinyGPT(ModelConfig.of(eng))
     opt = Adam(list(model.parameters()), lr=float(eng.base_lr))  # = AdamW with weight_decay 0, without its import
     data = ProblemSet(f"{eng.task_seed}", "pretrain", int(eng.difficulty), int(eng.max_number))
     probe = ProblemSet(f"{eng.task_seed}", "probe", int(eng.difficulty), int(eng.max_number))
@@ -177,6 +173,6 @@ def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     blob = load_tensors(path, "base-model cache file", ("state", "info"),
                         f"Delete {path}: the next run rebuilds it.")
-    model = TinyGPT(model_config(eng))
+    model = TinyGPT(ModelConfig.of(eng))
     model.load_state_dict(blob["state"])
     return model, blob["info"]

@@ -17,12 +17,13 @@ rows changes no sample.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from harness.engines.embedded.config import ModelConfig
 
 PAD, BOS, EOS = 0, 1, 2
 CHARS = " #0123456789,.?-+=*abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -51,14 +52,6 @@ def decode(ids: Iterable) -> str:
 def decode_rows(tokens: torch.Tensor) -> List[str]:
     """`decode` of every row of a [N, T] token tensor, with one conversion to Python ints for the whole tensor."""
     return [decode(row) for row in tokens.tolist()]
-
-
-@dataclass
-class ModelConfig:
-    n_layer: int = 3
-    n_embd: int = 64
-    n_head: int = 4
-    block_size: int = 96
 
 
 class NonFinite(Exception):
