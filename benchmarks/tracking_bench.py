@@ -47,7 +47,8 @@ from harness.rundir import write_status
 from harness.states import TrailState
 from harness.tracking.config import TrackingConfig
 from tracking_support import append_steps
-run_dir, steps, step_s, every, mode = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+run_dir, steps, step_s = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+every, mode = float(sys.argv[4]), sys.argv[5]
 track = mode != "off"
 write_status(run_dir, TrailState.RUNNING)
 live = None

@@ -108,7 +108,7 @@ class Composer:
         self._bases: Dict[Tuple[str, ...], DictConfig] = {}
         self._init: Optional[initialize_config_dir] = None
 
-    def __enter__(self) -> "Composer":
+    def __enter__(self) -> Composer:
         register_configs()
         GlobalHydra.instance().clear()
         self._init = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")

@@ -79,7 +79,7 @@ class Journal:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
@@ -73,7 +73,7 @@ class EnginePlugin:
     check: Optional[Check] = None
     preflight: Optional[str] = None
 
-    def load_run(self) -> "RunFn":
+    def load_run(self) -> RunFn:
         return load_attr(self.run)
 
     def load_preflight(self) -> Optional[PreflightFn]:
@@ -105,7 +105,7 @@ class BackendPlugin:
     check: Optional[Check] = None
     trails_on_host: bool = False
 
-    def create(self, section: DictConfig) -> "Backend":
+    def create(self, section: DictConfig) -> Backend:
         return load_attr(self.factory)(section)
 
     def load_poll_detached(self) -> Optional[Callable[[Path], str]]:
@@ -115,7 +115,7 @@ class BackendPlugin:
 Plugin = Union[EnginePlugin, BackendPlugin]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entry_point_refs() -> tuple:
     return tuple(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP))
 
@@ -125,7 +125,7 @@ def _refs() -> List[str]:
     return [*BUILTIN, *_entry_point_refs(), *extra]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(ref: str) -> List[Plugin]:
     obj = load_attr(ref)
     items = list(obj) if isinstance(obj, (list, tuple)) else [obj]

@@ -30,8 +30,14 @@ from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
-from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
-                              write_trail_meta)
+from harness.sweepdir import (
+    read_sweep_meta,
+    read_trail_meta,
+    resolve_sweep_dir,
+    trail_dirs,
+    write_sweep_meta,
+    write_trail_meta,
+)
 from harness.sweepspec import SweepSpec, build_spec, build_trails
 from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import Trail
@@ -201,8 +207,8 @@ def _best_effort(action, *args: object) -> None:
         pass
 
 
-def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
-            detach: bool, report: bool) -> int:
+def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name: str,
+            backend_plugin: plugins.BackendPlugin, detach: bool, report: bool) -> int:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
@@ -222,7 +228,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
         if detach:
             console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
             return 0
-        _watch(backend, dict(zip(to_run, handles)), all_dirs)
+        _watch(backend, dict(zip(to_run, handles, strict=True)), all_dirs)
         watched = True
     except KeyboardInterrupt:
         if backend_plugin.detachable:

@@ -19,8 +19,8 @@ import yaml
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 
 from harness.compose import Composer
@@ -84,7 +84,8 @@ def load_sweep_file(path: Path) -> SweepSpec:
         raise HarnessError(f"sweep file {path}: expected a mapping with keys {', '.join(SWEEP_FILE_KEYS)}")
     unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
     if unknown:
-        raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' (allowed keys: {', '.join(SWEEP_FILE_KEYS)})")
+        raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' "
+                           f"(allowed keys: {', '.join(SWEEP_FILE_KEYS)})")
     trails = data.get("trails")
     if trails is not None and not isinstance(trails, list):
         raise HarnessError(f"sweep file {path}: 'trails' must be a list of override lists, got {trails!r}")

@@ -1,4 +1,5 @@
-"""Every bad input is rejected before anything launches, with a message naming the key, the value and what is allowed."""
+"""Every bad input is rejected before anything launches, with a message naming the key, the value and what is
+allowed."""
 
 from __future__ import annotations
 

@@ -12,17 +12,16 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tracking_support import append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep, run_id_of
 
 from harness.locks import FileLock
-from harness.rundir import record_outcome, write_status
+from harness.rundir import record_outcome
 from harness.runner import _default_live_sync
 from harness.states import TrailState
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_tracking import SweepTracking
 from harness.tracking.tracker import TRACKER_LOCK, Tracker, follow
-
-from tracking_support import append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep, run_id_of
 
 
 @pytest.fixture

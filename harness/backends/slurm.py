@@ -166,7 +166,7 @@ class SlurmBackend:
             futures = [executor.submit(TrailJob(str(d), int(self.cfg.max_requeue))) for d in run_dirs]
         jobs: List[submitit.Job] = list(futures)
         now = time.time()
-        for run_dir, job in zip(run_dirs, jobs):
+        for run_dir, job in zip(run_dirs, jobs, strict=True):
             write_json_atomic(run_dir / JOB_META, {"backend": "slurm", "job_id": job.job_id,
                                                    "folder": str(folder.resolve()), "submitted": now})
             self._run_dirs[job.job_id] = run_dir

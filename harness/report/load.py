@@ -22,8 +22,8 @@ import yaml
 from harness.errors import HarnessError
 from harness.journal import read_records
 from harness.rundir import describe_lost, load_config, read_status
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 from harness.states import FINISHED, TrailState
+from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")

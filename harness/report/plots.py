@@ -90,7 +90,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     axes = fig.subplots(nrows, ncols, squeeze=False)
     drawn: Dict[str, bool] = {"band": False, "excluded": False}
     drawn_algos = set()
-    for i, (ax, group) in enumerate(zip(axes.flat, groups)):
+    for i, (ax, group) in enumerate(zip(axes.flat, groups, strict=False)):  # the grid may have spare panels
         if log:
             ax.set_yscale("log")
         ax.set_autoscale_on(False)
@@ -204,7 +204,7 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
                         lo, hi = wilson_interval(est.mean, int(sizes[0])) if len(sizes) == 1 else (est.mean,) * 2
                         hollow = True
                         drawn["wilson"] = drawn["wilson"] or len(sizes) == 1
-                    for target, value in zip(points[hollow], (x, est.mean, lo, hi)):
+                    for target, value in zip(points[hollow], (x, est.mean, lo, hi), strict=True):
                         target.append(value)
                     dots_x += [x] * len(values)
                     dots_y += list(values.to_numpy())

@@ -152,7 +152,7 @@ def fieller_ratio(a: Sequence[float], b: Sequence[float], paired: bool = True) -
 def steps_to_target(steps: Sequence[float], values: Sequence[float], target: float) -> float:
     """The first eval step whose value is ≥ target (a first-passage time read off the eval curve); nan when the
     curve never reaches it ('not reached')."""
-    for step, value in zip(steps, values):
+    for step, value in zip(steps, values, strict=True):
         if math.isfinite(value) and value >= target:
             return float(step)
     return math.nan

@@ -6,8 +6,8 @@ Whatever is missed is caught up by `harness sync` from the cursor.
 
 Two modes (tracking.live_mode). "process" (default): a sidecar `python -m harness.tracking.live RUN_DIR ...`, so
 mlflow's import (~2.5 s of CPU) and its sqlite inserts never run in the trail's process or hold its GIL; the sidecar
-does a final sync and exits when its stdin (a pipe from the trail) closes — stop(), or the trail process dying. "thread": a daemon thread in the
-trail's process (no extra process; used by tests and where processes are scarce).
+does a final sync and exits when its stdin (a pipe from the trail) closes — stop(), or the trail process dying.
+"thread": a daemon thread in the trail's process (no extra process; used by tests and where processes are scarce).
 """
 
 from __future__ import annotations

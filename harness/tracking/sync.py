@@ -21,8 +21,8 @@ from harness.journal import iter_records
 from harness.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.client import make_client, retry_locked
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
-from harness.tracking.run import ensure_run, run_is_gone, sync_parent, sync_params, sync_status
-from harness.tracking.target import Target, trail_target, tracking_config
+from harness.tracking.run import ensure_run, run_is_gone, sync_params, sync_parent, sync_status
+from harness.tracking.target import Target, tracking_config, trail_target
 
 log = logging.getLogger("harness.tracking")
 
@@ -87,7 +87,7 @@ def logged_pairs(client: Any, run_id: str, keys: Set[str], lo: int, hi: int) -> 
     found: Set[Tuple[str, int]] = set()
     top = -1
     for key in sorted(keys):
-        for m in retry_locked(lambda: client.get_metric_history(run_id, key)):
+        for m in retry_locked(lambda key=key: client.get_metric_history(run_id, key)):
             top = max(top, int(m.step))
             if lo <= m.step <= hi:
                 found.add((key, int(m.step)))
@@ -118,7 +118,7 @@ def sync_metrics(client: Any, run_dir: Path, target: Target, cursor: Dict[str, A
             write_cursor(run_dir, target.uri, cursor)
             for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):  # only a single oversized step splits
                 chunk = metrics[i:i + MAX_METRICS_PER_BATCH]
-                retry_locked(lambda: client.log_batch(run_id, metrics=chunk, synchronous=True))
+                retry_locked(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
             logged += len(metrics)
         cursor["synced_step"] = last
         if cursor.get("inflight") and last >= cursor["inflight"][1]:

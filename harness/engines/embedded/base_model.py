@@ -3,10 +3,10 @@
 Why modest: RL needs signal (some sampled answers right, some wrong), so pretraining stops as soon as greedy accuracy on
 a probe set reaches `base_target_acc` (checked every `base_check_every` steps). The rule reads the mean of the last
 PROBE_WINDOW probes, not the last one: while the model is still choosing between its two answer formats the greedy
-probe swings (0.18 -> 0.0 -> 0.215 over three checks), and a single probe stops at whichever swing comes first. Why cached: every trail of a sweep
-must start from the same weights, and pretraining costs more than a trail. The cache key is a hash of everything that
-determines the weights; several trails starting at once take an fcntl lock, one builds, the rest wait and load, and
-the file appears by atomic rename so a reader never sees half of it.
+probe swings (0.18 -> 0.0 -> 0.215 over three checks), and a single probe stops at whichever swing comes first.
+Why cached: every trail of a sweep must start from the same weights, and pretraining costs more than a trail. The
+cache key is a hash of everything that determines the weights; several trails starting at once take an fcntl lock,
+one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it.
 """
 
 from __future__ import annotations
@@ -23,13 +23,21 @@ from typing import Any, Dict, Iterable, Tuple
 
 import torch
 
-from harness.errors import HarnessError
-
 from harness.engines.embedded.config import ModelConfig
-from harness.engines.embedded.model import (BOS, EOS, PAD, TinyGPT, decode_rows, encode, pad_prompts,
-                                            sample, sequence_logprobs)
-from harness.engines.embedded.train import Adam
+from harness.engines.embedded.model import (
+    BOS,
+    EOS,
+    PAD,
+    TinyGPT,
+    decode_rows,
+    encode,
+    pad_prompts,
+    sample,
+    sequence_logprobs,
+)
 from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemSet, reward
+from harness.engines.embedded.train import Adam
+from harness.errors import HarnessError
 
 BASE_FORMAT = 3  # bump when pretraining code changes what the weights are
 PROBE_WINDOW = 3  # the stop rule averages this many consecutive probes
@@ -76,7 +84,7 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
         probs = [problems[i] for i in range(lo, min(n, lo + batch))]
         ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
         tokens, _, _ = sample(model, ids, 1, max_new, 0.0, None)
-        right += sum(reward(text, p) for text, p in zip(decode_rows(tokens), probs))
+        right += sum(reward(text, p) for text, p in zip(decode_rows(tokens), probs, strict=True))
     return right / n
 
 

@@ -17,7 +17,7 @@ class ModelConfig:
     block_size: int = 96
 
     @classmethod
-    def of(cls, eng: Any) -> "ModelConfig":
+    def of(cls, eng: Any) -> ModelConfig:
         """The dimensions of an `engine:` config section."""
         return cls(n_layer=int(eng.n_layer), n_embd=int(eng.n_embd), n_head=int(eng.n_head),
                    block_size=int(eng.block_size))

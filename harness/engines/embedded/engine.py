@@ -20,10 +20,10 @@ from omegaconf import DictConfig
 from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
 from harness.engines.embedded.base_model import load_or_build, load_tensors
+from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet
-from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.train import Trainer, evaluate
 from harness.journal import Journal
 from harness.states import TrailState

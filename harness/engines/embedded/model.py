@@ -21,7 +21,6 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from harness.engines.embedded.config import ModelConfig
 
@@ -93,7 +92,8 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd))
 
     def _mlp(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x + self.proj(y)
@@ -196,7 +196,7 @@ class TinyGPT(nn.Module):
             sel = need.reshape(-1).nonzero().squeeze(1)
             packed = (sel, n, lc)
             x = self.embed(ids.reshape(-1)[sel], pos.reshape(-1)[sel])
-        for block, (kp, vp) in zip(self.blocks, cache):
+        for block, (kp, vp) in zip(self.blocks, cache, strict=True):
             x = block.grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias, packed=packed)
         return self.logits(x)
 
@@ -281,7 +281,7 @@ def _decode_loop(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: 
             prompts = n_on
         x = model.embed(nxt[:, None], (pos + j)[:, None])
         step_bias = bias[..., :lp + j + 1]
-        for block, (kp_t, vp, kb, vb) in zip(model.blocks, bufs):
+        for block, (kp_t, vp, kb, vb) in zip(model.blocks, bufs, strict=True):
             x = block.grouped(x, prompts, kp_t, vp, step_bias, (kb, vb, j))
         logits = model.logits(x[:, 0])
     if blocks > 1:  # internal (prompt, block, sample) order -> (block, prompt, sample)

@@ -17,7 +17,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from harness.engines.embedded.losses import LossInputs, get_loss
-from harness.engines.embedded.model import NonFinite, TinyGPT, decode_rows, sample_greedy_and_tempered, sequence_logprobs
+from harness.engines.embedded.model import (
+    NonFinite,
+    TinyGPT,
+    decode_rows,
+    sample_greedy_and_tempered,
+    sequence_logprobs,
+)
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
 
@@ -42,11 +48,11 @@ class Adam:
     @torch.no_grad()
     def step(self) -> None:
         beta1, beta2 = self.betas
-        pairs = [(p, g, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq)
+        pairs = [(p, g, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True)
                  if (g := p.grad) is not None]
         if not pairs:
             return
-        params, grads, exp_avg, exp_avg_sq = (list(x) for x in zip(*pairs))
+        params, grads, exp_avg, exp_avg_sq = (list(x) for x in zip(*pairs, strict=True))
         self.step_count += 1
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
@@ -61,7 +67,7 @@ class Adam:
     def state_dict(self) -> Dict[str, Any]:
         state = {} if self.step_count == 0 else {
             i: {"step": torch.tensor(float(self.step_count)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
-            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))}
+            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True))}
         return {"state": state, "param_groups": [{"lr": self.lr, "betas": self.betas, "eps": self.eps,
                                                   "weight_decay": 0.0, "amsgrad": False,
                                                   "params": list(range(len(self.params)))}]}
@@ -70,7 +76,7 @@ class Adam:
         """Also reads the state_dict of a torch.optim.Adam over the same parameters."""
         state = state_dict["state"]
         self.step_count = int(float(state[0]["step"])) if state else 0
-        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
+        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True)):
             if i in state:
                 m.copy_(state[i]["exp_avg"])
                 v.copy_(state[i]["exp_avg_sq"])
@@ -143,6 +149,6 @@ def evaluate(policy: TinyGPT, problems: ProblemSet, n: int, max_new: int, temper
         idx: List[int] = list(range(lo, min(n, lo + chunk)))
         g_tokens, s_tokens = sample_greedy_and_tempered(policy, prompt_tensor(problems, idx), max_new, temperature,
                                                         generator)
-        greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx))
-        sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx))
+        greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx, strict=True))
+        sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx, strict=True))
     return {"eval/reward": greedy / n, "eval/reward_sampled": sampled / n}
