@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import Dict, Iterator, List, Mapping, Optional, Union
 
 from harness.atomic import atomic_write
 from harness.errors import naming
@@ -20,7 +20,7 @@ from harness.errors import naming
 JOURNAL_NAME = "journal.jsonl"
 
 
-def _clean(value: float) -> Optional[float]:
+def _clean(value: float) -> Union[float, str]:
     """JSON has no NaN/inf: store them as strings so a diverged step is still recorded faithfully."""
     value = float(value)
     if math.isfinite(value):

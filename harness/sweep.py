@@ -16,7 +16,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -78,7 +78,7 @@ def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
     return table
 
 
-def _row(run_dir: Path, check_journal: bool = True) -> Dict[str, object]:
+def _row(run_dir: Path, check_journal: bool = True) -> Dict[str, Any]:
     """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
     (`check_journal=False` skips reading the journal, for the live progress table)."""
     meta, status = read_trail_meta(run_dir), read_status(run_dir)
@@ -199,10 +199,10 @@ def make_sweep_dir(sweep_dir: Path) -> None:
         raise HarnessError(f"root {root}: {sweep_dir} is not writable (read-only file system or permissions)")
 
 
-def _best_effort(action, *args: object) -> None:
+def _best_effort(action: Callable[..., object], *args: object, **kwargs: object) -> None:
     """Bookkeeping while stopping on an OS error (a full disk): do what can be done, never raise again."""
     try:
-        action(*args)
+        action(*args, **kwargs)
     except (OSError, HarnessError):
         pass
 

@@ -7,6 +7,7 @@ repeats nothing but the step it was in (and each of these is idempotent in MLflo
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -61,7 +62,7 @@ def sync_params(client: Any, run_dir: Path, target: Target, cursor: Dict[str, An
     params = [Param(k, v) for k, v in sorted(trail_params(run_dir).items())]
     for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
         chunk = params[i:i + MAX_PARAMS_PER_BATCH]
-        retry_locked(lambda chunk=chunk: client.log_batch(cursor["run_id"], params=chunk, synchronous=True))
+        retry_locked(partial(client.log_batch, cursor["run_id"], params=chunk, synchronous=True))
     cursor["params"] = True
     write_cursor(run_dir, target.uri, cursor)
 

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -87,7 +88,7 @@ def logged_pairs(client: Any, run_id: str, keys: Set[str], lo: int, hi: int) -> 
     found: Set[Tuple[str, int]] = set()
     top = -1
     for key in sorted(keys):
-        for m in retry_locked(lambda key=key: client.get_metric_history(run_id, key)):
+        for m in retry_locked(partial(client.get_metric_history, run_id, key)):
             top = max(top, int(m.step))
             if lo <= m.step <= hi:
                 found.add((key, int(m.step)))
@@ -118,7 +119,7 @@ def sync_metrics(client: Any, run_dir: Path, target: Target, cursor: Dict[str, A
             write_cursor(run_dir, target.uri, cursor)
             for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):  # only a single oversized step splits
                 chunk = metrics[i:i + MAX_METRICS_PER_BATCH]
-                retry_locked(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
+                retry_locked(partial(client.log_batch, run_id, metrics=chunk, synchronous=True))
             logged += len(metrics)
         cursor["synced_step"] = last
         if cursor.get("inflight") and last >= cursor["inflight"][1]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from harness.sweepdir import read_sweep_meta
 from harness.tracking.client import resolve_uri
@@ -31,11 +31,11 @@ def tracking_config(run_dir: Path) -> TrackingConfig:
     """The trail's tracking settings from its config.yaml (defaults when the file or the group is absent)."""
     path = Path(run_dir) / "config.yaml"
     tc = TrackingConfig()
-    if path.is_file():
-        cfg = OmegaConf.load(path)
-        for key, value in (cfg.get("tracking") or {}).items():
-            if hasattr(tc, str(key)):
-                setattr(tc, str(key), value)
+    cfg = OmegaConf.load(path) if path.is_file() else None
+    section = cfg.get("tracking") if isinstance(cfg, DictConfig) else None
+    for key, value in (section or {}).items():
+        if hasattr(tc, str(key)):
+            setattr(tc, str(key), value)
     return tc
 
 

@@ -17,7 +17,7 @@ rows changes no sample.
 from __future__ import annotations
 
 import math
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, cast
 
 import torch
 import torch.nn as nn
@@ -152,8 +152,9 @@ class TinyGPT(nn.Module):
     def _init(m: nn.Module) -> None:
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                nn.init.zeros_(bias)
 
     def embed(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return self.tok(ids) + self.pos(pos.clamp(max=self.cfg.block_size - 1))
@@ -197,7 +198,8 @@ class TinyGPT(nn.Module):
             packed = (sel, n, lc)
             x = self.embed(ids.reshape(-1)[sel], pos.reshape(-1)[sel])
         for block, (kp, vp) in zip(self.blocks, cache, strict=True):
-            x = block.grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias, packed=packed)
+            x = cast(Block, block).grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias,
+                                           packed=packed)
         return self.logits(x)
 
 
@@ -277,12 +279,12 @@ def _decode_loop(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: 
             keep_rows = (keep[:, None] * r + torch.arange(r)).view(-1)
             rows, nxt, pos, live = rows[keep_rows], nxt[keep_rows], pos[keep_rows], live[keep_rows]
             bias = bias[keep]
-            bufs = [tuple(t[keep] for t in buf) for buf in bufs]
+            bufs = [(kp_t[keep], vp[keep], kb[keep], vb[keep]) for kp_t, vp, kb, vb in bufs]
             prompts = n_on
         x = model.embed(nxt[:, None], (pos + j)[:, None])
         step_bias = bias[..., :lp + j + 1]
         for block, (kp_t, vp, kb, vb) in zip(model.blocks, bufs, strict=True):
-            x = block.grouped(x, prompts, kp_t, vp, step_bias, (kb, vb, j))
+            x = cast(Block, block).grouped(x, prompts, kp_t, vp, step_bias, (kb, vb, j))
         logits = model.logits(x[:, 0])
     if blocks > 1:  # internal (prompt, block, sample) order -> (block, prompt, sample)
         tokens, logps, mask = (t.view(b, blocks, group, max_new).transpose(0, 1).reshape(n, max_new)
@@ -298,7 +300,8 @@ def sample(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: int, t
     EOS)."""
     with torch.inference_mode():
         out = _decode_loop(model, prompt_ids, group, max_new, [temperature], generator)
-    return tuple(t.clone() for t in out)  # ordinary tensors: training reads them under autograd
+    tokens, logps, mask = out
+    return tokens.clone(), logps.clone(), mask.clone()  # ordinary tensors: training reads them under autograd
 
 
 def sample_greedy_and_tempered(model: TinyGPT, prompt_ids: torch.Tensor, max_new: int, temperature: float,

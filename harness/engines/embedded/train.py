@@ -12,7 +12,7 @@ is read by no loss.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -33,7 +33,7 @@ class Adam:
     the same bits), with the same state_dict layout. Why not torch.optim.Adam: constructing any torch optimiser
     imports torch._dynamo, 1.7 CPU-s per trail process, about 5 % of a default trail."""
 
-    def __init__(self, params: List[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         self.params = list(params)
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
@@ -110,6 +110,7 @@ class Trainer:
                 prox, _ = sequence_logprobs(self.policy, prompts, self.group, tokens, self.temperature, valid)
         sums: Dict[str, float] = {}
         per = n_groups // self.n_mb
+        rows: Union[slice, torch.Tensor]
         for m in range(self.n_mb):
             if self.n_mb == 1:
                 rows, mb_prompts = slice(None), prompts
