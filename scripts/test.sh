@@ -7,12 +7,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+lint() {  # ruff and mypy (configured in pyproject.toml), before any test
+  python3 -m ruff check harness tests && python3 -m mypy harness
+}
+
 if [[ "${1:-}" == "--fast" ]]; then
   bash scripts/install.sh
+  lint
   exec python3 -m pytest -q
 fi
 
 bash scripts/install.sh --all
+lint
 status=0
 python3 -m pytest -q || status=$?
 
