@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from harness import plugins
-from harness.backends.base import get_backend
+from harness.backends.base import Backend, get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
@@ -256,7 +256,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     return _finish(tracking, sweep_dir, all_dirs, report)
 
 
-def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
+def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path]) -> None:
     started = time.time()
     with sigterm_as_interrupt():
         states = {d: read_status(d)["state"] for d in all_dirs}

@@ -19,7 +19,7 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Callable, Dict, Iterable, Tuple
 
 import torch
 
@@ -35,7 +35,7 @@ from harness.engines.embedded.model import (
     sample,
     sequence_logprobs,
 )
-from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemSet, reward
+from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, Problem, ProblemSet, reward
 from harness.engines.embedded.train import Adam
 from harness.errors import HarnessError
 
@@ -66,7 +66,7 @@ def cache_path(eng: Any) -> Path:
     return cache_dir(eng) / f"base-{key}.pt"
 
 
-def target_text(problem, rng: random.Random, format_frac: float) -> str:
+def target_text(problem: Problem, rng: random.Random, format_frac: float) -> str:
     """The pretraining answer: GSM8K's ' #### N' with probability `format_frac`, else the informal ' so N'."""
     if rng.random() < format_frac:
         return " " + problem.answer
@@ -88,7 +88,7 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
     return right / n
 
 
-def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+def pretrain(eng: Any, log: Callable[[str], object] = print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """Supervised pretraining on question → answer until the mean of the last PROBE_WINDOW greedy probe accuracies is
     ≥ base_target_acc. The loss is on the answer tokens only; the question is a prompt, and the forward spends on its
     positions only what the answer's positions read (their keys and values).
@@ -163,7 +163,7 @@ def load_tensors(path: Path, what: str, keys: Iterable[str], remedy: str) -> Dic
     return blob
 
 
-def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+def load_or_build(eng: Any, log: Callable[[str], object] = print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
     path = cache_path(eng)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ POSITIVE_INTS = ("steps", "batch_prompts", "group_size", "ppo_n_minibatches", "m
                  "eval_size", "checkpoint_every", "threads")
 
 
-def check_embedded(cfg) -> None:
+def check_embedded(cfg: Any) -> None:
     """Engine-specific checks that types cannot express (run by harness.validate for engine=embedded)."""
     from harness.errors import ConfigError
 

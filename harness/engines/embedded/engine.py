@@ -12,7 +12,7 @@ import copy
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -33,7 +33,7 @@ CKPT_FILE = "state.pt"
 CKPT_KEYS = ("step", "model", "optim", "generator", "source")
 
 
-def make_source(cfg: DictConfig):
+def make_source(cfg: DictConfig) -> FixedLag | AsyncSim:
     eng = cfg.engine
     if eng.staleness_mode == "fixed":
         return FixedLag(int(cfg.stale), int(eng.steps), int(eng.batch_prompts))
@@ -90,7 +90,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     elif isinstance(source, AsyncSim):
         source.prompt_len = 1 + max(len(train_set[i].question) for i in range(64))
 
-    def sample_batch(indices, version: int, use_base: bool) -> Batch:
+    def sample_batch(indices: List[int], version: int, use_base: bool) -> Batch:
         model = base if use_base else policy
         return generate(model, train_set, indices, group, int(eng.max_new_tokens), float(eng.temperature), gen,
                         version)

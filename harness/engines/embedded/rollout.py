@@ -48,7 +48,7 @@ class Batch:
     def concat(parts: List[Batch]) -> Batch:
         width = max(p.tokens.shape[1] for p in parts)
 
-        def pad(x: torch.Tensor, value) -> torch.Tensor:
+        def pad(x: torch.Tensor, value: float) -> torch.Tensor:
             return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
         return Batch(sum((p.prompt_idx for p in parts), []), torch.cat([pad(p.tokens, 0) for p in parts]),
