@@ -33,6 +33,8 @@ BAD_OVERRIDES = [
     (["engine.staleness_mode=sometimes"], ["'engine.staleness_mode'", "fixed", "async"]),
     (["engine.batch_prompts=6", "engine.ppo_n_minibatches=4"], ["'engine.ppo_n_minibatches'", "divisor"]),
     (["engine.lr=0"], ["'engine.lr'", "> 0"]),
+    (["tracking.live=always"], ["'tracking.live'", "always", "sweep", "trail", "off"]),
+    (["tracking.live_mode=fork"], ["'tracking.live_mode'", "fork", "process", "thread"]),
 ]
 
 
