@@ -33,7 +33,7 @@ def test_concurrent_starts_build_once_and_load_the_same_weights(tmp_path) -> Non
         p.join(120)
         assert p.exitcode == 0
     outs = [torch.load(tmp_path / f"out{i}.pt") for i in range(3)]
-    assert sum(o["built"] for o in outs) == 1          # exactly one process pretrained; the others waited and loaded
+    assert sum(o["built"] > 0 for o in outs) == 1      # exactly one process pretrained; the others waited and loaded
     for o in outs[1:]:
         assert all(torch.equal(o["state"][k], outs[0]["state"][k]) for k in o["state"])
     assert [p.name for p in cache.glob("*.pt")] == [base_model.cache_path(_tiny_engine(cache)).name]

@@ -68,6 +68,9 @@ def test_fixed_lag_really_trains_step_t_on_samples_of_version_t_minus_stale(tmp_
     records = read_records(run_dir)
     assert [r["staleness/max"] for r in records] == [min(t, stale) for t in range(8)]
     assert [r["train/version"] for r in records] == list(range(1, 9))
+    # step 1 also states where RL started: the base model's greedy and sampled eval, logged once
+    assert 0.0 <= records[0]["base/reward"] <= 1.0 and 0.0 <= records[0]["base/reward_sampled"] <= 1.0
+    assert not any(k.startswith("base/") for r in records[1:] for k in r)
 
 
 @pytest.mark.parametrize("algo", ["grpo", "m2po", "m2po algo.variant=areal", "grpo algo.variant=decoupled"])

@@ -112,3 +112,24 @@ def test_a_difference_is_claimed_exactly_when_its_interval_excludes_zero(tmp_pat
     ev = [c for c in items if c.kind == "algorithms" and c.metric == "eval_final"][0]
     text = one(found, "final eval reward")
     assert ("cannot tell" not in text) == ev.diff.excludes(0.0)
+
+
+def test_lift_over_the_base_model_is_paired_by_trail_and_stated_only_when_it_clears_noise(tmp_path: Path) -> None:
+    from test_report_tables import axes, flat_trail
+
+    from harness.report.synthetic import engine_config, finish_sweep, write_trail
+
+    def sweep(name: str, lifts: list[float]) -> list[str]:
+        dirs = []
+        for seed, lift in enumerate(lifts, start=1):
+            records = flat_trail(0.1 + lift, 0.5)
+            records[0]["base/reward"] = 0.1  # the engine logs the base model's eval with step 1
+            dirs.append(write_trail(tmp_path / name, axes(1, "grpo", seed), records, ended=1010.0,
+                                    config=engine_config()))
+        return findings(trail_table(load_journals(finish_sweep(tmp_path / name, dirs))))
+
+    text = one(sweep("up", [0.50, 0.52, 0.55]), "the base model")
+    assert text.startswith("stale 1: RL lifts GRPO/clip's final eval reward above the base model's by 0.523")
+    assert "paired 95 % interval" in text and "n = 3 paired seeds" in text
+    flat = one(sweep("flat", [0.02, -0.03, 0.01]), "the base model")
+    assert "cannot tell" in flat and "lifts" not in flat

@@ -4,7 +4,9 @@ Seeds are paired across algorithms and staleness values (same seed = same proble
 seed), so two cells are compared on the seeds they share: a paired difference with a Student-t interval when at
 least two seeds pair; Welch's interval when they do not but each side has two seeds; with one seed a side, for an
 eval reward, Newcombe's interval over the eval problems (eval-set sampling only: seed variance is unknown); else no
-interval at all. Three kinds of comparison are made:
+interval at all. Four kinds of comparison are made:
+- `lift`: the GRPO baseline at its lowest staleness against the base model it started from (final eval reward −
+  the base model's, paired by trail): how much RL learns at all, the headroom every other comparison lives in;
 - `algorithms`: each algorithm against its GRPO baseline at the same staleness and acting setting
   (`m2po/areal` against `grpo/decoupled` when present — the AReaL pair —, every other one against `grpo/clip`);
 - `staleness`: each algorithm at stale s against itself at its lowest staleness (degradation);
@@ -107,13 +109,19 @@ def _eval_size(cells: SeedCells, *keys: tuple) -> float:
 
 
 def contrasts(trails: pd.DataFrame) -> List[Contrast]:
-    """Every comparison the report makes, in report order: algorithms, staleness, paper."""
+    """Every comparison the report makes, in report order: lift, algorithms, staleness, paper."""
     cells: SeedCells = seed_cells(trails)
     out: List[Contrast] = []
     settings = sorted({k[:2] for k in cells})
     for mode, setting in settings:
         keys = [k for k in cells if k[:2] == (mode, setting)]
         stales = sorted({k[2] for k in keys})
+        base_stales = sorted(k[2] for k in keys if k[3] == BASELINE)
+        if base_stales:
+            key = (mode, setting, base_stales[0], BASELINE)
+            a, b = seed_values(cells, key, "eval_final"), seed_values(cells, key, "eval_base")
+            if len(a) and len(b):
+                out.append(compare("lift", "eval_final", key, key, a, b, _eval_size(cells, key)))
         for stale in stales:
             present = [k[3] for k in keys if k[2] == stale]
             for algo in algo_order(present):

@@ -24,6 +24,7 @@ PERCENT = ("masked_frac_mean", "clip_frac_mean")
 
 # (kind, metric) -> words; only these comparisons become sentences (the rest are in the tables)
 SENTENCES = {
+    ("lift", "eval_final"): "final eval reward",
     ("algorithms", "eval_final"): "final eval reward",
     ("algorithms", "grad_norm_mean"): "mean grad_norm",
     ("staleness", "eval_final"): "final eval reward",
@@ -92,7 +93,10 @@ def _place(key: tuple, show_mode: bool) -> str:
 
 def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
     """One comparison in words; a difference is claimed only when its interval excludes 0."""
-    if c.kind == "staleness":
+    if c.kind == "lift":
+        a_name, b_name = algo_title(c.a_key[3]), "the base model"
+        head = _place(c.a_key, show_mode)
+    elif c.kind == "staleness":
         a_name, b_name = f"stale {c.a_key[2]}", f"stale {c.b_key[2]}"
         head = f"{(c.a_key[0] + ', ') if show_mode else ''}{algo_title(c.a_key[3])}"
         head += f" ({c.a_key[1]})" if c.a_key[1] else ""
@@ -104,6 +108,9 @@ def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
     size = num(abs(c.diff.mean), c.metric)
     if c.diff.excludes(0.0):
         up = c.diff.mean > 0
+        if c.kind == "lift":
+            return (f"{head}: RL {'lifts' if up else 'lowers'} {a_name}'s {words} {'above' if up else 'below'} "
+                    f"{b_name}'s by {size} ({numbers}){_one_seed_caveat(c)}.")
         if c.kind == "staleness":
             verdict = "improves" if up else "degrades"
             return (f"{head}: {words} at {a_name} is {'above' if up else 'below'} its {b_name} value by {size} "

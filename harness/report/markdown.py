@@ -122,6 +122,8 @@ def contrast_markdown(items: List[Contrast]) -> str:
     for c in items:
         if c.kind == "staleness":
             what = f"{algo_title(c.a_key[3])}: stale {c.a_key[2]} − stale {c.b_key[2]}"
+        elif c.kind == "lift":
+            what = f"{algo_title(c.a_key[3])} @ stale {c.a_key[2]} − its base model"
         else:
             what = (f"{algo_title(c.a_key[3])} @ stale {c.a_key[2]} − {algo_title(c.b_key[3])} "
                     f"@ stale {c.b_key[2]}")

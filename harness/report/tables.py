@@ -38,6 +38,7 @@ TARGET_SHARE = 0.9                         # default target: this share of the b
 SUMMARIES: Dict[str, tuple[str, str]] = {
     "eval_final": ("eval/reward", "last"),
     "eval_best": ("eval/reward", "max"),
+    "eval_base": ("base/reward", "first"),
     "grad_norm_mean": ("train/grad_norm", "mean"),
     "grad_norm_max": ("train/grad_norm", "max"),
     "grad_norm_p95": ("train/grad_norm", "p95"),
@@ -51,6 +52,7 @@ SUMMARIES: Dict[str, tuple[str, str]] = {
 CELL_METRICS: Dict[str, str] = {
     "eval_final": "final eval reward",
     "eval_best": "best eval reward",
+    "eval_base": "base model's eval reward",
     "eval_auc": "area under the eval curve (÷ steps)",
     "steps_to_target": "steps to target",
     "grad_norm_mean": "mean grad_norm",
@@ -58,7 +60,8 @@ CELL_METRICS: Dict[str, str] = {
     "clip_frac_mean": "clipped-token fraction",
     "masked_frac_mean": "masked-token fraction",
 }
-EVAL_FRACTIONS = ("eval_final", "eval_best")  # fractions of eval_size problems: a binomial interval applies
+# fractions of eval_size problems: a binomial interval applies
+EVAL_FRACTIONS = ("eval_final", "eval_best", "eval_base")
 
 TRAIL_TABLE_COLUMNS = ["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
                        "eval_size", "state", "reason", "steps", "wall_s", "startup_s", "train_s", *SUMMARIES,
