@@ -115,9 +115,8 @@ def test_a_difference_is_claimed_exactly_when_its_interval_excludes_zero(tmp_pat
 
 
 def test_lift_over_the_base_model_is_paired_by_trail_and_stated_only_when_it_clears_noise(tmp_path: Path) -> None:
+    from synthetic_sweeps import engine_config, finish_sweep, write_trail
     from test_report_tables import axes, flat_trail
-
-    from harness.report.synthetic import engine_config, finish_sweep, write_trail
 
     def sweep(name: str, lifts: list[float]) -> list[str]:
         dirs = []
