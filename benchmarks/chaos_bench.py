@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import TINY  # noqa: E402
+from test_config_validation import BAD_OVERRIDES  # noqa: E402
+
 from harness.rundir import read_status  # noqa: E402
 from harness.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
-from test_config_validation import BAD_OVERRIDES  # noqa: E402
 
 CLI = [sys.executable, "-m", "harness.cli"]
 AXES = ["stale=0,2", "algo=grpo,m2po,is"]

@@ -37,7 +37,8 @@ REPORT = ROOT / "reports" / "bench_engine.md"
 BASELINE = "e1f5942"
 TRAIL_STEPS = 400
 TRAIL_EVALS = 8
-# the reference trail shape (the baseline's defaults: 400 steps of 16 prompts x 8, lr 1e-3), passed to both codes: the defaults have moved since
+# the reference trail shape (the baseline's defaults: 400 steps of 16 prompts x 8, lr 1e-3), passed to both codes:
+# the defaults have moved since
 SHAPE = ["stale=1", "algo=grpo", "algo.variant=clip", "engine.batch_prompts=16", "engine.group_size=8",
          "engine.max_new_tokens=10", "engine.eval_size=512", "engine.lr=0.001", "engine.temperature=1.0",
          "engine.checkpoint_every=50"]
@@ -93,7 +94,7 @@ def child_trail(args) -> dict:
         result = engine.run(cfg, run_dir, journal, lambda step, total, metrics: marks.append(time.process_time()))
         journal.close()
         records = read_records(run_dir)
-    cpu = [b - a for a, b in zip([c0] + marks[:-1], marks)]
+    cpu = [b - a for a, b in zip([c0] + marks[:-1], marks, strict=True)]
     evals = {r["step"] for r in records if "eval/reward" in r}
     return {"status": result.state, "cpu_total": marks[-1] - c0, "step_cpu": cpu,
             "eval_steps": sorted(evals), "records": records,
@@ -117,7 +118,7 @@ def child_flops(args) -> dict:
         journal = Journal(Path(tmp) / "trail")
         engine.run(cfg, Path(tmp) / "trail", journal, lambda step, total, m: marks.append(counter.get_total_flops()))
         journal.close()
-    per = [b - a for a, b in zip([0] + marks[:-1], marks)]
+    per = [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
     return {"train_step": statistics.mean(per[:-1]), "eval_step": per[-1]}
 
 
@@ -183,7 +184,7 @@ def child_mask(args) -> dict:
                                advantages=torch.randn(rows, generator=gen), mask=valid)
     for key in sorted(losses.LOSSES):
         if key.startswith("m2po/"):
-            out[key] = best(lambda: losses.LOSSES[key](inputs, Algo), reps=3)
+            out[key] = best(lambda key=key: losses.LOSSES[key](inputs, Algo), reps=3)
     return out
 
 
@@ -238,6 +239,11 @@ def fmt_range(values: list, unit: str = "", digits: int = 1) -> str:
     return f"{min(values):,.{digits}f}{unit} / {statistics.median(values):,.{digits}f}{unit}"
 
 
+def _window_mean(records: dict, step: int, key: str = "rollout/reward", window: int = 50) -> float:
+    """Mean of `key` over the `window` steps ending at `step`."""
+    return statistics.mean(records[s][key] for s in range(step - window + 1, step + 1) if s in records)
+
+
 def main(argv: list) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="no new-code pretraining, no full 400-step trails")
@@ -257,7 +263,8 @@ def main(argv: list) -> int:
     work = Path(tempfile.mkdtemp(prefix="engine-bench-"))
     old_code = work / "baseline"
     old_code.mkdir()
-    archive = subprocess.run(["git", "archive", args.baseline, "harness", "conf"], cwd=ROOT, check=True, capture_output=True)
+    archive = subprocess.run(["git", "archive", args.baseline, "harness", "conf"], cwd=ROOT, check=True,
+                             capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)
     new_code = ROOT
     codes = {"baseline": old_code, "new": new_code}
@@ -300,7 +307,8 @@ def main(argv: list) -> int:
 
 NOTES = """Notes.
 - Both codes start every trail from the same base weights (the baseline's pretraining, copied into the new code's
-  cache) and are given the reference trail shape (the baseline's defaults) explicitly (the defaults have since moved to 800 steps of 8 × 8).
+  cache) and are given the reference trail shape (the baseline's defaults) explicitly (the defaults have since moved
+  to 800 steps of 8 × 8).
 - The two trails do not see the same problems: since the baseline the task holds eval questions out by a hash of their
   text and the train stream skips them (commit 8ea8e60), so the curves part from the first step for that reason,
   besides rounding. With the same prompts and weights the new sampler draws the same random numbers in the same order
@@ -332,7 +340,8 @@ def report(args, pre, peak, trails, samples, flops, masks, full, load0, load1, s
         f"One torch thread, CPU time (`time.process_time()`) of fresh child processes, baseline and new alternating, "
         f"{args.rounds} round(s): figures are min / median. Matmul peak of this CPU on one thread (best square float32 "
         f"matmul of 256, 384, 512, CPU time): "
-        f"{peak:.1f} GFLOP/s. Load average (1 min) before / after: {load0:.1f} / {load1:.1f} on {os.cpu_count()} cores; "
+        f"{peak:.1f} GFLOP/s. Load average (1 min) before / after: {load0:.1f} / {load1:.1f} on "
+        f"{os.cpu_count()} cores; "
         f"the benchmark took {seconds / 60:.1f} min.",
         "",
         "| figure | baseline | new | new / baseline | target | met |",
@@ -359,7 +368,8 @@ def report(args, pre, peak, trails, samples, flops, masks, full, load0, load1, s
                      f"| {'yes' if sn >= 35 else 'no'} |")
     ttps = {k: [t["tokens"] / t["cpu_total"] for t in v] for k, v in trails.items()}
     lines.append(f"| sampled tokens trained on per CPU-s of a whole trail ({args.steps}-step trails, evals included) "
-                 f"| {fmt_range(ttps[b], digits=0)} | {fmt_range(ttps[n], digits=0)} | {med(ttps[n]) / med(ttps[b]):.2f} "
+                 f"| {fmt_range(ttps[b], digits=0)} | {fmt_range(ttps[n], digits=0)} "
+                 f"| {med(ttps[n]) / med(ttps[b]):.2f} "
                  f"| ≥ 2× | {'yes' if med(ttps[n]) >= 2 * med(ttps[b]) else 'no'} |")
     if full:
         fb_t, fn_t = (full[k]["tokens"] / full[k]["cpu_total"] for k in (b, n))
@@ -411,8 +421,7 @@ def report(args, pre, peak, trails, samples, flops, masks, full, load0, load1, s
             x, y = rb[step], rn.get(step, {})
             lines.append(f"| {step} | {x['eval/reward']:.3f} | {y.get('eval/reward', float('nan')):.3f} | "
                          f"{x['eval/reward_sampled']:.3f} | {y.get('eval/reward_sampled', float('nan')):.3f} | "
-                         f"{statistics.mean(rb[s]['rollout/reward'] for s in range(step - 49, step + 1) if s in rb):.3f}"
-                         f" | {statistics.mean(rn[s]['rollout/reward'] for s in range(step - 49, step + 1) if s in rn):.3f}"
+                         f"{_window_mean(rb, step):.3f} | {_window_mean(rn, step):.3f}"
                          " |")
         lines.append("")
         lines.append("Rollout reward: mean of the 50 steps up to the eval step.")

@@ -19,9 +19,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the synthetic sweeps are a test helper
 
 import matplotlib  # noqa: E402
 import pandas as pd  # noqa: E402
+from synthetic_sweeps import random_sweep  # noqa: E402
 
 from harness.report import write_report  # noqa: E402
 from harness.report.contrasts import contrasts  # noqa: E402
@@ -29,7 +31,6 @@ from harness.report.findings import findings  # noqa: E402
 from harness.report.load import load_journals  # noqa: E402
 from harness.report.markdown import render  # noqa: E402
 from harness.report.plots import captions, write_plots  # noqa: E402
-from harness.report.synthetic import random_sweep  # noqa: E402
 from harness.report.tables import cell_table, trail_table  # noqa: E402
 
 GOAL_S = 10.0
@@ -38,7 +39,7 @@ GOAL_S = 10.0
 class Clock:
     """Wall and CPU seconds of a block: on a shared machine CPU time shows the cost, wall time the wait."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 

@@ -9,7 +9,6 @@ from typing import List, Optional
 from harness.errors import HarnessError, describe_os_error
 from harness.logs import configure_logging
 
-
 VERBOSE_HELP = "show libraries' INFO logging (MLflow, alembic, urllib3, …), quiet otherwise"
 
 
@@ -32,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("args", nargs="*", help="a named sweep (demo, finding, …) or a sweep file path, then overrides")
     sweep.add_argument("--name", default=None, help="sweep name (default: the sweep file's name or a hash)")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the trail table; launch nothing")
-    sweep.add_argument("--detach", action="store_true", help="submit and return (backends whose jobs outlive this command)")
+    sweep.add_argument("--detach", action="store_true",
+                       help="submit and return (backends whose jobs outlive this command)")
     sweep.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
     sweep.add_argument("--wait", action="store_true",
                        help="if another `harness sweep` runs this sweep, wait for it to end instead of refusing")
@@ -81,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return main_report(args.sweep, root=args.root, out=args.out, source=args.source)
         if args.command == "sync":
-            from harness.tracking.sync import main_sync
+            from harness.commands import main_sync
 
             return main_sync(args.sweep, root=args.root, uri=args.uri)
     except HarnessError as exc:

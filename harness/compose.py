@@ -85,6 +85,8 @@ def _unresolvable(cfg: DictConfig, exc: Exception) -> str:
         if not isinstance(node, DictConfig):
             return None
         for key in node.keys():
+            if not isinstance(key, str):
+                continue  # the harness's configs have string keys only
             full = f"{prefix}{key}"
             if OmegaConf.is_interpolation(node, key):
                 try:
@@ -93,7 +95,7 @@ def _unresolvable(cfg: DictConfig, exc: Exception) -> str:
                     raw = node._get_node(key)._value()  # type: ignore[union-attr]
                     return f"invalid value for '{full}': {raw!r} cannot be resolved ({str(err).splitlines()[0]})"
             else:
-                found = walk(node._get_node(key), f"{full}.")  # type: ignore[arg-type]
+                found = walk(node._get_node(key), f"{full}.")
                 if found:
                     return found
         return None
@@ -108,7 +110,7 @@ class Composer:
         self._bases: Dict[Tuple[str, ...], DictConfig] = {}
         self._init: Optional[initialize_config_dir] = None
 
-    def __enter__(self) -> "Composer":
+    def __enter__(self) -> Composer:
         register_configs()
         GlobalHydra.instance().clear()
         self._init = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")
@@ -132,7 +134,8 @@ class Composer:
         parsed = self._parser.parse_overrides(overrides)
         if any(o.is_sweep_override() for o in parsed):
             return compose(config_name="config", overrides=overrides)  # Hydra's own error for a sweep in one trail
-        groups = tuple(o.input_line for o in parsed if self._selects_config(o))
+        # input_line is the override's own text (always set for overrides parsed from strings)
+        groups = tuple(o.input_line for o in parsed if o.input_line is not None and self._selects_config(o))
         if groups not in self._bases:
             self._bases[groups] = compose(config_name="config", overrides=list(groups))
         cfg = copy.deepcopy(self._bases[groups])

@@ -18,7 +18,6 @@ from harness.resources import CONF_DIR
 from harness.tracking.config import TrackingConfig
 
 
-
 @dataclass
 class AlgoConfig:
     name: str = "grpo"                 # an algorithm of harness.axes.ALGO_VARIANTS

@@ -28,7 +28,7 @@ def describe_os_error(exc: OSError) -> str:
 
 
 @contextlib.contextmanager
-def naming(path: "Path | str") -> Iterator[None]:
+def naming(path: Path | str) -> Iterator[None]:
     """An OSError raised by a write (which, unlike open, carries no file name) names the file it was writing."""
     try:
         yield

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import Dict, Iterator, List, Mapping, Optional, Union
 
 from harness.atomic import atomic_write
 from harness.errors import naming
@@ -20,7 +20,7 @@ from harness.errors import naming
 JOURNAL_NAME = "journal.jsonl"
 
 
-def _clean(value: float) -> Optional[float]:
+def _clean(value: float) -> Union[float, str]:
     """JSON has no NaN/inf: store them as strings so a diverged step is still recorded faithfully."""
     value = float(value)
     if math.isfinite(value):
@@ -79,7 +79,7 @@ class Journal:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,6 +114,26 @@ def last_step(run_dir: Path | str) -> Optional[int]:
     for record in iter_records(run_dir):
         last = int(record["step"])
     return last
+
+
+def tail_step(run_dir: Path | str, window: int = 65536) -> Optional[int]:
+    """The step of the journal's last complete record, read from the end of the file (None when there is none).
+
+    Why: a follower of many trails asks this of each one without reading whole journals."""
+    path = Path(run_dir) / JOURNAL_NAME
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - window))
+            lines = fh.read().split(b"\n")[:-1]  # what follows the last newline is a torn record
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # the window's first line may be cut
+    return None if size <= window else last_step(run_dir)
 
 
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:

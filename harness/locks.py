@@ -53,7 +53,7 @@ class FileLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, wait: bool = False, on_wait: Optional[Any] = None) -> "FileLock":
+    def acquire(self, wait: bool = False, on_wait: Optional[Any] = None) -> FileLock:
         """Take the lock; raise LockHeld if another process has it, or block until it is free when `wait`."""
         if self._fd is not None:
             return self
@@ -83,7 +83,7 @@ class FileLock:
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

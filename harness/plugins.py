@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
@@ -80,7 +80,7 @@ class EnginePlugin:
     preflight: Optional[str] = None
     prepare: Optional[str] = None
 
-    def load_run(self) -> "RunFn":
+    def load_run(self) -> RunFn:
         return load_attr(self.run)
 
     def load_preflight(self) -> Optional[PreflightFn]:
@@ -102,8 +102,9 @@ class BackendPlugin:
     poll_detached: "module:function" with poll(run_dir) -> state, for trails submitted by an earlier command
     cancel_hint:   how a user cancels jobs that outlive the command (said on Ctrl-C)
     check:         semantic checks of a composed trail using this backend
-    same_host:     its trails run on this machine (so what an engine's `prepare` makes here, e.g. a cached base
-                   model, is theirs)
+    same_host:     its trails run on this machine: what an engine's `prepare` makes here (a cached base model) is
+                   theirs, and one tracker process of the sweep can follow their journals (tracking.live=sweep);
+                   elsewhere each trail feeds MLflow itself
     """
 
     name: str
@@ -115,7 +116,7 @@ class BackendPlugin:
     check: Optional[Check] = None
     same_host: bool = False
 
-    def create(self, section: DictConfig) -> "Backend":
+    def create(self, section: DictConfig) -> Backend:
         return load_attr(self.factory)(section)
 
     def load_poll_detached(self) -> Optional[Callable[[Path], str]]:
@@ -125,7 +126,7 @@ class BackendPlugin:
 Plugin = Union[EnginePlugin, BackendPlugin]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entry_point_refs() -> tuple:
     return tuple(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP))
 
@@ -135,7 +136,7 @@ def _refs() -> List[str]:
     return [*BUILTIN, *_entry_point_refs(), *extra]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(ref: str) -> List[Plugin]:
     obj = load_attr(ref)
     items = list(obj) if isinstance(obj, (list, tuple)) else [obj]

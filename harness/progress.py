@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rich.console import Console
 from rich.live import Live
@@ -36,7 +36,7 @@ def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
     return table
 
 
-def trail_row(run_dir: Path, check_journal: bool = True) -> Dict[str, object]:
+def trail_row(run_dir: Path, check_journal: bool = True) -> Dict[str, Any]:
     """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
     (`check_journal=False` skips reading the journal, for the live progress table)."""
     meta, status = read_trail_meta(run_dir), read_status(run_dir)
@@ -114,7 +114,7 @@ class SweepDisplay:
     def update(self, states: Mapping[Path, object]) -> None:
         self.states.update(states)
 
-    def __enter__(self) -> "SweepDisplay":
+    def __enter__(self) -> SweepDisplay:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,7 +124,7 @@ class SweepDisplay:
 class LiveDisplay(SweepDisplay):
     """On a terminal: one table redrawn in place, the phases before launch first, then every trail."""
 
-    def __enter__(self) -> "LiveDisplay":
+    def __enter__(self) -> LiveDisplay:
         self._live = Live(self, console=self.console, refresh_per_second=2)
         self._live.start()
         return self

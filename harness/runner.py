@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from harness.engines import StepCallback, get_engine
 from harness.errors import naming
@@ -23,6 +23,17 @@ from harness.rundir import load_config, read_status, record_outcome, write_statu
 from harness.states import TERMINAL, TrailState
 
 STATUS_EVERY_S = 1.0
+
+
+class LiveSyncer(Protocol):
+    """What feeds MLflow while the trail runs (harness.tracking.live.LiveSync): started before, stopped after."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+MakeLiveSync = Callable[[Path], Optional[LiveSyncer]]
 
 
 def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback:
@@ -43,7 +54,7 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
 
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
-                  live_sync: Optional[Callable[[Path], object]] = None) -> TrailState:
+                  live_sync: Optional[MakeLiveSync] = None) -> TrailState:
     """Run the trail whose config.yaml is in `run_dir`; return its final state.
 
     Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
@@ -54,8 +65,8 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
         return _run_locked(run_dir, cfg, on_step, live_sync)
 
 
-def _run_locked(run_dir: Path, cfg, on_step: Optional[StepCallback],
-                live_sync: Optional[Callable[[Path], object]]) -> TrailState:
+def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
+                live_sync: Optional[MakeLiveSync]) -> TrailState:
     attempts = int(read_status(run_dir).get("attempts", 0)) + 1
     record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
                    attempts=attempts, ended=None)
@@ -100,12 +111,19 @@ def _remove_own_temp_files(run_dir: Path) -> None:
             pass
 
 
-def _default_live_sync(cfg, run_dir: Path):
-    """The MLflow live sync for this trail, if tracking is on (imported lazily: mlflow is slow to import)."""
-    if not cfg.get("tracking") or not cfg.tracking.enabled:
+def _default_live_sync(cfg: Any, run_dir: Path) -> Optional[LiveSyncer]:
+    """The trail's own MLflow sync, if tracking is on and no sweep tracker follows it (tracking.live=sweep with a
+    tracker running) — imported lazily: mlflow is slow to import."""
+    tracking = cfg.get("tracking")
+    if not tracking or not tracking.enabled or tracking.get("live", "sweep") == "off":
+        return None
+    from harness.locks import is_locked
+    from harness.tracking.tracker import TRACKER_LOCK
+
+    if tracking.get("live", "sweep") == "sweep" and is_locked(run_dir.parent / TRACKER_LOCK):
         return None
     try:
         from harness.tracking.live import LiveSync
     except ImportError:
         return None
-    return LiveSync(run_dir, cfg.tracking)
+    return LiveSync(run_dir, tracking)

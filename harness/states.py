@@ -28,7 +28,9 @@ class TrailState(str, Enum):
     def __str__(self) -> str:  # "done", not "TrailState.DONE", in messages and f-strings
         return self.value
 
-    __format__ = str.__format__
+    def __format__(self, spec: str) -> str:  # f"{state:>8}" pads the value, as for a str
+        return format(self.value, spec)
+
     __hash__ = str.__hash__  # a member and its value are the same dict key
 
     @property

@@ -18,22 +18,29 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
 
 from harness import plugins
-from harness.backends.base import get_backend
+from harness.backends.base import Backend, get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.progress import SweepDisplay, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
-from harness.sweepdir import (read_sweep_meta, read_trail_meta, resolve_sweep_dir, trail_dirs, write_sweep_meta,
-                              write_trail_meta)
+from harness.sweepdir import (
+    read_sweep_meta,
+    read_trail_meta,
+    resolve_sweep_dir,
+    trail_dirs,
+    write_sweep_meta,
+    write_trail_meta,
+)
 from harness.sweepspec import SweepSpec, build_spec, build_trails
+from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import Trail
 
 POLL_S = 0.2
@@ -101,24 +108,12 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
     return to_run
 
 
-def _tracking(trails: List[Trail], sweep_dir: Path, action: str, **kw: object) -> None:
-    """Parent MLflow run bookkeeping; tracking trouble never stops a sweep."""
-    cfg = trails[0].cfg.tracking
-    if not cfg.enabled:
-        return
+def _tracking(action: Callable[[], None], what: str) -> None:
+    """MLflow bookkeeping (harness.tracking.sweep_tracking); tracking trouble never stops a sweep."""
     try:
-        if action == "start":
-            from harness.tracking.sweep_run import ensure_sweep_run
-
-            ensure_sweep_run(sweep_dir, cfg)
-        else:
-            from harness.tracking.sweep_run import finish_sweep_run
-            from harness.tracking.sync import sync_sweep
-
-            sync_sweep(sweep_dir)
-            finish_sweep_run(sweep_dir, str(kw.get("status", TrailState.DONE)))
+        action()
     except Exception as exc:  # noqa: BLE001
-        console.print(f"[yellow]tracking: {action} skipped: {exc}[/]")
+        console.print(f"[yellow]tracking: {what} skipped: {exc}[/]")
 
 
 def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_preflight: bool) -> None:
@@ -183,16 +178,16 @@ def make_sweep_dir(sweep_dir: Path) -> None:
         raise HarnessError(f"root {root}: {sweep_dir} is not writable (read-only file system or permissions)")
 
 
-def _best_effort(action, *args: object) -> None:
+def _best_effort(action: Callable[..., object], *args: object, **kwargs: object) -> None:
     """Bookkeeping while stopping on an OS error (a full disk): do what can be done, never raise again."""
     try:
-        action(*args)
+        action(*args, **kwargs)
     except (OSError, HarnessError):
         pass
 
 
-def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name: str, backend_plugin: plugins.BackendPlugin,
-            detach: bool, report: bool) -> int:
+def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name: str,
+            backend_plugin: plugins.BackendPlugin, detach: bool, report: bool) -> int:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
@@ -202,9 +197,11 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     to_run = prepare(trails, sweep_dir, spec.name)
     console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
                   f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
-    _tracking(trails, sweep_dir, "start")
+    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
+    _tracking(tracking.start, "start")
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
+    watched = False
     try:
         if detach:
             handles = backend.submit(to_run) if to_run else []
@@ -216,7 +213,8 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
                 prepare_engines([t for t in trails if t.run_dir(sweep_dir) in to_run], display.say)
                 display.end_phases()
             handles = backend.submit(to_run) if to_run else []
-            _watch(backend, dict(zip(to_run, handles)), all_dirs, display)
+            _watch(backend, dict(zip(to_run, handles, strict=True)), all_dirs, display)
+            watched = True
     except KeyboardInterrupt:
         if backend_plugin.detachable:
             # the jobs belong to the scheduler: say so rather than pretend they were stopped
@@ -238,10 +236,12 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     finally:
         if not detach:
             backend.close()
-    return _finish(trails, sweep_dir, all_dirs, report)
+        if not watched:
+            tracking.close()
+    return _finish(tracking, sweep_dir, all_dirs, report)
 
 
-def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:
+def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:
     """Poll the backend until no trail it runs is pending or running, showing each change on `display`."""
     states = {d: read_status(d)["state"] for d in all_dirs}
     while True:
@@ -253,15 +253,15 @@ def _watch(backend, handles: Dict[Path, object], all_dirs: List[Path], display: 
         time.sleep(POLL_S)
 
 
-def _finish(trails: List[Trail], sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
-    work = [what for what, on in (("catching up MLflow", trails[0].cfg.tracking.enabled),
+def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
+    work = [what for what, on in (("catching up MLflow", tracking.cfg.enabled),
                                   ("writing the report", report)) if on]
     if work:
         console.print(f"trails ended; {' and '.join(work)}")
     rows = [trail_row(d) for d in all_dirs]
     bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
-    _tracking(trails, sweep_dir, "finish", status=outcome)
+    _tracking(lambda: tracking.finish(outcome), "finish")
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
     if report:
         try:

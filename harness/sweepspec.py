@@ -13,15 +13,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
+from omegaconf import DictConfig
 
 from harness.compose import Composer
 from harness.errors import HarnessError
@@ -84,7 +85,8 @@ def load_sweep_file(path: Path) -> SweepSpec:
         raise HarnessError(f"sweep file {path}: expected a mapping with keys {', '.join(SWEEP_FILE_KEYS)}")
     unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
     if unknown:
-        raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' (allowed keys: {', '.join(SWEEP_FILE_KEYS)})")
+        raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' "
+                           f"(allowed keys: {', '.join(SWEEP_FILE_KEYS)})")
     trails = data.get("trails")
     if trails is not None and not isinstance(trails, list):
         raise HarnessError(f"sweep file {path}: 'trails' must be a list of override lists, got {trails!r}")
@@ -162,7 +164,7 @@ def _last_per_key(overrides: Sequence[str]) -> List[str]:
     by_key: Dict[str, str] = {}
     for override in parsed:
         by_key.pop(override.key_or_group, None)
-        by_key[override.key_or_group] = override.input_line
+        by_key[override.key_or_group] = str(override.input_line)  # set for every override parsed from a string
     return list(by_key.values())
 
 
@@ -193,7 +195,7 @@ def expand(spec: SweepSpec) -> List[List[str]]:
 def build_trails(spec: SweepSpec, confirmed: bool = False) -> List[Trail]:
     """Compose and validate every trail before anything launches; the first bad one raises (with its overrides
     when the sweep has several trails). A sweep of more than `sweep.max_trails` trails needs `confirmed` (--yes)."""
-    configs = []
+    configs: List[Tuple[DictConfig, List[str]]] = []
     jobs = expand(spec)
     with Composer() as composer:
         for overrides in jobs:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from harness import plugins
 from harness.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.errors import ConfigError
+from harness.tracking.config import LIVE, LIVE_MODES
 
 
 def _check(cond: bool, key: str, value: object, allowed: str) -> None:
@@ -36,6 +37,10 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.algo.m2_threshold > 0, "algo.m2_threshold", cfg.algo.m2_threshold, "a number > 0 (inf disables)")
     _check(cfg.algo.behav_imp_weight_cap > 0, "algo.behav_imp_weight_cap", cfg.algo.behav_imp_weight_cap,
            "a number > 0")
+    if cfg.tracking.enabled:
+        _check(cfg.tracking.live in LIVE, "tracking.live", cfg.tracking.live, " | ".join(LIVE))
+        _check(cfg.tracking.live_mode in LIVE_MODES, "tracking.live_mode", cfg.tracking.live_mode,
+               " | ".join(LIVE_MODES))
     engines, backends = plugins.engines(), plugins.backends()
     _check(cfg.engine.name in engines, "engine", cfg.engine.name, " | ".join(engines))
     _check(cfg.backend.name in backends, "backend", cfg.backend.name, " | ".join(backends))

@@ -9,12 +9,18 @@ cd "$(dirname "$0")/.."
 # the venv's tools (harness, ray, mlflow) first on PATH, for the services the tests start
 export PATH="$PWD/.venv/bin:$PATH"
 
+lint() {  # ruff and mypy (configured in pyproject.toml), before any test
+  .venv/bin/python -m ruff check harness tests && .venv/bin/python -m mypy harness
+}
+
 if [[ "${1:-}" == "--fast" ]]; then
   bash scripts/install.sh
+  lint
   exec .venv/bin/python -m pytest -q
 fi
 
 bash scripts/install.sh --all
+lint
 status=0
 .venv/bin/python -m pytest -q || status=$?
 

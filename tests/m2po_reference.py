@@ -10,9 +10,9 @@ def greedy_keep(sq, valid, pop, tau, strict=False, keep_one=False):
     largest kept population token (earliest position among ties); tokens outside the population are kept and never
     counted. Stops when the population is empty, or (keep_one) when one population token is left."""
     keep = list(valid)
-    members = [bool(v and p) for v, p in zip(valid, pop)]
+    members = [bool(v and p) for v, p in zip(valid, pop, strict=True)]
     while True:
-        rest = [s for s, k, m in zip(sq, keep, members) if k and m]
+        rest = [s for s, k, m in zip(sq, keep, members, strict=True) if k and m]
         mean = sum(rest) / len(rest) if rest else 0.0
         if (mean < tau) if strict else (mean <= tau):
             break

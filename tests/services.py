@@ -20,9 +20,9 @@ from typing import Callable, Dict, Iterator, List, Sequence
 import pytest
 
 from harness.compose import compose_trail
-from harness.states import TERMINAL
 from harness.journal import read_records
 from harness.rundir import read_status, save_config
+from harness.states import TERMINAL
 from harness.sweepdir import write_sweep_meta, write_trail_meta
 from harness.trails import make_trails
 

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.compose import compose_trail
-from harness.rundir import load_config
 from harness.engines.areal.command import build_command, experiment_name, trial_name
 from harness.errors import HarnessError
+from harness.rundir import load_config
 
 PAGE_TRAILS = [
     (["algo=grpo", "stale=256", "alloc=d2+d1", "rollout=96"], "gsm8k_grpo.yaml", 2, 1, 96, 256),
@@ -22,7 +22,7 @@ PAGE_TRAILS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compose(overrides: tuple):
     return compose_trail(["engine=areal", "tracking=none", *overrides])
 
@@ -119,7 +119,8 @@ def test_invalid_areal_settings_fail_at_composition(overrides, message):
 
 def test_shell_form_is_runnable_text():
     cmd = _cmd(PAGE_TRAILS[1][0])
-    assert cmd.shell().startswith("cd ") and "examples/math/gsm8k_rl.py --config examples/math/gsm8k_m2po.yaml" in cmd.shell()
+    shell = cmd.shell()
+    assert shell.startswith("cd ") and "examples/math/gsm8k_rl.py --config examples/math/gsm8k_m2po.yaml" in shell
 
 
 def test_run_dir_command_takes_the_user_choices_from_the_trail(tmp_path):

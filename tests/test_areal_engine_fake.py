@@ -40,8 +40,10 @@ FAKE_GSM8K_RL = textwrap.dedent('''
     for step in range(steps):
         values = {"ppo_actor/update/grad_norm": 1.0 + step, "rollout/reward": 0.1 * step,
                   "ppo_actor/update/n_valid_tokens": 90.0, "ppo_actor/n_valid_tokens": 100.0,
-                  "ppo_actor/update/version_stats/sample_staleness_theta_avg": float(kv["rollout.max_head_offpolicyness"])}
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values.items()])
+                  "ppo_actor/update/version_stats/sample_staleness_theta_avg":
+                      float(kv["rollout.max_head_offpolicyness"])}
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=v)
+                                             for t, v in values.items()])
         writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
         writer.flush()
         print(f"Train step {step + 1}/{steps} done.", flush=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from services import TINY, corrupt_config, final_metrics, make_sweep, run_directly, wait_for_states
 
 from harness.compose import compose_trail
 from harness.rundir import read_status
-from services import TINY, corrupt_config, final_metrics, make_sweep, run_directly, wait_for_states
 
 
 def test_ray_config_keys_compose() -> None:

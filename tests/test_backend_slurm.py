@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from services import TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly, wait_for_states
 
 from harness.backends.slurm import JOB_META, SlurmBackend, TrailJob, cancel_run_dir, job_state, poll_from_run_dir
 from harness.compose import compose_trail
 from harness.rundir import read_status, write_status
-from services import (TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly,
-                      wait_for_states)
 
 
 class FakeJob:

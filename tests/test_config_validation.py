@@ -1,4 +1,5 @@
-"""Every bad input is rejected before anything launches, with a message naming the key, the value and what is allowed."""
+"""Every bad input is rejected before anything launches, with a message naming the key, the value and what is
+allowed."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ BAD_OVERRIDES = [
     (["engine.staleness_mode=sometimes"], ["'engine.staleness_mode'", "fixed", "async"]),
     (["engine.batch_prompts=6", "engine.ppo_n_minibatches=4"], ["'engine.ppo_n_minibatches'", "divisor"]),
     (["engine.lr=0"], ["'engine.lr'", "> 0"]),
+    (["tracking.live=always"], ["'tracking.live'", "always", "sweep", "trail", "off"]),
+    (["tracking.live_mode=fork"], ["'tracking.live_mode'", "fork", "process", "thread"]),
 ]
 
 

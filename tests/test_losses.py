@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from m2po_reference import greedy_keep, water_fill_reference
 from omegaconf import OmegaConf
 
 from harness.config import AlgoConfig
 from harness.engines.embedded.losses import LOSSES, LossInputs, get_loss
-from m2po_reference import greedy_keep, water_fill_reference
 
 STAT_KEYS = {"clip_frac", "m2_before", "m2_after", "masked_frac", "approx_kl", "is_ratio_mean"}
 ln = math.log
@@ -66,7 +66,7 @@ def test_grpo_decoupled_hand_values_and_cap_drops_tokens():
     # loss = (−1.1 − 1.8 + 0)/3 (the rejected token stays in the denominator); grad = [−1.1·1/3, 0, 0]
     log_w = [[0.0, ln(1.5), ln(3.0)]]
     log_r_prox = [[ln(1.1), ln(1.5), 0.0]]
-    log_r_behav = [[a + b for a, b in zip(log_w[0], log_r_prox[0])]]
+    log_r_behav = [[a + b for a, b in zip(log_w[0], log_r_prox[0], strict=True)]]
     x = inputs(log_r_behav, log_w, [1.0], [[True, True, True]], log_r_prox=log_r_prox)
     loss, s, g = run("grpo/decoupled", x, cfg(behav_imp_weight_cap=2.0))
     assert loss == pytest.approx(-2.9 / 3)
@@ -269,14 +269,15 @@ def _naive_m2po(name, logp, behav, prox, adv, mask, tau, eps=0.0, cap=5.0):
     if name == "m2po/paper":
         sq = [(logp[i][j] - behav[i][j]) ** 2 for i, j in toks]
         keep = greedy_keep(sq, [True] * len(toks), [in_t(i, j) for i, j in toks], tau)
-        return lambda lp: -sum(math.exp(lp[i][j] - behav[i][j]) * adv[i] for (i, j), k in zip(toks, keep) if k) / big_n
+        return lambda lp: -sum(math.exp(lp[i][j] - behav[i][j]) * adv[i]
+                               for (i, j), k in zip(toks, keep, strict=True) if k) / big_n
     if name == "m2po/areal":
         sq = [(prox[i][j] - behav[i][j]) ** 2 for i, j in toks]
         keep = greedy_keep(sq, [True] * len(toks), [True] * len(toks), tau, strict=True, keep_one=True)
 
         def areal(lp):
             total = 0.0
-            for (i, j), k in zip(toks, keep):
+            for (i, j), k in zip(toks, keep, strict=True):
                 w = math.exp(prox[i][j] - behav[i][j])
                 if not k or w > cap:
                     continue

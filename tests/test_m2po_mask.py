@@ -8,9 +8,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from m2po_reference import greedy_keep, water_fill_reference
 
 from harness.engines.embedded.m2po_mask import select_m2_mask, water_fill_bound
-from m2po_reference import greedy_keep, water_fill_reference
 
 
 def _select(sq, valid, cand, tau, **kw):
@@ -100,7 +100,7 @@ def test_matches_greedy_reference(tokens, tau, strict, keep_one, p_cand):
                          torch.tensor(cand, dtype=torch.bool), tau, strict=strict, keep_one=keep_one)
     expected = greedy_keep(sq, valid, cand, tau, strict=strict, keep_one=keep_one)
     assert sel.keep.tolist() == expected
-    kept = [s for s, k, c, v in zip(sq, expected, cand, valid) if k and c and v]
+    kept = [s for s, k, c, v in zip(sq, expected, cand, valid, strict=True) if k and c and v]
     assert sel.m2_after == pytest.approx(sum(kept) / len(kept) if kept else 0.0)
     assert sel.n_dropped == sum(valid) - sum(expected)
 

@@ -31,7 +31,8 @@ def test_registry_holds_the_builtins() -> None:
 
 def test_composing_imports_no_engine_or_scheduler() -> None:
     code = ("import sys; from harness.compose import compose_trail; compose_trail(['engine=areal', 'backend=slurm']);"
-            "compose_trail(['backend=ray']); print(sorted(m for m in ('torch', 'ray', 'submitit') if m in sys.modules))")
+            "compose_trail(['backend=ray']); "
+            "print(sorted(m for m in ('torch', 'ray', 'submitit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

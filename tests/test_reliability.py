@@ -149,7 +149,7 @@ def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path, tiny
     codes = sorted(rc for rc, _, _ in results)
     assert codes == [0, 2], results
     refused = next(err for rc, _, err in results if rc == 2)
-    winner = next(p for p, (rc, _, _) in zip(procs, results) if rc == 0)
+    winner = next(p for p, (rc, _, _) in zip(procs, results, strict=True) if rc == 0)
     assert f"harness: error: sweep 'same' is in use by PID {winner.pid} on host {socket.gethostname()}" in refused
     for run_dir in trail_dirs(root / "same"):
         steps = [r["step"] for r in read_records(run_dir)]

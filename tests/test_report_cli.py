@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli import main
-from harness.report.synthetic import finish_sweep, write_trail
+from synthetic_sweeps import finish_sweep, write_trail
 from test_report_tables import axes, flat_trail
+
+from harness.cli import main
 
 
 def test_cli_report_of_an_unfinished_sweep(tmp_path: Path, capsys) -> None:

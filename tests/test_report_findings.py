@@ -8,14 +8,14 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_sweeps import study_sweep
+from test_report_tables import build
 
 from harness.report import write_report
 from harness.report.contrasts import contrasts
 from harness.report.findings import findings
 from harness.report.load import load_journals
-from harness.report.synthetic import study_sweep
 from harness.report.tables import trail_table
-from test_report_tables import build
 
 GRPO = [(0.60, 0.40), (0.70, 0.42), (0.80, 0.44)]
 M2PO_PAIRED_UP = [(0.65, 0.30), (0.76, 0.31), (0.84, 0.32)]  # +0.05, +0.06, +0.04 over GRPO, seed by seed
@@ -119,7 +119,7 @@ def test_a_difference_is_claimed_exactly_when_its_interval_excludes_zero(tmp_pat
 
 
 def test_lift_over_the_base_model_is_paired_by_trail_and_stated_only_when_it_clears_noise(tmp_path: Path) -> None:
-    from harness.report.synthetic import engine_config, finish_sweep, write_trail
+    from synthetic_sweeps import engine_config, finish_sweep, write_trail
     from test_report_tables import axes, flat_trail
 
     def sweep(name: str, lifts: list[float]) -> list[str]:

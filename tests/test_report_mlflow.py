@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic_sweeps import finish_sweep, write_trail
+from test_report_tables import axes, flat_trail
 
 from harness.journal import read_records
 from harness.report import write_report
 from harness.report.load import load_journals, load_mlflow
-from harness.report.synthetic import finish_sweep, write_trail
-from harness.sweepdir import read_trail_meta, trail_dirs
 from harness.rundir import read_status
-from test_report_tables import axes, flat_trail
+from harness.sweepdir import read_trail_meta, trail_dirs
 
 
 def empty_store(db: Path) -> str:

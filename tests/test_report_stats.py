@@ -11,8 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from harness.report.stats import (Z, estimate, fieller_ratio, newcombe_difference, normalised_auc,
-                                  paired_difference, steps_to_target, welch_difference, wilson_interval)
+from harness.report.stats import (
+    Z,
+    estimate,
+    fieller_ratio,
+    newcombe_difference,
+    normalised_auc,
+    paired_difference,
+    steps_to_target,
+    welch_difference,
+    wilson_interval,
+)
 
 samples = st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=8)
 

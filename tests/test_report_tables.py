@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic_sweeps import engine_config, finish_sweep, write_trail
 
 from harness.report import write_report
-from harness.report.load import load_journals
 from harness.report.contrasts import PAIRED, WELCH, contrasts
-from harness.report.synthetic import engine_config, finish_sweep, write_trail
+from harness.report.load import load_journals
 from harness.report.tables import cell_table, trail_table
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from services import TINY, final_metrics
 
 from harness.cli import main
 from harness.rundir import read_status
 from harness.sweepdir import trail_dirs
-from services import TINY, final_metrics
 
 SWEEP = ["stale=0,2", "algo=grpo,m2po", *TINY]
 

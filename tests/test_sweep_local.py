@@ -3,7 +3,6 @@ failure isolation, skip-finished / resume-unfinished on re-run, status table."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -39,8 +39,8 @@ def test_a_piped_sweep_says_each_change_and_its_progress_while_trails_run(root: 
         seen.append((line.rstrip("\n"), _active(root / "piped")))
     assert proc.wait(timeout=60) == 0, "\n".join(line for line, _ in seen)
     lines = [line for line, _ in seen]
-    done = [(line, active) for line, active in seen if re.match(r"\[\d/3\] .*: done \(eval/reward \d\.\d{3}\) in \d+ s$",
-                                                                line)]
+    done_line = re.compile(r"\[\d/3\] .*: done \(eval/reward \d\.\d{3}\) in \d+ s$")
+    done = [(line, active) for line, active in seen if done_line.match(line)]
     assert sorted(line[:5] for line, _ in done) == ["[1/3]", "[2/3]", "[3/3]"], lines
     assert len([line for line in lines if re.match(r"\[\d/3\] .*: running$", line)]) == 3, lines
     # one trail at a time: when the first trail's line arrived, the others had not finished yet

@@ -9,13 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tracking_support import MlflowServer, append_steps, cache_dir_of, fresh_store, make_sweep
 
 from harness.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
 from harness.tracking.sync import sync_sweep
-
-from tracking_support import MlflowServer, append_steps, cache_dir_of, fresh_store, make_sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.mlflow_server, pytest.mark.timeout(600)]
 

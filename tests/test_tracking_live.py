@@ -6,14 +6,21 @@ from __future__ import annotations
 import time
 
 import pytest
+from tracking_support import (
+    append_steps,
+    assert_exactly_once,
+    cache_dir_of,
+    closed_port_uri,
+    fresh_store,
+    make_sweep,
+    read_log,
+    run_id_of,
+)
 
 from harness.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sync import sync_trail
-
-from tracking_support import (append_steps, assert_exactly_once, cache_dir_of, closed_port_uri, fresh_store,
-                              make_sweep, read_log, run_id_of)
 
 
 @pytest.fixture

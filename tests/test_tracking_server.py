@@ -7,15 +7,23 @@ import json
 import time
 
 import pytest
+from tracking_support import (
+    MlflowServer,
+    append_steps,
+    assert_exactly_once,
+    cache_dir_of,
+    fresh_store,
+    make_sweep,
+    read_log,
+    run_id_of,
+)
 
+from harness.commands import main_sync
 from harness.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_run import ensure_sweep_run
-from harness.tracking.sync import main_sync, sync_trail
-
-from tracking_support import (MlflowServer, append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep,
-                              read_log, run_id_of)
+from harness.tracking.sync import sync_trail
 
 pytestmark = [pytest.mark.integration, pytest.mark.mlflow_server, pytest.mark.timeout(600)]
 
@@ -56,7 +64,7 @@ def test_server_killed_mid_sweep_then_restarted_sync_logs_every_metric_exactly_o
         return out
 
     monkeypatch.setattr(client_cls, "log_batch", dies_after_commit)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionError):
         sync_trail(sweep_dir / "b")
     monkeypatch.undo()
     assert json.loads((sweep_dir / "b" / "mlflow.json").read_text())[server.url]["inflight"]

@@ -7,16 +7,24 @@ import json
 import time
 
 import pytest
+from tracking_support import (
+    append_steps,
+    assert_exactly_once,
+    cache_dir_of,
+    closed_port_uri,
+    expected_count,
+    fresh_store,
+    make_sweep,
+)
 
+from harness.commands import main_sync
 from harness.journal import truncate_after
 from harness.rundir import write_status
 from harness.tracking import sync as sync_mod
 from harness.tracking.config import TrackingConfig
+from harness.tracking.cursor import CURSOR_NAME
 from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
-from harness.tracking.sync import CURSOR_NAME, main_sync, sync_sweep, sync_trail
-
-from tracking_support import (append_steps, assert_exactly_once, cache_dir_of, closed_port_uri, expected_count,
-                              fresh_store, make_sweep)
+from harness.tracking.sync import sync_sweep, sync_trail
 
 
 @pytest.fixture
@@ -152,7 +160,7 @@ def test_sweep_sync_nests_trails_and_cli_ends_the_parent(tmp_path, store, client
     assert client.get_run(parent).info.status == "FINISHED"
     children = client.search_runs([meta["mlflow_experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert sorted(r.info.run_name for r in children) == [f"stale 256 d2+d1 rollout 96 {n}" for n in "abc"]
-    for run, seed in zip(sorted(children, key=lambda r: r.info.run_name), range(3)):
+    for run, seed in zip(sorted(children, key=lambda r: r.info.run_name), range(3), strict=True):
         assert_exactly_once(client, run.info.run_id, 30, seed=seed)
     assert all(r.logged == 0 for r in sync_sweep(sweep_dir, uri=store))
     assert "synced 3/3 trails" in capsys.readouterr().out

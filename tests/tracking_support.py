@@ -126,8 +126,8 @@ def read_log(run_dir: Path) -> str:
 
 
 def run_id_of(run_dir: Path, uri: str) -> Optional[str]:
-    from harness.tracking.sync import read_cursor
     from harness.tracking.client import resolve_uri
+    from harness.tracking.cursor import read_cursor
 
     return read_cursor(run_dir, resolve_uri(uri)).get("run_id")
 
@@ -145,7 +145,7 @@ class MlflowServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 120.0) -> "MlflowServer":
+    def start(self, timeout_s: float = 120.0) -> MlflowServer:
         import subprocess
         import sys
 

@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Deque, Dict, List, Optional
+from typing import Deque, List, Optional
 
 from omegaconf import DictConfig
 

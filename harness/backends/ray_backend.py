@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from harness.rundir import read_status, record_outcome
 from harness.states import TERMINAL, TrailState
+
 FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
 

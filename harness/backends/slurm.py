@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 import submitit
 from omegaconf import DictConfig, OmegaConf
@@ -52,7 +52,8 @@ class TrailJob(submitit.helpers.Checkpointable):
             sys.exit(-1)
         return state
 
-    def checkpoint(self, *args: Any, **kwargs: Any) -> Optional[submitit.helpers.DelayedSubmission]:
+    def checkpoint(  # type: ignore[override]  # None is submitit's "do not requeue"
+            self, *args: Any, **kwargs: Any) -> Optional[submitit.helpers.DelayedSubmission]:
         attempts = int(read_status(self.run_dir).get("attempts", 1))
         if attempts > self.max_requeue:
             return None  # submitit then ends the job instead of requeuing it; the runner marks the trail failed
@@ -139,7 +140,8 @@ class SlurmBackend:
     def _executor(self, folder: Path) -> submitit.AutoExecutor:
         cfg = self.cfg
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=cfg.max_requeue)
-        extra: Dict[str, Any] = OmegaConf.to_container(cfg.additional_parameters) if cfg.additional_parameters else {}
+        extra = cast(Dict[str, Any], OmegaConf.to_container(cfg.additional_parameters)) if cfg.additional_parameters \
+            else {}
         params: Dict[str, Any] = dict(
             name="harness", timeout_min=int(cfg.time_min), cpus_per_task=int(cfg.cpus_per_task),
             mem_gb=float(cfg.mem_gb), slurm_array_parallelism=int(cfg.array_parallelism),
@@ -166,7 +168,7 @@ class SlurmBackend:
             futures = [executor.submit(TrailJob(str(d), int(self.cfg.max_requeue))) for d in run_dirs]
         jobs: List[submitit.Job] = list(futures)
         now = time.time()
-        for run_dir, job in zip(run_dirs, jobs):
+        for run_dir, job in zip(run_dirs, jobs, strict=True):
             write_json_atomic(run_dir / JOB_META, {"backend": "slurm", "job_id": job.job_id,
                                                    "folder": str(folder.resolve()), "submitted": now})
             self._run_dirs[job.job_id] = run_dir

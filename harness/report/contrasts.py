@@ -22,8 +22,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from harness.report.stats import (Estimate, estimate, fieller_ratio, newcombe_difference, paired_difference,
-                                  welch_difference)
+from harness.report.stats import (
+    Estimate,
+    estimate,
+    fieller_ratio,
+    newcombe_difference,
+    paired_difference,
+    welch_difference,
+)
 from harness.report.tables import BASELINE, EVAL_FRACTIONS, GROUP, SeedCells, algo_order, seed_cells, seed_values
 
 ALGO_METRICS = ("eval_final", "eval_best", "eval_auc", "grad_norm_mean")
@@ -159,8 +165,8 @@ def contrast_frame(items: List[Contrast]) -> pd.DataFrame:
     for c in items:
         rows.append({
             "kind": c.kind, "metric": c.metric,
-            **{f"a_{k}": v for k, v in zip(GROUP + ["algo"], c.a_key)},
-            **{f"b_{k}": v for k, v in zip(GROUP + ["algo"], c.b_key)},
+            **{f"a_{k}": v for k, v in zip(GROUP + ["algo"], c.a_key, strict=True)},
+            **{f"b_{k}": v for k, v in zip(GROUP + ["algo"], c.b_key, strict=True)},
             "method": c.method, "pairs": c.pairs, "n_a": len(c.a), "n_b": len(c.b),
             "a_mean": estimate(c.a).mean, "b_mean": estimate(c.b).mean,
             "diff": c.diff.mean, "diff_lo": c.diff.lo, "diff_hi": c.diff.hi,

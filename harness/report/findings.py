@@ -17,8 +17,7 @@ import pandas as pd
 from harness.report.contrasts import EVAL_SET, PAIRED, Contrast, contrasts
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate, wilson_interval
-from harness.report.tables import (AGGREGATED_STATES, EVAL_FRACTIONS, SeedCells, algo_order,
-                                   seed_cells, seed_values)
+from harness.report.tables import AGGREGATED_STATES, EVAL_FRACTIONS, SeedCells, algo_order, seed_cells, seed_values
 
 RETENTION = 0.95  # the paper's mark: M2PO at stale s should keep this share of on-policy GRPO's eval reward
 PERCENT = ("masked_frac_mean", "clip_frac_mean")

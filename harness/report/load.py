@@ -22,8 +22,8 @@ import yaml
 from harness.errors import HarnessError
 from harness.journal import read_records
 from harness.rundir import describe_lost, load_config, read_status
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 from harness.states import FINISHED, TrailState
+from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
@@ -67,8 +67,9 @@ def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
             cfg = yaml.load(fh, Loader=_LOADER) or {}
     except (FileNotFoundError, yaml.YAMLError):
         cfg = {}
-    eng = cfg.get("engine") if isinstance(cfg.get("engine"), dict) else {}
-    algo = cfg.get("algo") if isinstance(cfg.get("algo"), dict) else {}
+    raw_eng, raw_algo = cfg.get("engine"), cfg.get("algo")
+    eng: Dict[str, Any] = raw_eng if isinstance(raw_eng, dict) else {}
+    algo: Dict[str, Any] = raw_algo if isinstance(raw_algo, dict) else {}
     engine = str(eng.get("name") or engine or "")
     if engine == "areal":
         mode = "areal"

@@ -12,8 +12,15 @@ import pandas as pd
 from harness.report.contrasts import Contrast
 from harness.report.findings import RETENTION, cell_text, num, signed
 from harness.report.names import algo_title, group_label
-from harness.report.tables import (AGGREGATED_STATES, BASELINE, CELL_METRICS, TARGET_SHARE, algo_order, seed_cells,
-                                   seed_values)
+from harness.report.tables import (
+    AGGREGATED_STATES,
+    BASELINE,
+    CELL_METRICS,
+    TARGET_SHARE,
+    algo_order,
+    seed_cells,
+    seed_values,
+)
 from harness.states import TrailState
 
 DEFINITIONS = f"""\

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -90,7 +91,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     axes = fig.subplots(nrows, ncols, squeeze=False)
     drawn: Dict[str, bool] = {"band": False, "excluded": False}
     drawn_algos = set()
-    for i, (ax, group) in enumerate(zip(axes.flat, groups)):
+    for i, (ax, group) in enumerate(zip(axes.flat, groups, strict=False)):  # the grid may have spare panels
         if log:
             ax.set_yscale("log")
         ax.set_autoscale_on(False)
@@ -145,7 +146,8 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     for ax in list(axes.flat)[max(0, len(groups) - ncols):len(groups)]:
         ax.set_xlabel("step", fontsize=8)
     # one legend for the figure, listing only what was drawn
-    handles = [Line2D([], [], color=colours[a], lw=1.2, label=algo_title(a)) for a in algos if a in drawn_algos]
+    handles: List[Artist] = [Line2D([], [], color=colours[a], lw=1.2, label=algo_title(a)) for a in algos
+                             if a in drawn_algos]
     if log:
         handles.append(Line2D([], [], color="grey", lw=0.5, alpha=0.4, label="raw mean (faint)"))
         handles.append(Line2D([], [], color="grey", lw=1.3, label=f"rolling median, {window} steps"))
@@ -188,7 +190,8 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
         for c, (column, words) in enumerate(columns):
             ax = axes[r, c]
             for algo in algos:
-                points = {True: ([], [], [], []), False: ([], [], [], [])}  # hollow? -> x, mean, lo, hi
+                points: Dict[bool, Tuple[List[float], ...]] = {True: ([], [], [], []), False: ([], [], [], [])}
+                # hollow? -> x, mean, lo, hi
                 dots_x, dots_y, xs, ys = [], [], [], []
                 for stale in stales:
                     values = seed_values(cells, (*setting, stale, algo), column)
@@ -200,11 +203,12 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
                         lo, hi, hollow = est.lo, est.hi, False
                         drawn["t"] = True
                     else:
-                        sizes = cells[(*setting, stale, algo)]["eval_size"].dropna().unique()
+                        cell = (*setting, stale, algo)
+                        sizes = cells[cell]["eval_size"].dropna().unique()
                         lo, hi = wilson_interval(est.mean, int(sizes[0])) if len(sizes) == 1 else (est.mean,) * 2
                         hollow = True
                         drawn["wilson"] = drawn["wilson"] or len(sizes) == 1
-                    for target, value in zip(points[hollow], (x, est.mean, lo, hi)):
+                    for target, value in zip(points[hollow], (x, est.mean, lo, hi), strict=True):
                         target.append(value)
                     dots_x += [x] * len(values)
                     dots_y += list(values.to_numpy())

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import stats
+
+Curve = Union[Sequence[float], np.ndarray]  # an eval curve's steps or values
 
 LEVEL = 0.95
 Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
@@ -149,16 +151,16 @@ def fieller_ratio(a: Sequence[float], b: Sequence[float], paired: bool = True) -
     return (ratio, (qb - root) / qa, (qb + root) / qa)
 
 
-def steps_to_target(steps: Sequence[float], values: Sequence[float], target: float) -> float:
+def steps_to_target(steps: Curve, values: Curve, target: float) -> float:
     """The first eval step whose value is ≥ target (a first-passage time read off the eval curve); nan when the
     curve never reaches it ('not reached')."""
-    for step, value in zip(steps, values):
+    for step, value in zip(steps, values, strict=True):
         if math.isfinite(value) and value >= target:
             return float(step)
     return math.nan
 
 
-def normalised_auc(steps: Sequence[float], values: Sequence[float]) -> float:
+def normalised_auc(steps: Curve, values: Curve) -> float:
     """Area under the eval curve by the trapezoid rule over the eval points, divided by the step span it covers:
     a time-averaged reward on the reward's own scale (one eval point: its value)."""
     x, y = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)

@@ -60,7 +60,8 @@ CELL_METRICS: Dict[str, str] = {
     "clip_frac_mean": "clipped-token fraction",
     "masked_frac_mean": "masked-token fraction",
 }
-EVAL_FRACTIONS = ("eval_final", "eval_best", "eval_base")  # fractions of eval_size problems: a binomial interval applies
+# fractions of eval_size problems: a binomial interval applies
+EVAL_FRACTIONS = ("eval_final", "eval_best", "eval_base")
 
 TRAIL_TABLE_COLUMNS = ["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
                        "eval_size", "state", "reason", "steps", "wall_s", "startup_s", "train_s", *SUMMARIES,
@@ -129,10 +130,11 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     default_target."""
     table = data.trails.copy().set_index("id", drop=False)
     table["algo"] = [algo_variant(a, None, None) if v is None or pd.isna(v) else v
-                     for a, v in zip(table["algo"], table["variant"])]
-    table["setting"] = [setting_label(m, a, r) for m, a, r in zip(table["mode"], table["alloc"], table["rollout"])]
+                     for a, v in zip(table["algo"], table["variant"], strict=True)]
+    table["setting"] = [setting_label(m, a, r)
+                        for m, a, r in zip(table["mode"], table["alloc"], table["rollout"], strict=True)]
     table["display"] = [display_name(s, g, a, d) for s, g, a, d in
-                        zip(table["stale"], table["setting"], table["algo"], table["seed"])]
+                        zip(table["stale"], table["setting"], table["algo"], table["seed"], strict=True)]
     metrics = data.metrics
     table["steps"] = metrics.groupby("id", sort=False)["step"].max().reindex(table.index).astype("Int64")
     table[["wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 # The one definition of the default store: a sqlite file resolved against the directory the sweep was launched from.
 DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+LIVE = ("sweep", "trail", "off")
+LIVE_MODES = ("process", "thread")
 
 
 @dataclass
@@ -13,10 +18,24 @@ class TrackingConfig:
     enabled: bool = True
     uri: str = DEFAULT_URI             # or an http(s):// mlflow server
     experiment: str = "harness"
-    sync_every_s: float = 5.0          # live sync period inside a running trail
-    # live sync runs in a sidecar "process" (mlflow's import and sqlite inserts stay out of the trail's process
-    # and its GIL) or in a "thread" of the trail process
+    # who feeds MLflow while trails run: "sweep" — one tracker process per sweep follows every trail's journal
+    # (for backends whose trails run on the sweep's machine; elsewhere each trail syncs itself, as with "trail");
+    # "trail" — each trail's own sync; "off" — nobody until the sweep ends (then, and `harness sync`, catch up)
+    live: str = "sweep"
+    sync_every_s: float = 5.0          # live sync period
+    # a trail's own sync runs in a sidecar "process" (mlflow's import and sqlite inserts stay out of the trail's
+    # process and its GIL) or in a "thread" of the trail process
     live_mode: str = "process"
     http_timeout_s: float = 10.0       # per request to an mlflow server: a dead server must never stall a trail
     http_retries: int = 1              # MLflow's own HTTP retries per request (its default, 7, waits minutes)
     stop_timeout_s: float = 30.0       # longest a finished trail waits for its final sync before exiting
+
+
+def plain_config(cfg: Any) -> TrackingConfig:
+    """A TrackingConfig from a DictConfig, a dataclass or a dict (processes get it as JSON)."""
+    out = TrackingConfig()
+    for f in fields(TrackingConfig):
+        value = cfg.get(f.name) if hasattr(cfg, "get") else getattr(cfg, f.name, None)
+        if value is not None:
+            setattr(out, f.name, value)
+    return out

@@ -6,8 +6,8 @@ Whatever is missed is caught up by `harness sync` from the cursor.
 
 Two modes (tracking.live_mode). "process" (default): a sidecar `python -m harness.tracking.live RUN_DIR ...`, so
 mlflow's import (~2.5 s of CPU) and its sqlite inserts never run in the trail's process or hold its GIL; the sidecar
-does a final sync and exits when its stdin (a pipe from the trail) closes — stop(), or the trail process dying. "thread": a daemon thread in the
-trail's process (no extra process; used by tests and where processes are scarce).
+does a final sync and exits when its stdin (a pipe from the trail) closes — stop(), or the trail process dying.
+"thread": a daemon thread in the trail's process (no extra process; used by tests and where processes are scarce).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from harness.journal import JOURNAL_NAME
-from harness.tracking.config import TrackingConfig
-from harness.tracking.sync import sync_trail, trail_target
+from harness.tracking.config import TrackingConfig, plain_config
+from harness.tracking.sync import sync_trail
+from harness.tracking.target import trail_target
 
 
 def _mtime(path: Path) -> Tuple[int, int]:
@@ -38,22 +39,12 @@ def _mtime(path: Path) -> Tuple[int, int]:
         return -1, -1
 
 
-def _plain_config(cfg: Any) -> TrackingConfig:
-    """A TrackingConfig from a DictConfig/dataclass/dict (the sidecar gets it as JSON)."""
-    out = TrackingConfig()
-    for f in fields(TrackingConfig):
-        value = cfg.get(f.name) if hasattr(cfg, "get") else getattr(cfg, f.name, None)
-        if value is not None:
-            setattr(out, f.name, value)
-    return out
-
-
 class LiveSync:
     """Journal → MLflow pusher for one trail (constructed and driven by harness.runner)."""
 
     def __init__(self, run_dir: Path | str, tracking_cfg: Any, parent_pid: Optional[int] = None):
         self.run_dir = Path(run_dir)
-        self.cfg = _plain_config(tracking_cfg)
+        self.cfg = plain_config(tracking_cfg)
         self.every_s = max(0.01, float(self.cfg.sync_every_s))
         self.target = trail_target(self.run_dir, None, self.cfg)
         self.mode = "thread" if self.cfg.live_mode == "thread" else "process"

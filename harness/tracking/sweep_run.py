@@ -90,7 +90,7 @@ def finish_sweep_run(sweep_dir: Path | str, status: str, uri: Optional[str] = No
     meta = read_sweep_meta(sweep_dir)
     target = resolve_uri(uri) if uri else meta.get("mlflow_uri")
     run_id = (meta.get("mlflow_parents") or {}).get(target) if target else None
-    if not run_id:
+    if not target or not run_id:
         return False
     mlflow_status = RUN_STATUS.get(status, status.upper())
     try:

@@ -10,9 +10,9 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig
 
+from harness.axes import parse_alloc
 from harness.errors import ConfigError
 from harness.plugins import EnginePlugin
-from harness.axes import parse_alloc
 
 # AReaL has example configs for these algorithms only; the harness's `is` baseline has no AReaL counterpart.
 AREAL_ALGOS = ("grpo", "m2po")
@@ -54,7 +54,8 @@ def check_areal(cfg: DictConfig) -> None:
                               f"a divisor of the {gpus} GPUs that alloc={cfg.alloc} uses")
     elif eng.n_nodes * eng.n_gpus_per_node != gpus:
         raise ConfigError("engine.n_gpus_per_node", eng.n_gpus_per_node,
-                          f"n_nodes × n_gpus_per_node = {gpus}, the GPUs of alloc={cfg.alloc} (rollout {x} + train {y})")
+                          f"n_nodes × n_gpus_per_node = {gpus}, the GPUs of alloc={cfg.alloc} "
+                          f"(rollout {x} + train {y})")
     if eng.total_train_steps is not None and eng.total_train_steps < 1:
         raise ConfigError("engine.total_train_steps", eng.total_train_steps, "an integer ≥ 1, or null")
     if eng.poll_seconds <= 0:

@@ -103,7 +103,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     sync = JournalSync(run_dir, journal, run_dir / TENSORBOARD_DIR, on_record)
     old_handler = None
     if threading.current_thread() is threading.main_thread():
-        def _on_term(signum, frame):  # noqa: ARG001
+        def _on_term(signum: int, frame: object) -> None:
             raise _Terminated()
         old_handler = signal.signal(signal.SIGTERM, _on_term)
     proc = _launch(cmd, log)

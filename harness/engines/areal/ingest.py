@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util import tensor_util
@@ -65,7 +65,7 @@ def map_tags(tags: Mapping[str, float]) -> Dict[str, float]:
     return out
 
 
-def _scalar(value) -> Optional[float]:
+def _scalar(value: Any) -> Optional[float]:
     """A summary value's number: simple_value (tensorboardX, torch) or a scalar tensor (TF2-style writers)."""
     if value.HasField("simple_value"):
         return float(value.simple_value)

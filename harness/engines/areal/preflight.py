@@ -13,7 +13,7 @@ import json
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness.engines.areal.command import AReaLCommand, build_command
 from harness.trails import Trail
@@ -78,7 +78,8 @@ def commands_for(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> L
     return [(t, build_command(t.cfg, t.run_dir(base), sweep, t.dirname, t.overrides)) for t in trails]
 
 
-def _run_checker(python: str, cwd: str, items: List[dict], timeout: int) -> Dict[str, object]:
+def _run_checker(python: str, cwd: str, items: List[dict], timeout: int) -> Dict[str, Any]:
+    """The checker's JSON answer: {"results": [{"id", "ok", "error"}, ...]} or {"fatal": why}."""
     try:
         proc = subprocess.run([python, "-c", CHECKER], input=json.dumps(items), capture_output=True, text=True,
                               cwd=cwd, timeout=timeout)
@@ -112,7 +113,7 @@ def preflight(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> List
         if "fatal" in answer:
             errors += [f"{t.name}: {answer['fatal']}" for t, _ in members]
             continue
-        by_id = {r["id"]: r for r in answer.get("results", [])}  # type: ignore[union-attr]
+        by_id = {r["id"]: r for r in answer.get("results", [])}
         for trail, _ in members:
             result = by_id.get(trail.id, {"ok": False, "error": "no answer from AReaL's config parser"})
             if not result["ok"]:

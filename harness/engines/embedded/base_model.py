@@ -9,8 +9,9 @@ stops when greedy accuracy on a probe set, read in any answer format (the arithm
 not the last one, because single probes are noisy (0.289 -> 0.312 -> 0.289 -> 0.355 over four checks).
 Why cached: every trail of a sweep must start from the same weights, and pretraining costs more than a trail. The
 cache key is a hash of everything that determines the weights; several trails starting at once take an fcntl lock,
-one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it. A sweep on this machine builds it before its
-trails start (harness.engines.embedded.prepare), so no trail spends its time on it.
+one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it. A sweep
+on this machine builds it before its trails start (harness.engines.embedded.prepare), so no trail spends its time on
+it.
 
 Pretraining always runs on BUILD_THREADS torch threads, whoever builds: torch splits a float sum over its threads, so
 the weights depend on the thread count (on a 2-core machine 200 steps on 1 and on 2 threads end up to 0.16 apart per
@@ -32,22 +33,26 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 
-from harness.errors import HarnessError
-
-from harness.engines.embedded.model import (BOS, EOS, PAD, ModelConfig, TinyGPT, decode_rows, encode, pad_prompts,
-                                            sample, sequence_logprobs)
+from harness.engines.embedded.config import ModelConfig
+from harness.engines.embedded.model import (
+    BOS,
+    EOS,
+    PAD,
+    TinyGPT,
+    decode_rows,
+    encode,
+    pad_prompts,
+    sample,
+    sequence_logprobs,
+)
+from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, Problem, ProblemSet, extract_answer, reward
 from harness.engines.embedded.train import Adam
-from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, ProblemSet, extract_answer, reward
+from harness.errors import HarnessError
 
 BASE_FORMAT = 4  # bump when pretraining code changes what the weights are
 PROBE_WINDOW = 3  # the stop rule averages this many consecutive probes
 BUILD_THREADS = 1  # torch threads while pretraining (the weights depend on it; see above)
 DEFAULT_CACHE = "~/.cache/harness/base_models"
-
-
-def model_config(eng: Any) -> ModelConfig:
-    return ModelConfig(n_layer=int(eng.n_layer), n_embd=int(eng.n_embd), n_head=int(eng.n_head),
-                       block_size=int(eng.block_size))
 
 
 def base_spec(eng: Any) -> Dict[str, Any]:
@@ -72,7 +77,7 @@ def cache_path(eng: Any) -> Path:
     return cache_dir(eng) / f"base-{key}.pt"
 
 
-def target_text(problem, rng: random.Random, format_frac: float) -> str:
+def target_text(problem: Problem, rng: random.Random, format_frac: float) -> str:
     """The pretraining answer: GSM8K's ' #### N' with probability `format_frac`, else the informal ' so N'."""
     if rng.random() < format_frac:
         return " " + problem.answer
@@ -93,11 +98,11 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
         probs = [problems[i] for i in range(lo, min(n, lo + batch))]
         ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
         tokens, _, _ = sample(model, ids, 1, max_new, 0.0, None)
-        right += sum(_right(text, p, flexible) for text, p in zip(decode_rows(tokens), probs))
+        right += sum(_right(text, p, flexible) for text, p in zip(decode_rows(tokens), probs, strict=True))
     return right / n
 
 
-def _right(text: str, problem, flexible: bool) -> float:
+def _right(text: str, problem: Problem, flexible: bool) -> float:
     if not flexible:
         return reward(text, problem)
     got = extract_answer(text, flexible=True)
@@ -115,13 +120,13 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def pretrain(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+def pretrain(eng: Any, log: Callable[[str], object] = print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """See _pretrain; always on BUILD_THREADS threads, so the weights do not depend on the caller's thread count."""
     with torch_threads(BUILD_THREADS):
         return _pretrain(eng, log)
 
 
-def _pretrain(eng: Any, log) -> Tuple[TinyGPT, Dict[str, Any]]:
+def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str, Any]]:
     """Supervised pretraining on question → answer until the mean of the last PROBE_WINDOW greedy probe accuracies
     (any answer format) is ≥ base_target_acc. The loss is on the answer tokens only; the question is a prompt, and the
     forward spends on its positions only what the answer's positions read (their keys and values).
@@ -131,7 +136,7 @@ def _pretrain(eng: Any, log) -> Tuple[TinyGPT, Dict[str, Any]]:
     (fast) and improve the arithmetic (slow). Log-probs are at temperature 1 (a likelihood, not a sampler)."""
     fmt_rng = random.Random(f"format/{eng.base_seed}")
     torch.manual_seed(int(eng.base_seed))
-    model = TinyGPT(model_config(eng))
+    model = TinyGPT(ModelConfig.of(eng))
     opt = Adam(list(model.parameters()), lr=float(eng.base_lr))  # = AdamW with weight_decay 0, without its import
     data = ProblemSet(f"{eng.task_seed}", "pretrain", int(eng.difficulty), int(eng.max_number))
     probe = ProblemSet(f"{eng.task_seed}", "probe", int(eng.difficulty), int(eng.max_number))
@@ -201,7 +206,7 @@ def load_tensors(path: Path, what: str, keys: Iterable[str], remedy: str) -> Dic
     return blob
 
 
-def ensure_built(eng: Any, log: Callable[[str], None] = print,
+def ensure_built(eng: Any, log: Callable[[str], object] = print,
                  on_wait: Optional[Callable[[], None]] = None) -> Optional[Dict[str, Any]]:
     """Build the cached base model for this engine config unless it is there; the pretraining summary if this call
     built it, else None. Builds under an exclusive lock; `on_wait` is called if another process holds it (building the
@@ -230,12 +235,12 @@ def ensure_built(eng: Any, log: Callable[[str], None] = print,
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def load_or_build(eng: Any, log=print) -> Tuple[TinyGPT, Dict[str, Any]]:
+def load_or_build(eng: Any, log: Callable[[str], object] = print) -> Tuple[TinyGPT, Dict[str, Any]]:
     """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
     ensure_built(eng, log)
     path = cache_path(eng)
     blob = load_tensors(path, "base-model cache file", ("state", "info"),
                         f"Delete {path}: the next run rebuilds it.")
-    model = TinyGPT(model_config(eng))
+    model = TinyGPT(ModelConfig.of(eng))
     model.load_state_dict(blob["state"])
     return model, blob["info"]

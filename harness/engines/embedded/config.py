@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.plugins import EnginePlugin
+
+
+@dataclass
+class ModelConfig:
+    """The policy's dimensions: the one definition (the engine's config keys and model.TinyGPT both take it)."""
+    n_layer: int = 3
+    n_embd: int = 64
+    n_head: int = 4
+    block_size: int = 96
+
+    @classmethod
+    def of(cls, eng: Any) -> ModelConfig:
+        """The dimensions of an `engine:` config section."""
+        return cls(n_layer=int(eng.n_layer), n_embd=int(eng.n_embd), n_head=int(eng.n_head),
+                   block_size=int(eng.block_size))
 
 
 @dataclass
@@ -30,11 +46,11 @@ class EmbeddedEngineConfig:
     difficulty: int = 2
     max_number: int = 10
     task_seed: int = 0               # fixes the eval set and the base model's data (shared by every trail seed)
-    # policy: a character transformer
-    n_layer: int = 3
-    n_embd: int = 64
-    n_head: int = 4
-    block_size: int = 96
+    # policy: a character transformer (defaults from ModelConfig)
+    n_layer: int = ModelConfig.n_layer
+    n_embd: int = ModelConfig.n_embd
+    n_head: int = ModelConfig.n_head
+    block_size: int = ModelConfig.block_size
     # base model: supervised pretraining until greedy probe accuracy in any answer format >= base_target_acc, cached
     base_seed: int = 0
     base_target_acc: float = 0.3
@@ -54,7 +70,7 @@ POSITIVE_INTS = ("steps", "batch_prompts", "group_size", "ppo_n_minibatches", "m
                  "eval_size", "checkpoint_every", "threads")
 
 
-def check_embedded(cfg) -> None:
+def check_embedded(cfg: Any) -> None:
     """Engine-specific checks that types cannot express (run by harness.validate for engine=embedded)."""
     from harness.errors import ConfigError
 

@@ -3,8 +3,9 @@
 Loop per step: take the batch the staleness source says this step trains on (really sampled by the version it
 records), update the policy with the chosen loss, evaluate on held-out problems every `eval_every` steps, append the
 step's metrics to the journal, checkpoint every `checkpoint_every` steps. Step 1's record also carries the base
-model's eval (`base/reward`, `base/reward_sampled`), so every trail states the point its RL started from. Everything random draws from seeded
-generators whose state is checkpointed, so a trail killed and resumed writes exactly the curves of one never stopped.
+model's eval (`base/reward`, `base/reward_sampled`), so every trail states the point its RL started from.
+Everything random draws from seeded generators whose state is checkpointed, so a trail killed and resumed writes
+exactly the curves of one never stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import copy
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -21,10 +22,10 @@ from omegaconf import DictConfig
 from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
 from harness.engines.embedded.base_model import load_or_build, load_tensors
+from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet
-from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.train import Trainer, evaluate
 from harness.journal import Journal
 from harness.states import TrailState
@@ -34,7 +35,7 @@ CKPT_FILE = "state.pt"
 CKPT_KEYS = ("step", "model", "optim", "generator", "source")
 
 
-def make_source(cfg: DictConfig):
+def make_source(cfg: DictConfig) -> FixedLag | AsyncSim:
     eng = cfg.engine
     if eng.staleness_mode == "fixed":
         return FixedLag(int(cfg.stale), int(eng.steps), int(eng.batch_prompts))
@@ -91,7 +92,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     elif isinstance(source, AsyncSim):
         source.prompt_len = 1 + max(len(train_set[i].question) for i in range(64))
 
-    def sample_batch(indices, version: int, use_base: bool) -> Batch:
+    def sample_batch(indices: List[int], version: int, use_base: bool) -> Batch:
         model = base if use_base else policy
         return generate(model, train_set, indices, group, int(eng.max_new_tokens), float(eng.temperature), gen,
                         version)

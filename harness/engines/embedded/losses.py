@@ -23,8 +23,13 @@ from typing import Any, Callable
 
 import torch
 
-from harness.engines.embedded.m2po_mask import (NO_CLIP_BOUND, OFFICIAL_EPS, M2Selection, select_m2_mask,
-                                                water_fill_bound)
+from harness.engines.embedded.m2po_mask import (
+    NO_CLIP_BOUND,
+    OFFICIAL_EPS,
+    M2Selection,
+    select_m2_mask,
+    water_fill_bound,
+)
 
 Stats = dict[str, float]
 LossFn = Callable[["LossInputs", Any], tuple[torch.Tensor, Stats]]

@@ -17,12 +17,12 @@ rows changes no sample.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, cast
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from harness.engines.embedded.config import ModelConfig
 
 PAD, BOS, EOS = 0, 1, 2
 CHARS = " #0123456789,.?-+=*abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -51,14 +51,6 @@ def decode(ids: Iterable) -> str:
 def decode_rows(tokens: torch.Tensor) -> List[str]:
     """`decode` of every row of a [N, T] token tensor, with one conversion to Python ints for the whole tensor."""
     return [decode(row) for row in tokens.tolist()]
-
-
-@dataclass
-class ModelConfig:
-    n_layer: int = 3
-    n_embd: int = 64
-    n_head: int = 4
-    block_size: int = 96
 
 
 class NonFinite(Exception):
@@ -100,7 +92,8 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd))
 
     def _mlp(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x + self.proj(y)
@@ -159,8 +152,9 @@ class TinyGPT(nn.Module):
     def _init(m: nn.Module) -> None:
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                nn.init.zeros_(bias)
 
     def embed(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return self.tok(ids) + self.pos(pos.clamp(max=self.cfg.block_size - 1))
@@ -203,8 +197,9 @@ class TinyGPT(nn.Module):
             sel = need.reshape(-1).nonzero().squeeze(1)
             packed = (sel, n, lc)
             x = self.embed(ids.reshape(-1)[sel], pos.reshape(-1)[sel])
-        for block, (kp, vp) in zip(self.blocks, cache):
-            x = block.grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias, packed=packed)
+        for block, (kp, vp) in zip(self.blocks, cache, strict=True):
+            x = cast(Block, block).grouped(x, b, kp.transpose(-1, -2).contiguous(), vp.contiguous(), bias,
+                                           packed=packed)
         return self.logits(x)
 
 
@@ -284,12 +279,12 @@ def _decode_loop(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: 
             keep_rows = (keep[:, None] * r + torch.arange(r)).view(-1)
             rows, nxt, pos, live = rows[keep_rows], nxt[keep_rows], pos[keep_rows], live[keep_rows]
             bias = bias[keep]
-            bufs = [tuple(t[keep] for t in buf) for buf in bufs]
+            bufs = [(kp_t[keep], vp[keep], kb[keep], vb[keep]) for kp_t, vp, kb, vb in bufs]
             prompts = n_on
         x = model.embed(nxt[:, None], (pos + j)[:, None])
         step_bias = bias[..., :lp + j + 1]
-        for block, (kp_t, vp, kb, vb) in zip(model.blocks, bufs):
-            x = block.grouped(x, prompts, kp_t, vp, step_bias, (kb, vb, j))
+        for block, (kp_t, vp, kb, vb) in zip(model.blocks, bufs, strict=True):
+            x = cast(Block, block).grouped(x, prompts, kp_t, vp, step_bias, (kb, vb, j))
         logits = model.logits(x[:, 0])
     if blocks > 1:  # internal (prompt, block, sample) order -> (block, prompt, sample)
         tokens, logps, mask = (t.view(b, blocks, group, max_new).transpose(0, 1).reshape(n, max_new)
@@ -305,7 +300,8 @@ def sample(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: int, t
     EOS)."""
     with torch.inference_mode():
         out = _decode_loop(model, prompt_ids, group, max_new, [temperature], generator)
-    return tuple(t.clone() for t in out)  # ordinary tensors: training reads them under autograd
+    tokens, logps, mask = out
+    return tokens.clone(), logps.clone(), mask.clone()  # ordinary tensors: training reads them under autograd
 
 
 def sample_greedy_and_tempered(model: TinyGPT, prompt_ids: torch.Tensor, max_new: int, temperature: float,

@@ -7,6 +7,7 @@ here it is a phase of its own in the sweep's output, and every trail starts by l
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, Dict, Sequence
@@ -34,8 +35,8 @@ def prepare(trails: Sequence[Trail], say: Say) -> None:
             say(task, f"pretraining: at most {int(eng.base_max_steps)} steps, until the mean greedy probe "
                       f"accuracy in any answer format reaches {float(eng.base_target_acc):g}")
         try:
-            info = ensure_built(eng, log=lambda message: say(task, message),
-                                on_wait=lambda: say(task, "another process is building it; waiting for it"))
+            info = ensure_built(eng, log=functools.partial(say, task),
+                                on_wait=functools.partial(say, task, "another process is building it; waiting for it"))
         except Exception as exc:  # noqa: BLE001 - each trail meets it again and records it as its failure
             say(task, f"not built, its trails will try themselves: {type(exc).__name__}: {exc}")
             continue

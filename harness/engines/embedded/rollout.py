@@ -31,7 +31,7 @@ class Batch:
                 "mask": self.mask, "rewards": self.rewards, "versions": list(self.versions)}
 
     @staticmethod
-    def from_state(state: Dict[str, Any]) -> "Batch":
+    def from_state(state: Dict[str, Any]) -> Batch:
         return Batch([int(i) for i in state["prompt_idx"]], state["tokens"], state["behav_logp"], state["mask"],
                      state["rewards"], [int(v) for v in state["versions"]])
 
@@ -39,16 +39,16 @@ class Batch:
     def n_tokens(self) -> int:
         return int(self.mask.sum())
 
-    def select(self, groups: List[int], group_size: int) -> "Batch":
+    def select(self, groups: List[int], group_size: int) -> Batch:
         rows = [g * group_size + j for g in groups for j in range(group_size)]
         return Batch([self.prompt_idx[g] for g in groups], self.tokens[rows], self.behav_logp[rows], self.mask[rows],
                      self.rewards[rows], [self.versions[g] for g in groups])
 
     @staticmethod
-    def concat(parts: List["Batch"]) -> "Batch":
+    def concat(parts: List[Batch]) -> Batch:
         width = max(p.tokens.shape[1] for p in parts)
 
-        def pad(x: torch.Tensor, value) -> torch.Tensor:
+        def pad(x: torch.Tensor, value: float) -> torch.Tensor:
             return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
         return Batch(sum((p.prompt_idx for p in parts), []), torch.cat([pad(p.tokens, 0) for p in parts]),

@@ -12,12 +12,18 @@ is read by no loss.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from harness.engines.embedded.losses import LossInputs, get_loss
-from harness.engines.embedded.model import NonFinite, TinyGPT, decode_rows, sample_greedy_and_tempered, sequence_logprobs
+from harness.engines.embedded.model import (
+    NonFinite,
+    TinyGPT,
+    decode_rows,
+    sample_greedy_and_tempered,
+    sequence_logprobs,
+)
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
 
@@ -27,7 +33,7 @@ class Adam:
     the same bits), with the same state_dict layout. Why not torch.optim.Adam: constructing any torch optimiser
     imports torch._dynamo, 1.7 CPU-s per trail process, about 5 % of a default trail."""
 
-    def __init__(self, params: List[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         self.params = list(params)
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
@@ -42,11 +48,11 @@ class Adam:
     @torch.no_grad()
     def step(self) -> None:
         beta1, beta2 = self.betas
-        pairs = [(p, g, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq)
+        pairs = [(p, g, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True)
                  if (g := p.grad) is not None]
         if not pairs:
             return
-        params, grads, exp_avg, exp_avg_sq = (list(x) for x in zip(*pairs))
+        params, grads, exp_avg, exp_avg_sq = (list(x) for x in zip(*pairs, strict=True))
         self.step_count += 1
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
@@ -61,7 +67,7 @@ class Adam:
     def state_dict(self) -> Dict[str, Any]:
         state = {} if self.step_count == 0 else {
             i: {"step": torch.tensor(float(self.step_count)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
-            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))}
+            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True))}
         return {"state": state, "param_groups": [{"lr": self.lr, "betas": self.betas, "eps": self.eps,
                                                   "weight_decay": 0.0, "amsgrad": False,
                                                   "params": list(range(len(self.params)))}]}
@@ -70,7 +76,7 @@ class Adam:
         """Also reads the state_dict of a torch.optim.Adam over the same parameters."""
         state = state_dict["state"]
         self.step_count = int(float(state[0]["step"])) if state else 0
-        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
+        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True)):
             if i in state:
                 m.copy_(state[i]["exp_avg"])
                 v.copy_(state[i]["exp_avg_sq"])
@@ -104,6 +110,7 @@ class Trainer:
                 prox, _ = sequence_logprobs(self.policy, prompts, self.group, tokens, self.temperature, valid)
         sums: Dict[str, float] = {}
         per = n_groups // self.n_mb
+        rows: Union[slice, torch.Tensor]
         for m in range(self.n_mb):
             if self.n_mb == 1:
                 rows, mb_prompts = slice(None), prompts
@@ -143,6 +150,6 @@ def evaluate(policy: TinyGPT, problems: ProblemSet, n: int, max_new: int, temper
         idx: List[int] = list(range(lo, min(n, lo + chunk)))
         g_tokens, s_tokens = sample_greedy_and_tempered(policy, prompt_tensor(problems, idx), max_new, temperature,
                                                         generator)
-        greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx))
-        sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx))
+        greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx, strict=True))
+        sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx, strict=True))
     return {"eval/reward": greedy / n, "eval/reward_sampled": sampled / n}

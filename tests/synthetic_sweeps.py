@@ -13,12 +13,12 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
+from harness.axes import trail_name
 from harness.journal import Journal
 from harness.rundir import write_json_atomic, write_status
-from harness.sweepdir import TRAIL_META, write_sweep_meta
-from harness.axes import trail_name
-from harness.trails import slug
 from harness.states import TrailState
+from harness.sweepdir import TRAIL_META, write_sweep_meta
+from harness.trails import slug
 
 
 def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str] = None) -> Dict[str, Any]:
@@ -34,7 +34,8 @@ def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str]
 
 
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
-                state: str = TrailState.DONE.value, reason: str = "", started: float = 1000.0, ended: Optional[float] = None,
+                state: str = TrailState.DONE.value, reason: str = "", started: float = 1000.0,
+                ended: Optional[float] = None,
                 tracking: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                 dirname: Optional[str] = None, config: Optional[Mapping[str, Any]] = None) -> Path:
     """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir. `config` (e.g.

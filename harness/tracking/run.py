@@ -1,0 +1,105 @@
+"""A trail's MLflow run over its life: found or created once, params logged once, attached to its sweep's parent,
+and its status and end following status.json.
+
+Each step records what it did in the trail's cursor before returning, so a syncer that dies between two steps
+repeats nothing but the step it was in (and each of these is idempotent in MLflow).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from harness.rundir import read_status
+from harness.states import TERMINAL, TrailState
+from harness.tracking.client import RUN_STATUS, get_experiment_id, retry_locked
+from harness.tracking.cursor import write_cursor
+from harness.tracking.metadata import sweep_parent, trail_params, trail_run_name, trail_tags
+from harness.tracking.target import Target
+
+MAX_PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch
+UNKNOWN_HISTORY = [-1, 2**62]  # an in-flight range covering every step: verify it all against MLflow
+
+
+def find_run(client: Any, experiment_id: str, tags: Dict[str, str]) -> Optional[str]:
+    """A run created earlier for this trail whose id never reached the cursor (crash right after create_run)."""
+    flt = (f"tags.`harness.trail_id` = '{tags['harness.trail_id']}' and "
+           f"tags.`harness.sweep` = '{tags['harness.sweep']}'")
+    runs = retry_locked(lambda: client.search_runs([experiment_id], filter_string=flt, max_results=5,
+                                                   order_by=["attributes.start_time ASC"]))
+    return runs[0].info.run_id if runs else None
+
+
+def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
+    """The trail's run id in this store: from the cursor, found by its tags, or created now."""
+    if cursor.get("run_id"):
+        return str(cursor["run_id"])
+    experiment_id = get_experiment_id(client, target.experiment)
+    tags = trail_tags(run_dir)
+    run_id = find_run(client, experiment_id, tags)
+    if run_id is not None:
+        # Its cursor was lost: treat all of its history as unknown and verify it before logging.
+        cursor.update(inflight=list(UNKNOWN_HISTORY))
+    else:
+        parent = sweep_parent(run_dir, target.uri)
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        tags["harness.status"] = read_status(run_dir)["state"]
+        run = retry_locked(lambda: client.create_run(experiment_id, run_name=trail_run_name(run_dir), tags=tags))
+        run_id = run.info.run_id
+        cursor["parent"] = parent
+        cursor["status"] = None  # a new run is RUNNING whatever the trail's state: sync_status settles it
+    cursor.update(run_id=run_id, experiment_id=experiment_id, synced_step=cursor.get("synced_step", -1))
+    write_cursor(run_dir, target.uri, cursor)
+    return str(run_id)
+
+
+def sync_params(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> None:
+    """Log the trail's params once (MLflow refuses a param changed later, so they are never sent twice)."""
+    from mlflow.entities import Param
+
+    params = [Param(k, v) for k, v in sorted(trail_params(run_dir).items())]
+    for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+        chunk = params[i:i + MAX_PARAMS_PER_BATCH]
+        retry_locked(partial(client.log_batch, cursor["run_id"], params=chunk, synchronous=True))
+    cursor["params"] = True
+    write_cursor(run_dir, target.uri, cursor)
+
+
+def sync_parent(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> None:
+    """Attach the trail to its sweep's parent run when that was created after the trail (MLflow was down)."""
+    parent = sweep_parent(run_dir, target.uri)
+    if parent and cursor.get("parent") != parent:
+        retry_locked(lambda: client.set_tag(cursor["run_id"], "mlflow.parentRunId", parent))
+        cursor["parent"] = parent
+        write_cursor(run_dir, target.uri, cursor)
+
+
+def sync_status(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
+    """harness.status tag and the run's lifecycle follow status.json; terminal states end the run."""
+    status = read_status(run_dir)
+    state = str(status.get("state", TrailState.PENDING.value))
+    if state == cursor.get("status"):
+        return state
+    run_id = cursor["run_id"]
+    retry_locked(lambda: client.set_tag(run_id, "harness.status", state))
+    if state in TERMINAL:
+        ended = status.get("ended")
+        end_ms = int(float(ended) * 1000) if ended else None
+        retry_locked(lambda: client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms))
+    elif state == TrailState.RUNNING and cursor.get("status") in TERMINAL:
+        retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # a resumed trail
+    cursor["status"] = state
+    write_cursor(run_dir, target.uri, cursor)
+    return state
+
+
+def run_is_gone(client: Any, run_id: str, exc: BaseException) -> bool:
+    """Whether `exc` means the run no longer exists (a wiped store, a deleted run)."""
+    if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")) and "not found" not in str(exc).lower():
+        return False
+    try:
+        return bool(client.get_run(run_id).info.lifecycle_stage == "deleted")
+    except Exception as again:  # noqa: BLE001
+        return "RESOURCE_DOES_NOT_EXIST" in str(getattr(again, "error_code", ""))

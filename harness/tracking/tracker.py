@@ -1,0 +1,225 @@
+"""The sweep's tracker: one process per sweep that follows every trail's journal and status and feeds MLflow.
+
+Why one per sweep: a sidecar per trail pays mlflow's import, a store start-up and a Python process for each trail;
+one process pays them once for the whole sweep. It runs the same exactly-once protocol (harness.tracking.sync) on
+the same cursors as `harness sync`, so it can be killed at any point and restarted, or replaced by `harness sync`.
+
+    python -m harness.tracking.tracker SWEEP_DIR --config JSON [--parent-pid PID]
+
+It holds `<sweep>/tracker.lock` while it follows the sweep: a trail that finds the lock held leaves MLflow to it
+(tracking.live=sweep); one that finds it free syncs itself. It prints `ready` once it holds the lock. Its stdin is
+a pipe from the sweep: a line `finish <state>` gives the sweep's outcome; end of file (the sweep ending, or dying)
+stops it: it follows the trails still running on this host for at most `stop_timeout_s`, makes a final pass, ends
+the sweep's parent run if it was given the outcome, and exits (0 when the final pass reached every trail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from harness.journal import JOURNAL_NAME, tail_step
+from harness.locks import FileLock
+from harness.rundir import read_status
+from harness.states import TrailState
+from harness.sweepdir import trail_dirs
+from harness.tracking.config import TrackingConfig
+from harness.tracking.cursor import read_cursor
+from harness.tracking.sync import sync_trail
+
+TRACKER_LOCK = "tracker.lock"
+READY = "ready"
+FINISH = "finish"
+
+log = logging.getLogger("harness.tracking.tracker")
+
+Signature = Tuple[int, int, int, int]
+
+
+def tracker_lock(sweep_dir: Path | str) -> FileLock:
+    return FileLock(Path(sweep_dir) / TRACKER_LOCK, f"tracker of sweep {Path(sweep_dir).name!r}")
+
+
+def _stat(path: Path) -> Tuple[int, int]:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except FileNotFoundError:
+        return -1, -1
+
+
+def signature(run_dir: Path) -> Signature:
+    """What changes when a trail has something new for MLflow: its journal or its status."""
+    return _stat(run_dir / JOURNAL_NAME) + _stat(run_dir / "status.json")
+
+
+def settled(run_dir: Path, uri: str) -> bool:
+    """Nothing to send: a trail not started yet, or one whose cursor already holds its last step and its state."""
+    status = read_status(run_dir)
+    state = status.get("state", TrailState.PENDING.value)
+    if state == TrailState.PENDING:
+        return True
+    cursor = read_cursor(run_dir, uri)
+    last = tail_step(run_dir)
+    return (bool(cursor.get("run_id")) and cursor.get("status") == state and not cursor.get("inflight")
+            and (last is None or int(cursor.get("synced_step", -1)) >= last))
+
+
+def running_here(run_dir: Path) -> bool:
+    """A trail recorded as running by a live process on this host (read-only: its lock is never touched)."""
+    status = read_status(run_dir)
+    if status.get("state") != TrailState.RUNNING or status.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(status.get("pid") or 0)
+        if pid <= 0:
+            return False
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, under another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@dataclass
+class Followed:
+    run_dir: Path
+    seen: Optional[Signature] = None   # signature at its last successful sync
+    failing: bool = False
+
+
+class Tracker:
+    """Follows the trails of one sweep dir; `tick()` syncs each trail whose journal or status changed."""
+
+    def __init__(self, sweep_dir: Path | str, cfg: TrackingConfig):
+        self.sweep_dir = Path(sweep_dir)
+        self.cfg = cfg
+        self.uri = cfg.uri  # resolved by the sweep, in its working directory
+        self.trails: Dict[Path, Followed] = {}
+        self._client: Any = None
+        self.failing = False
+        self.syncs = 0
+        self.errors = 0
+
+    def client(self) -> Any:
+        if self._client is None:
+            from harness.tracking.client import make_client
+
+            self._client = make_client(self.uri, float(self.cfg.http_timeout_s), int(self.cfg.http_retries))
+        return self._client
+
+    def discover(self) -> None:
+        """Add the sweep's trails not followed yet; those with nothing to send start as seen."""
+        for run_dir in trail_dirs(self.sweep_dir):
+            if run_dir not in self.trails:
+                followed = Followed(run_dir)
+                if settled(run_dir, self.uri):
+                    followed.seen = signature(run_dir)
+                self.trails[run_dir] = followed
+
+    def tick(self) -> int:
+        """One pass over the followed trails; never raises. Returns how many trails could not be synced."""
+        self.discover()
+        failed: List[Tuple[Followed, str]] = []
+        for trail in self.trails.values():
+            now = signature(trail.run_dir)
+            if now == trail.seen and not trail.failing:
+                continue
+            try:
+                sync_trail(trail.run_dir, uri=self.uri, client=self.client(), tracking=self.cfg)
+                trail.seen, trail.failing = now, False
+                self.syncs += 1
+            except Exception as exc:  # noqa: BLE001 - tracking never stops; the next tick retries
+                trail.failing = True
+                first_line = (str(exc).splitlines() or [""])[0]
+                failed.append((trail, f"{type(exc).__name__}: {first_line}"))
+        self.errors += len(failed)
+        if failed and not self.failing:
+            log.warning("MLflow sync to %s failed for %d trail(s), retrying every %g s (`harness sync` catches up "
+                        "later): %s: %s", self.uri, len(failed), self.cfg.sync_every_s, failed[0][0].run_dir.name,
+                        failed[0][1])
+        elif not failed and self.failing:
+            log.warning("MLflow sync to %s recovered", self.uri)
+        self.failing = bool(failed)
+        return len(failed)
+
+    def still_running(self) -> bool:
+        return any(running_here(t.run_dir) for t in self.trails.values())
+
+
+def follow(tracker: Tracker, stop: threading.Event, parent_pid: Optional[int] = None) -> int:
+    """Tick until `stop` is set or the parent is gone, then until no trail runs here (at most stop_timeout_s),
+    then a final pass. Returns the number of trails the final pass could not sync."""
+    every = max(0.01, float(tracker.cfg.sync_every_s))
+    while not stop.wait(every):
+        tracker.tick()
+        if parent_pid is not None and os.getppid() != parent_pid:
+            break
+    deadline = time.monotonic() + float(tracker.cfg.stop_timeout_s)
+    while tracker.still_running() and time.monotonic() < deadline:
+        tracker.tick()  # workers of a sweep that died are recording their outcome
+        time.sleep(min(every, 0.5))
+    return tracker.tick()
+
+
+def _read_commands(stream: Any, outcome: List[str], stop: threading.Event) -> None:
+    """The sweep's pipe: `finish <state>` lines, then end of file."""
+    for raw in stream:
+        words = raw.decode(errors="replace").split()
+        if len(words) == 2 and words[0] == FINISH:
+            outcome[:] = [words[1]]
+    stop.set()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.tracking.tracker")
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--config", default="{}", help="TrackingConfig fields as JSON (uri resolved)")
+    parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    known = {f.name for f in fields(TrackingConfig)}
+    cfg = TrackingConfig(**{k: v for k, v in json.loads(args.config).items() if k in known})
+    # This process's own lines go to stderr (the sweep points it at <sweep>/tracking.log); the parent-run module
+    # writes that file itself, so its logger gets no handler here.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [tracker] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    logging.getLogger("harness.tracking").addHandler(logging.NullHandler())
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lock = tracker_lock(args.sweep_dir).acquire(wait=True)  # an earlier tracker may be making its final pass
+    print(READY, flush=True)
+    os.dup2(2, 1)  # nothing reads the pipe after this line: anything printed later goes to the log instead
+    outcome: List[str] = []
+    threading.Thread(target=_read_commands, args=(sys.stdin.buffer, outcome, stop), daemon=True).start()
+
+    from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
+
+    ensure_sweep_run(args.sweep_dir, cfg, uri=cfg.uri)
+    tracker = Tracker(args.sweep_dir, cfg)
+    log.info("following %d trails of %s", len(trail_dirs(Path(args.sweep_dir))), args.sweep_dir)
+    missed = follow(tracker, stop, args.parent_pid)
+    if outcome and not missed:
+        finish_sweep_run(args.sweep_dir, outcome[0], uri=cfg.uri)
+    lock.release()
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    # os._exit: everything is committed by now, and a normal exit with mlflow loaded spends ~1.5 s in teardown.
+    os._exit(main())
