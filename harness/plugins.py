@@ -47,6 +47,7 @@ Check = Callable[[DictConfig], None]
 PreflightFn = Callable[[Sequence["Trail"], Optional[Path]], List[str]]
 Say = Callable[[str, str], None]  # say(task, message): the latest word on one piece of work, shown by the sweep
 PrepareFn = Callable[[Sequence["Trail"], Say], None]
+DescribeFn = Callable[["Trail", Path], str]
 
 
 def load_attr(ref: str) -> Any:
@@ -71,6 +72,8 @@ class EnginePlugin:
                does before it launches the trails on a backend whose trails run on this machine (never on a dry run),
                e.g. building the base model they start from; say(task, message) reports its progress. A failure
                there is reported and the trails launch anyway (each meets it with its own reason).
+    describe:  "module:function" with describe(trail, sweep_dir) -> str: what the trail would run (e.g. its command
+               line), printed by --dry-run under the trail table; it must not need the engine installed.
     """
 
     name: str
@@ -79,6 +82,7 @@ class EnginePlugin:
     check: Optional[Check] = None
     preflight: Optional[str] = None
     prepare: Optional[str] = None
+    describe: Optional[str] = None
 
     def load_run(self) -> RunFn:
         return load_attr(self.run)
@@ -88,6 +92,9 @@ class EnginePlugin:
 
     def load_prepare(self) -> Optional[PrepareFn]:
         return load_attr(self.prepare) if self.prepare else None
+
+    def load_describe(self) -> Optional[DescribeFn]:
+        return load_attr(self.describe) if self.describe else None
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,15 @@ def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_
         raise HarnessError("preflight found errors, nothing launched:\n  " + "\n  ".join(errors))
 
 
+def _print_descriptions(trails: List[Trail], sweep_dir: Path) -> None:
+    """What each trail would run, for engines that can say so without being installed (AReaL: its command)."""
+    for trail in trails:
+        describe = plugins.engine(trail.cfg.engine.name).load_describe()
+        if describe is not None:
+            console.print(f"{trail.name}:", highlight=False)
+            console.print(f"  {describe(trail, sweep_dir)}", highlight=False, markup=False, soft_wrap=True)
+
+
 def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
                report: bool = True, root: Optional[str] = None, wait: bool = False,
                run_preflight: bool = False, yes: bool = False) -> int:
@@ -150,6 +159,7 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
                  "overrides": " ".join(t.overrides)} for t in trails]
         console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)",
                                   ("trail", "id", "state", "overrides")))
+        _print_descriptions(trails, sweep_dir)
         return 0
 
     make_sweep_dir(sweep_dir)

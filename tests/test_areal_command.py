@@ -130,3 +130,18 @@ def test_run_dir_command_takes_the_user_choices_from_the_trail(tmp_path):
     overrides = ["algo=grpo", "algo.eps_clip=0.3"]
     save_config(tmp_path, _compose(tuple(overrides)), overrides)
     assert "++actor.eps_clip=0.3" in command_for_run_dir(load_config(tmp_path), tmp_path).overrides
+
+
+def test_dry_run_prints_each_trails_areal_command_without_areal_installed(tmp_path: Path, capsys) -> None:
+    from harness.cli import main
+
+    missing = tmp_path / "no-areal-here"
+    assert main(["sweep", "areal_test", f"engine.areal_path={missing}", "engine.python=/nonexistent/python",
+                 "--root", str(tmp_path / "runs"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    commands = [line.strip() for line in out.splitlines() if line.strip().startswith(f"cd {missing} && ")]
+    assert len(commands) == 4, out
+    assert all("/nonexistent/python examples/math/gsm8k_" in c and "++rollout.max_head_offpolicyness=" in c
+               for c in commands)
+    assert "validation of the trails was skipped" in out and "--preflight" in out
+    assert not (tmp_path / "runs").exists(), "a dry run writes nothing"

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from harness.axes import parse_alloc
+from harness.trails import Trail
 
 TENSORBOARD_DIR = "tensorboard"   # <run_dir>/tensorboard: AReaL's TensorBoard event files
 FILEROOT_DIR = "areal"            # <run_dir>/areal: AReaL's cluster.fileroot (logs, checkpoints, recover info)
@@ -165,3 +166,10 @@ def command_for_run_dir(cfg: DictConfig, run_dir: Path | str) -> AReaLCommand:
 
     sweep, label = names_for_run_dir(run_dir)
     return build_command(cfg, run_dir, sweep, label, load_overrides(run_dir))
+
+
+def describe(trail: Trail, sweep_dir: Path) -> str:
+    """The trail's AReaL command as --dry-run prints it. Needs neither AReaL nor its Python: where the checkout is
+    absent the base yaml cannot be read, so algorithm keys the user left at their defaults are passed explicitly."""
+    run_dir = trail.run_dir(sweep_dir)
+    return build_command(trail.cfg, run_dir, sweep_dir.name, run_dir.name, trail.overrides).shell()

@@ -66,4 +66,5 @@ def check_areal(cfg: DictConfig) -> None:
 
 
 PLUGIN = EnginePlugin(name="areal", schema=AReaLEngineConfig, run="harness.engines.areal.engine:run",
-                      check=check_areal, preflight="harness.engines.areal.preflight:preflight")
+                      check=check_areal, preflight="harness.engines.areal.preflight:preflight",
+                      describe="harness.engines.areal.command:describe")
