@@ -9,6 +9,9 @@ report, print a summary and exit non-zero if any trail failed or diverged.
 
 A dry run executes nothing named in the sweep: engine preflights (which may run a program the sweep file names,
 e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for with --preflight.
+
+Why one module of this size: launch, watch, interrupt and finish share the sweep's lock, its backend and its
+tracker, and their order is the sweep's crash semantics; split, that order would be spread over several files.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ and an additive mask (no boolean-mask SDPA), drops rows that have finished, runs
 the LM head only where a next token is read. The random draw is `torch.multinomial`'s own (one exponential per row
 and vocabulary entry, argmax of p / q), drawn for every row of the batch as multinomial would, so dropping finished
 rows changes no sample.
+Why one module of this size: the model, its cached forward and the sampler share the cache layout, and the sampler's
+equality with a plain full-sequence forward (tests/test_engine_model.py) is easiest to keep with both side by side.
 """
 
 from __future__ import annotations
