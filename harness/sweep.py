@@ -217,7 +217,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     watched = False
     try:
         if detach:
-            handles = backend.submit(to_run) if to_run else []
+            handles = _submit(backend, to_run)
             console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
             return 0
         with sigterm_as_interrupt(), open_display(console, all_dirs,
@@ -225,7 +225,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
             if to_run and backend_plugin.same_host:
                 prepare_engines([t for t in trails if t.run_dir(sweep_dir) in to_run], display.say)
                 display.end_phases()
-            handles = backend.submit(to_run) if to_run else []
+            handles = _submit(backend, to_run)
             _watch(backend, dict(zip(to_run, handles, strict=True)), all_dirs, display)
             watched = True
     except KeyboardInterrupt:
@@ -252,6 +252,14 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
         if not watched:
             tracking.close()
     return _finish(tracking, sweep_dir, all_dirs, report)
+
+
+def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
+    """Hand the trails to the backend, noting when (the report's queue time is from here to the trail's start)."""
+    now = time.time()
+    for run_dir in run_dirs:
+        record_outcome(run_dir, TrailState.PENDING, submitted=now)
+    return backend.submit(run_dirs) if run_dirs else []
 
 
 def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:

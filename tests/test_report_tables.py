@@ -259,3 +259,17 @@ def test_a_finished_trail_whose_journal_lost_lines_is_flagged_and_not_averaged(t
     report = write_report(sweep).read_text()
     assert "incomplete: done but its journal lacks step 3 of 4; a rerun repairs it" in report
     assert "1 of 3 trails are excluded from every aggregate" in report
+
+
+def test_queue_time_is_from_submission_to_start_and_unknown_when_resumed(tmp_path: Path) -> None:
+    import json
+
+    records = flat_trail(0.5, 0.3)
+    waited = write_trail(tmp_path / "s", axes(1, "grpo", 1), records, started=1000.0, ended=1010.0)
+    resumed = write_trail(tmp_path / "s", axes(1, "grpo", 2), records, started=1000.0, ended=1010.0)
+    for run_dir, submitted in ((waited, 992.5), (resumed, 1003.0)):  # resumed: submitted again after it started
+        status = json.loads((run_dir / "status.json").read_text())
+        (run_dir / "status.json").write_text(json.dumps(status | {"submitted": submitted}))
+    table = trail_table(load_journals(finish_sweep(tmp_path / "s", [waited, resumed]))).set_index("seed")
+    assert table.loc[1, "queue_s"] == pytest.approx(7.5)
+    assert pd.isna(table.loc[2, "queue_s"])

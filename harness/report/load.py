@@ -28,7 +28,7 @@ from harness.tracking.config import DEFAULT_URI
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
 CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
-TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "started", "ended", *CONFIG_COLUMNS)
+TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "submitted", "started", "ended", *CONFIG_COLUMNS)
 INCOMPLETE = "incomplete"  # the report's state for a done/diverged trail whose journal lost records
 
 
@@ -86,7 +86,7 @@ def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
     frame["eval_size"] = pd.to_numeric(frame["eval_size"], errors="coerce").astype(float)
     for key in ("stale", "rollout", "seed"):
         frame[key] = frame[key].astype("Int64")
-    for key in ("started", "ended"):
+    for key in ("submitted", "started", "ended"):
         frame[key] = pd.to_numeric(frame[key], errors="coerce").astype(float)
     frame["reason"] = frame["reason"].fillna("").astype(str)
     return frame
@@ -137,7 +137,7 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         state, reason = journal_state(status, records)
         rows.append({
             "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES}, "state": state, "reason": reason,
-            "started": status.get("started"), "ended": status.get("ended"),
+            "submitted": status.get("submitted"), "started": status.get("started"), "ended": status.get("ended"),
             **config_fields(run_dir, meta.get("engine")),
         })
         if records:
@@ -235,7 +235,7 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         rows.append({
             "trail": run.info.run_name or tid, "id": tid, **{k: _axis(params.get(k), k) for k in AXES},
             "state": tags.get("harness.status", TrailState.PENDING.value),
-            "reason": reason,
+            "reason": reason, "submitted": status.get("submitted", math.nan),
             "started": start, "ended": end / 1000.0 if end else math.nan,
             **(config_fields(local[tid], read_trail_meta(local[tid]).get("engine")) if tid in local
                else config_fields(sweep_dir / f".absent-{tid}", tags.get("harness.engine"))),

@@ -42,10 +42,11 @@ DEFINITIONS = f"""\
   mean over steps of `m2po/masked_frac` and `train/clip_frac`. Realised staleness (`staleness/mean` mean,
   `staleness/max` max) is the controlled axis: shown per trail, never compared between algorithms.
 - Paper comparison: each M2PO reading at stale s ÷ the GRPO baseline at the lowest staleness, against {RETENTION}×.
-- wall: ended − started from the trail's status; start-up: from start to the first step (base-model load or build,
-  including a wait on the base-model lock); training: first step to last. Time queued before a trail started is
-  not recorded by the trail, so it is not shown; a resumed trail's start-up is unknown (—) and its training spans
-  every attempt.
+- queued: from the sweep handing the trail to the backend to its start (waiting for a slot or the scheduler; a sweep
+  builds the base model before it hands any trail over, so that time is in none of these columns); wall: ended −
+  started from the trail's status; start-up: from start to the first step (base-model load, or its build and lock
+  wait where no sweep built it first); training: first step to last. A resumed trail's queue and start-up are
+  unknown (—) and its training spans every attempt.
 """
 
 
@@ -147,7 +148,8 @@ def trail_markdown(trails: pd.DataFrame) -> str:
         status = row.state if not row.reason or row.state == TrailState.DONE else f"{row.state}: {row.reason}"
         rows.append({
             "trail": row.display, "status": status, "steps": _cell(row.steps),
-            "wall (s)": _cell(row.wall_s, ".1f"), "start-up (s)": _cell(row.startup_s, ".1f"),
+            "queued (s)": _cell(row.queue_s, ".1f"), "wall (s)": _cell(row.wall_s, ".1f"),
+            "start-up (s)": _cell(row.startup_s, ".1f"),
             "training (s)": _cell(row.train_s, ".1f"),
             "eval final": _cell(row.eval_final), "eval best": _cell(row.eval_best), "AUC": _cell(row.eval_auc),
             "steps to target": "not reached" if pd.isna(row.steps_to_target) and pd.notna(row.eval_final)

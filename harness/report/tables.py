@@ -9,8 +9,9 @@ Definitions (repeated in REPORT.md):
 - grad_norm mean / max / p95 over the trail's steps (p95: linear interpolation); non-finite steps left out;
 - masked / clipped token fraction = mean over steps of `m2po/masked_frac` / `train/clip_frac`;
 - realised staleness = mean of `staleness/mean`, max of `staleness/max` (a controlled axis: shown, never compared);
-- steps = last step logged; wall = ended − started from the status, else the journal's time span; start-up = first
-  journal record − its step's duration − started (base-model load or build, lock wait); training = the rest.
+- steps = last step logged; queue = started − submitted (waiting for a slot or the scheduler); wall = ended − started
+  from the status, else the journal's time span; start-up = first journal record − its step's duration − started
+  (base-model load, or its build where no sweep built it first); training = the rest.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ CELL_METRICS: Dict[str, str] = {
 EVAL_FRACTIONS = ("eval_final", "eval_best", "eval_base")
 
 TRAIL_TABLE_COLUMNS = ["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
-                       "eval_size", "state", "reason", "steps", "wall_s", "startup_s", "train_s", *SUMMARIES,
+                       "eval_size", "state", "reason", "steps", "queue_s", "wall_s", "startup_s", "train_s", *SUMMARIES,
                        "eval_auc", "steps_to_target", "target"]
 
 
@@ -96,7 +97,9 @@ def _wall_split(data: SweepData, index: pd.Index) -> pd.DataFrame:
     """wall, start-up and training seconds per trail from the status times and the journal's record times."""
     trails = data.trails.set_index("id")
     metrics = data.metrics
-    out = pd.DataFrame(index=index, columns=["wall_s", "startup_s", "train_s"], dtype=float)
+    out = pd.DataFrame(index=index, columns=["queue_s", "wall_s", "startup_s", "train_s"], dtype=float)
+    queued = (trails["started"] - trails["submitted"]).reindex(index)
+    out["queue_s"] = queued.where(queued >= 0)  # negative: submitted again after this attempt started (a resume)
     if "time" not in metrics.columns or metrics.empty:
         out["wall_s"] = (trails["ended"] - trails["started"]).reindex(index)
         return out
@@ -137,7 +140,7 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
                         zip(table["stale"], table["setting"], table["algo"], table["seed"], strict=True)]
     metrics = data.metrics
     table["steps"] = metrics.groupby("id", sort=False)["step"].max().reindex(table.index).astype("Int64")
-    table[["wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index)
+    table[["queue_s", "wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index)
     for column, (metric, how) in SUMMARIES.items():
         table[column] = _reduce(metrics, metric, how).reindex(table.index).astype(float)
     curves = eval_curves(metrics)
