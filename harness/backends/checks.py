@@ -66,5 +66,17 @@ def check_slurm(cfg: DictConfig) -> None:
         _plain_text(f"backend.additional_parameters.{key}", value)
 
 
+WORKER_KINDS = ("warm", "process")
+
+
+def check_local(cfg: DictConfig) -> None:
+    section = cfg.backend
+    if section.get("workers", "warm") not in WORKER_KINDS:
+        raise ConfigError("backend.workers", section.workers, " | ".join(WORKER_KINDS))
+    for key in ("max_parallel", "worker_max_trails"):
+        if int(section.get(key, 0) or 0) < 0:
+            raise ConfigError(f"backend.{key}", section.get(key), "an integer ≥ 0")
+
+
 def check_ray(cfg: DictConfig) -> None:
     _require("ray", "ray")
