@@ -56,6 +56,9 @@ def check_slurm(cfg: DictConfig) -> None:
     _plain_text("root", cfg.get("root"))  # the default job folder, <root>/<sweep>/.submitit, is in the script
     for key in ("partition", "gres", "folder"):
         _plain_text(f"backend.{key}", section.get(key))
+    if int(section.get("array_parallelism", 1)) < 1:
+        raise ConfigError("backend.array_parallelism", section.array_parallelism,
+                          "an integer ≥ 1 (trails of the sweep's job arrays running at once)")
     extra: Dict[str, Any] = OmegaConf.to_container(section.additional_parameters) or {}  # type: ignore[assignment]
     allowed = sbatch_flags() if extra else frozenset()  # submitit imported only when there is something to check
     for key, value in extra.items():
