@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -288,6 +289,7 @@ def test_slurm_sweep_past_max_array_size_runs_as_chained_capped_arrays(slurm_clu
     arrays = [j.job_id.split("_")[0] for j in jobs]
     assert len(set(arrays)) == 2 and arrays.count(arrays[0]) == size, arrays
     assert wait_for_states(backend.poll, jobs, timeout=500) == ["done"] * n, [read_status(d) for d in run_dirs]
+    assert {read_status(d)["node"] for d in run_dirs} == {socket.gethostname().split(".")[0]}, "Slurm's node name"
     spans = sorted((read_status(d)["started"], read_status(d)["ended"]) for d in run_dirs)
     assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:])), \
         f"array_parallelism=1 across both arrays: the trails ran one at a time: {spans}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +54,7 @@ def test_warm_workers_run_trail_after_trail_each_from_a_fresh_state(probe: None,
     records = [seen(d) for d in run_dirs]
     assert len({r["pid"] for r in records}) == 1 and records[0]["pid"] != os.getpid(), records
     assert [read_status(d)["pid"] for d in run_dirs] == [r["pid"] for r in records]
+    assert {read_status(d)["node"] for d in run_dirs} == {socket.gethostname()}
     for run_dir, record in zip(run_dirs, records):
         # what the previous trail in the same process changed is undone
         assert record["leak"] is None and record["cwd"] == os.getcwd(), record

@@ -14,6 +14,7 @@ before it has ended (`--dependency=afterany:`): the cap then holds for the whole
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -84,7 +85,7 @@ class TrailJob(submitit.helpers.Checkpointable):
     def __call__(self) -> str:
         from harness.runner import run_trail_dir
 
-        state = run_trail_dir(self.run_dir)
+        state = run_trail_dir(self.run_dir, node=os.environ.get("SLURMD_NODENAME"))
         if self._requeued:
             # submitit's signal handler exits the job (SystemExit) from inside the trail, which the runner records
             # as a failure; the trail is in fact only interrupted and queued again.
