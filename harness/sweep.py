@@ -27,6 +27,8 @@ from harness import plugins
 from harness.backends.base import get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
+from harness.journal_index import JournalIndex
+from harness.listing import PLAIN_ABOVE, plain_table
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
@@ -71,13 +73,14 @@ def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
     return table
 
 
-def _row(run_dir: Path, check_journal: bool = True) -> Dict[str, object]:
+def _row(run_dir: Path, check_journal: bool = True, index: Optional[JournalIndex] = None) -> Dict[str, object]:
     """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
-    (`check_journal=False` skips reading the journal, for the live progress table)."""
+    (`check_journal=False` skips reading the journal, for the live progress table; `index` answers from the sweep's
+    journal index where the journal has not changed)."""
     meta, status = read_trail_meta(run_dir), read_status(run_dir)
     step = status.get("step")
     total = status.get("total_steps")
-    lost = lost_steps(run_dir) if check_journal else []
+    lost = (index.lost_steps(run_dir, status) if index is not None else lost_steps(run_dir)) if check_journal else []
     return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
             "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
             "reason": describe_lost(lost, step) if lost else status.get("reason", ""), "complete": not lost}
@@ -330,19 +333,24 @@ def mark_interrupted(run_dir: Path) -> bool:
 def main_status(sweep: str, root: str = "runs") -> int:
     sweep_dir = resolve_sweep_dir(sweep, root)
     dirs = trail_dirs(sweep_dir)
+    index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
     rows = []
     for run_dir in dirs:
-        row = _row(run_dir)
+        row = _row(run_dir, index=index)
         if row["state"] in ACTIVE:
             try:
                 row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
         if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = _row(run_dir) | {"state": TrailState.INTERRUPTED.value}
+            row = _row(run_dir, index=index) | {"state": TrailState.INTERRUPTED.value}
         rows.append(row)
+    index.save()
     meta = read_sweep_meta(sweep_dir)
-    console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
-                                    f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/"
-                                    f"{len(rows)} done"))
+    title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
+             f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
+    if len(rows) > PLAIN_ABOVE:
+        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
+    else:
+        console.print(trail_table(rows, title))
     return 0
