@@ -18,11 +18,14 @@ import os
 import random
 import signal
 import sys
-from typing import IO, Dict
+import traceback
+from typing import IO, Dict, Set
 
+from harness.engines import get_engine
 from harness.errors import describe_os_error
 from harness.interrupts import raise_interrupt
 from harness.locks import LockHeld
+from harness.rundir import load_config
 from harness.runner import run_trail_dir
 from harness.states import TrailState
 
@@ -89,7 +92,8 @@ class _Fresh:
             torch.set_num_threads(threads)
             torch.set_grad_enabled(True)
             torch.set_default_dtype(torch.float32)
-            torch.use_deterministic_algorithms(False)
+            if torch.are_deterministic_algorithms_enabled():  # the call itself costs seconds the first time
+                torch.use_deterministic_algorithms(False)
 
 
 def _point_output_at(path: str) -> None:
@@ -116,6 +120,7 @@ def serve(requests: IO[str] | None = None, replies: IO[str] | None = None) -> in
         os.dup2(null, 0)
         os.close(null)
     fresh = _Fresh()
+    engines: Set[str] = set()
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         for line in requests:
@@ -123,17 +128,41 @@ def serve(requests: IO[str] | None = None, replies: IO[str] | None = None) -> in
             _point_output_at(request["log"])
             fresh.restore(int(request.get("threads", 1)))
             try:
+                _import_engine(request["run_dir"], engines)
                 code = run_one(request["run_dir"])
             except KeyboardInterrupt:
                 _reply(replies, TrailState.CANCELLED.exit_code)
                 return TrailState.CANCELLED.exit_code
+            except Exception as exc:  # noqa: BLE001 - before the runner could record it (an unreadable config)
+                traceback.print_exc()
+                print(f"harness: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                code = TrailState.FAILED.exit_code  # the sweep records it, as for a per-trail process
             finally:
                 _point_output_at(os.devnull)
-                gc.collect()
             _reply(replies, code)
+            gc.collect()  # what the trail left in reference cycles, while the sweep picks the next trail
     except KeyboardInterrupt:  # told to stop between trails
         return TrailState.CANCELLED.exit_code
     return 0
+
+
+def _import_engine(run_dir: str, engines: Set[str]) -> None:
+    """Import the trail's engine the first time the worker meets it, then freeze everything imported so far out of
+    the garbage collector's reach (gc.freeze): the collection after each trail then scans what the trail made, not
+    torch's whole object graph (a third of a second each). A config that cannot be read is left to the runner,
+    which records why."""
+    try:
+        name = str(load_config(run_dir).engine.name)
+    except Exception:  # noqa: BLE001 - the runner reports it as the trail's failure
+        return
+    if name not in engines:
+        engines.add(name)
+        try:
+            get_engine(name)
+        except Exception:  # noqa: BLE001 - likewise: the trail fails with the import error
+            return
+        gc.collect()
+        gc.freeze()
 
 
 def _reply(replies: IO[str], code: int) -> None:

@@ -75,6 +75,20 @@ def test_a_warm_worker_is_replaced_after_worker_max_trails(probe: None, tmp_path
     assert pids[0] == pids[1] != pids[2], pids
 
 
+def test_a_trail_that_cannot_even_start_fails_and_its_worker_runs_the_next(probe: None, tmp_path: Path) -> None:
+    run_dirs = make_sweep(tmp_path / "sweep", [["stale=1"], ["stale=2"]], common=["engine=probe", "tracking=none"])
+    (run_dirs[0] / "config.yaml").write_text("engine: [this is not\n  a valid: config\n")
+    backend = _backend(run_dirs[1:], max_parallel=1)
+    try:
+        handles = backend.submit(run_dirs)
+        assert wait_for_states(backend.poll, handles, timeout=120, every=0.1) == ["failed", "done"]
+    finally:
+        backend.close()
+    reason = read_status(run_dirs[0])["reason"]
+    assert reason.startswith("worker exited with code 1: ") and "Error" in reason, reason
+    assert backend.poll(handles[1]) == "done" and seen(run_dirs[1])["pid"] == handles[0].pid, "the same worker"
+
+
 def test_workers_setting_is_checked_at_composition() -> None:
     with pytest.raises(HarnessError, match=r"invalid value for 'backend.workers': 'threads' \(allowed: warm \| "
                                            r"process\)"):

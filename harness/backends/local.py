@@ -63,6 +63,14 @@ def outcome(run_dir: Path, code: int) -> TrailState:
     return TrailState.FAILED
 
 
+def _threads(run_dir: Path) -> int:
+    """The trail's torch threads (engine.threads); 1 when its config cannot be read, which its worker reports."""
+    try:
+        return int(load_config(run_dir).engine.get("threads", 1) or 1)
+    except Exception:  # noqa: BLE001 - yaml, OmegaConf or OS errors alike: the trail fails in its worker, named
+        return 1
+
+
 def default_parallelism(threads_per_trail: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, threads_per_trail))
 
@@ -79,8 +87,7 @@ class LocalBackend:
     def submit(self, run_dirs: List[Path]) -> List[LocalJob]:
         jobs = []
         for run_dir in run_dirs:
-            threads = int(load_config(run_dir).engine.get("threads", 1) or 1)
-            job = LocalJob(Path(run_dir), threads)
+            job = LocalJob(Path(run_dir), _threads(Path(run_dir)))
             self._queue.append(job)
             jobs.append(job)
         if self._max_parallel is None and jobs:
