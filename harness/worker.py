@@ -109,16 +109,15 @@ def _point_output_at(path: str) -> None:
     os.close(fd)
 
 
-def serve(requests: IO[str] | None = None, replies: IO[str] | None = None) -> int:
+def serve() -> int:
     """Run trails as they are requested until input ends (exit 0) or a trail is cancelled (exit 130)."""
-    if requests is None or replies is None:
-        # the request and reply pipes move to private descriptors, so neither the trail nor the programs it starts
-        # can read a request or write into a reply; stdin becomes /dev/null
-        requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
-        replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.close(null)
+    # the request and reply pipes move to private descriptors, so neither the trail nor the programs it starts can
+    # read a request or write into a reply; stdin becomes /dev/null
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
     fresh = _Fresh()
     engines: Set[str] = set()
     signal.signal(signal.SIGTERM, raise_interrupt)
