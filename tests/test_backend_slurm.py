@@ -121,6 +121,23 @@ def test_a_sweep_past_max_array_size_is_submitted_as_chained_capped_arrays(
         ",".join(filter(None, ["afterany:102", dependency]))]
 
 
+FAKE_SACCT = """#!/bin/sh
+# counts its calls; answers as sacct does for the arrays 101 and 102 (pending) and the job 103 (running)
+echo x >> "$FAKE_SLURM/sacct-calls"
+printf 'JobID|State|NodeList\\n101_[0-2]|PENDING|\\n102_[0-2]|PENDING|\\n103|RUNNING|node1\\n'
+"""
+
+
+def test_status_of_a_detached_sweep_asks_sacct_once_for_all_its_trails(fake_slurm: Path, tmp_path: Path) -> None:
+    (fake_slurm.parent / "bin" / "sacct").write_text(FAKE_SACCT)
+    (fake_slurm.parent / "bin" / "sacct").chmod(0o755)
+    run_dirs = make_sweep(tmp_path / "sweep", [[f"stale={i}"] for i in range(7)], common=[*TINY, "backend=slurm"])
+    _backend(run_dirs).submit(run_dirs)  # as `harness sweep --detach` does; a later process polls from run dirs
+    write_status(run_dirs[6], "running")
+    assert [poll_from_run_dir(d) for d in run_dirs] == ["pending"] * 6 + ["running"]
+    assert (fake_slurm / "sacct-calls").read_text().count("x") == 1, "one sacct call answers for the whole sweep"
+
+
 def test_misspelt_slurm_key_fails_at_composition() -> None:
     from harness.errors import HarnessError
 

@@ -153,12 +153,30 @@ def _job_from_meta(run_dir: Path) -> Optional[submitit.SlurmJob]:
     return submitit.SlurmJob(folder=meta["folder"], job_id=meta["job_id"])
 
 
+_asked: Dict[Path, float] = {}  # sweep dir → when sacct was last asked about all of its jobs (this process)
+
+
+def _ask_about_sweep(sweep_dir: Path, watcher: Any) -> None:
+    """Register every job of the sweep with submitit's shared watcher and ask sacct once about them all, at most every
+    SACCT_EVERY_S: `harness status` of a detached 1,000-trail sweep makes one sacct call, not one per trail."""
+    now = time.monotonic()
+    if now - _asked.get(sweep_dir, float("-inf")) < SACCT_EVERY_S:
+        return
+    for meta_path in sweep_dir.glob(f"*/{JOB_META}"):
+        meta = read_json(meta_path)
+        if meta and meta.get("job_id"):
+            watcher.register_job(str(meta["job_id"]))
+    watcher.update()
+    _asked[sweep_dir] = now
+
+
 def poll_from_run_dir(run_dir: Path | str) -> TrailState:
     """State of a trail submitted earlier (maybe by another process): rebuilds its SlurmJob from job.json."""
     job = _job_from_meta(Path(run_dir))
     if job is None:
         return TrailState(read_status(run_dir)["state"])
-    return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="force"))
+    _ask_about_sweep(Path(run_dir).resolve().parent, job.watcher)
+    return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="cache"))
 
 
 def cancel_run_dir(run_dir: Path | str) -> None:
