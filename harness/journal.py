@@ -99,6 +99,8 @@ def iter_records(run_dir: Path | str) -> Iterator[dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if not isinstance(record, dict):  # valid JSON but not a record: as corrupt as a torn line
+                break
             for key, value in record.items():
                 if isinstance(value, str) and key not in ("step",):
                     try:
@@ -138,8 +140,11 @@ def tail_step(run_dir: Path | str, window: int = 65536) -> Optional[int]:
 
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:
     """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
-    lost, since readers stop there)."""
-    seen = {int(r["step"]) for r in iter_records(run_dir)}
+    lost, since readers stop there). Read column-wise (harness.journal_columns, imported here only: a trail never
+    asks)."""
+    from harness.journal_columns import read_steps
+
+    seen = set(read_steps(run_dir))
     return [s for s in range(1, int(last) + 1) if s not in seen]
 
 

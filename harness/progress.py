@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from harness.journal import read_records
+from harness.journal_index import JournalIndex
 from harness.rundir import describe_lost, lost_steps, read_status
 from harness.states import STATES, TrailState
 from harness.sweepdir import read_trail_meta
@@ -36,13 +37,14 @@ def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
     return table
 
 
-def trail_row(run_dir: Path, check_journal: bool = True) -> Dict[str, Any]:
+def trail_row(run_dir: Path, check_journal: bool = True, index: Optional[JournalIndex] = None) -> Dict[str, Any]:
     """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
-    (`check_journal=False` skips reading the journal, for the live progress table)."""
+    (`check_journal=False` skips reading the journal, for the live progress table; `index` answers from the sweep's
+    journal index where the journal has not changed)."""
     meta, status = read_trail_meta(run_dir), read_status(run_dir)
     step = status.get("step")
     total = status.get("total_steps")
-    lost = lost_steps(run_dir) if check_journal else []
+    lost = (index.lost_steps(run_dir, status) if index is not None else lost_steps(run_dir)) if check_journal else []
     return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
             "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
             "reason": describe_lost(lost, step) if lost else status.get("reason", ""), "complete": not lost}

@@ -54,22 +54,25 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
 
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
-                  live_sync: Optional[MakeLiveSync] = None) -> TrailState:
+                  live_sync: Optional[MakeLiveSync] = None, node: Optional[str] = None) -> TrailState:
     """Run the trail whose config.yaml is in `run_dir`; return its final state.
 
+    `node`: where the trail runs as its backend names it (a Ray node id, a Slurm node), recorded in status.json
+    beside the host name (the default) so the sweep's view and tracking can tell trails on shared hosts apart.
     Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
     """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     with trail_lock(run_dir):
-        return _run_locked(run_dir, cfg, on_step, live_sync)
+        return _run_locked(run_dir, cfg, on_step, live_sync, node)
 
 
 def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
-                live_sync: Optional[MakeLiveSync]) -> TrailState:
+                live_sync: Optional[MakeLiveSync], node: Optional[str] = None) -> TrailState:
     attempts = int(read_status(run_dir).get("attempts", 0)) + 1
-    record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=socket.gethostname(), pid=os.getpid(),
-                   attempts=attempts, ended=None)
+    host = socket.gethostname()
+    record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=host, node=node or host,
+                   pid=os.getpid(), attempts=attempts, ended=None)
     sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
     journal = Journal(run_dir)
     try:

@@ -30,8 +30,10 @@ from harness import plugins
 from harness.backends.base import Backend, get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
+from harness.journal_index import JournalIndex
+from harness.listing import PLAIN_ABOVE, plain_table
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
-from harness.progress import SweepDisplay, open_display, trail_row, trail_table
+from harness.progress import STATUS_COLUMNS, SweepDisplay, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (
@@ -337,19 +339,24 @@ def mark_interrupted(run_dir: Path) -> bool:
 def main_status(sweep: str, root: str = "runs") -> int:
     sweep_dir = resolve_sweep_dir(sweep, root)
     dirs = trail_dirs(sweep_dir)
+    index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
     rows = []
     for run_dir in dirs:
-        row = trail_row(run_dir)
+        row = trail_row(run_dir, index=index)
         if row["state"] in ACTIVE:
             try:
                 row["state"] = _poll_detached(run_dir, row["state"])
             except Exception as exc:  # noqa: BLE001
                 row["reason"] = f"scheduler not reachable: {exc}"
         if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = trail_row(run_dir) | {"state": TrailState.INTERRUPTED.value}
+            row = trail_row(run_dir, index=index) | {"state": TrailState.INTERRUPTED.value}
         rows.append(row)
+    index.save()
     meta = read_sweep_meta(sweep_dir)
-    console.print(trail_table(rows, f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
-                                    f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/"
-                                    f"{len(rows)} done"))
+    title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
+             f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
+    if len(rows) > PLAIN_ABOVE:
+        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
+    else:
+        console.print(trail_table(rows, title))
     return 0

@@ -10,6 +10,8 @@
 # stop: kills exactly the daemons this script started, by their PID files under DIR/run.
 # Ports (override by env): SLURM_DB_PORT (MariaDB, 13306), SLURMDBD_PORT (16819), SLURMCTLD_PORT (16817),
 # SLURMD_PORT (16818) — away from the defaults so a system Slurm or MariaDB does not collide.
+# SLURM_MAX_ARRAY_SIZE (5): the cluster's MaxArraySize, small so that a sweep larger than one job array (submitted
+# as several chained arrays) is exercised by the tests; Slurm's own default is 1001.
 set -euo pipefail
 
 CMD="${1:-status}"
@@ -18,6 +20,7 @@ DB_PORT="${SLURM_DB_PORT:-13306}"
 DBD_PORT="${SLURMDBD_PORT:-16819}"
 CTLD_PORT="${SLURMCTLD_PORT:-16817}"
 SLURMD_PORT="${SLURMD_PORT:-16818}"
+MAX_ARRAY_SIZE="${SLURM_MAX_ARRAY_SIZE:-5}"
 DB_PASS="harness-slurmdb"
 ETC="$DIR/etc"; RUN="$DIR/run"; LOG="$DIR/log"
 export SLURM_CONF="$ETC/slurm.conf"
@@ -71,6 +74,7 @@ AccountingStorageHost=localhost
 AccountingStoragePort=$DBD_PORT
 KillWait=5
 MinJobAge=60
+MaxArraySize=$MAX_ARRAY_SIZE
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF

@@ -167,5 +167,41 @@ def ray_head() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def ray_two_nodes() -> Iterator[str]:
+    """A Ray cluster of two nodes on this machine: a head with 1 CPU (scripts/ray_head.sh start) and a second node
+    with 1 CPU and a custom resource `node2` (scripts/ray_head.sh join), each in a process group of its own, both
+    stopped by those groups at the end. Yields the head's address; RAY_AUTH_MODE=disabled is set for this process."""
+    pytest.importorskip("ray")
+    directory = Path(tempfile.mkdtemp(prefix="hray2-", dir="/tmp"))
+    head, node = directory / "head", directory / "node2"
+    port = os.environ.get("HARNESS_TEST_RAY2_PORT", "26420")
+    started: List[Path] = []
+    previous = os.environ.get("RAY_AUTH_MODE")
+    try:
+        env = _exports(_run_script(str(SCRIPTS / "ray_head.sh"), "start", str(head),
+                                   env={"RAY_HEAD_PORT": port, "RAY_HEAD_CPUS": "1"}))
+        started.append(head)
+        os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
+        _run_script(str(SCRIPTS / "ray_head.sh"), "join", str(node), env["RAY_ADDRESS"],
+                    env={"RAY_NODE_CPUS": "1", "RAY_NODE_RESOURCES": '{"node2": 1}', **env})
+        started.append(node)
+        yield env["RAY_ADDRESS"]
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        for where in reversed(started):  # the second node before the head it joined
+            _run_script(str(SCRIPTS / "ray_head.sh"), "stop", str(where))
+            status = _run_script(str(SCRIPTS / "ray_head.sh"), "status", str(where))
+            assert status.strip() == "stopped", status
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def job_meta(run_dir: Path) -> Dict[str, str]:
     return json.loads((run_dir / "job.json").read_text())

@@ -107,3 +107,26 @@ def test_ray_local_head_started_and_shut_down(tmp_path: Path) -> None:
     assert wait_for_states(backend.poll, handles) == ["done"]
     backend.close()
     assert not ray.is_initialized()
+
+
+@pytest.mark.integration
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_ray_trails_spread_over_two_nodes_and_each_records_its_node(ray_two_nodes: str, tmp_path: Path) -> None:
+    import ray
+
+    run_dirs = make_sweep(tmp_path / "sweep", [[f"stale={i}"] for i in range(4)],
+                          common=[*TINY, "backend=ray", f"backend.address={ray_two_nodes}",
+                                  "backend.auth_mode=disabled"])
+    backend = _backend(run_dirs)
+    try:
+        nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+        assert len(nodes) == 2 and sum(r.get("CPU", 0) for r in nodes.values()) == 2.0, nodes
+        handles = backend.submit(run_dirs)  # one CPU per trail, one per node: two run at once, one on each node
+        assert wait_for_states(backend.poll, handles, timeout=400) == ["done"] * 4, [read_status(d) for d in run_dirs]
+    finally:
+        backend.close()
+    placed = [read_status(d)["node"] for d in run_dirs]
+    assert set(placed) == set(nodes), f"trails ran on {placed}, the cluster's nodes are {sorted(nodes)}"
+    (second,) = [node for node, resources in nodes.items() if "node2" in resources]
+    assert second in placed

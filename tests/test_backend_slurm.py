@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,8 +12,19 @@ import pytest
 from omegaconf import OmegaConf
 from services import TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly, wait_for_states
 
-from harness.backends.slurm import JOB_META, SlurmBackend, TrailJob, cancel_run_dir, job_state, poll_from_run_dir
+from harness.backends.slurm import (
+    JOB_META,
+    SlurmBackend,
+    TrailJob,
+    array_chunks,
+    cancel_run_dir,
+    job_state,
+    max_array_size,
+    parse_max_array_size,
+    poll_from_run_dir,
+)
 from harness.compose import compose_trail
+from harness.errors import HarnessError
 from harness.rundir import read_status, write_status
 
 
@@ -42,6 +54,96 @@ def test_config_keys_reach_sbatch_fake_submission(tmp_path: Path, monkeypatch: p
     assert params["gres"] == "gpu:1" and params["array_parallelism"] == 2 and params["mem"] == "8GB"
     assert params["additional_parameters"] == {"qos": "high"}
     assert executor._executor.max_num_timeout == cfg.max_requeue
+    with pytest.raises(HarnessError, match=r"'backend.array_parallelism': 0 \(allowed: an integer ≥ 1"):
+        compose_trail(["backend=slurm", "backend.array_parallelism=0"])
+
+
+def test_array_chunks_cover_every_trail_once_within_max_array_size() -> None:
+    assert array_chunks(7, 3) == [range(0, 3), range(3, 6), range(6, 7)]
+    assert array_chunks(1001, 1001) == [range(0, 1001)]
+    assert array_chunks(1002, 1001) == [range(0, 1001), range(1001, 1002)]
+    assert array_chunks(3, 0) == [range(0, 1), range(1, 2), range(2, 3)], "no arrays allowed: one job per trail"
+    assert array_chunks(0, 5) == []
+    for n in range(0, 40):
+        for size in range(1, 12):
+            chunks = array_chunks(n, size)
+            assert [i for c in chunks for i in c] == list(range(n)) and all(len(c) <= size for c in chunks)
+
+
+def test_max_array_size_is_read_from_scontrol_show_config() -> None:
+    config = "Configuration data as of 2026-01-01T00:00:00\nMaxArraySize            = 4\nMaxJobCount = 10000\n"
+    assert parse_max_array_size(config) == 4
+    assert parse_max_array_size("MaxJobCount = 10000\n") is None
+
+
+FAKE_SBATCH = """#!/bin/sh
+# records each submission script and answers as sbatch does, with job ids 101, 102, ...
+n=$(($(cat "$FAKE_SLURM/count" 2>/dev/null || echo 100) + 1))
+echo $n > "$FAKE_SLURM/count"
+cp "$1" "$FAKE_SLURM/sbatch-$n.sh"
+echo "Submitted batch job $n"
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """sbatch, srun and scontrol stand-ins on PATH (a cluster cannot exist in a fast test): sbatch keeps the scripts
+    it is given, scontrol says MaxArraySize = 3."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "slurm"
+    bin_dir.mkdir()
+    record.mkdir()
+    scripts = {"sbatch": FAKE_SBATCH, "srun": "#!/bin/sh\nexit 1\n",
+               "scontrol": "#!/bin/sh\necho 'MaxArraySize            = 3'\necho 'MaxJobCount = 10000'\n"}
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM", str(record))
+    return record
+
+
+def _sbatch_flags(script: Path) -> dict:
+    flags = {}
+    for line in script.read_text().splitlines():
+        if line.startswith("#SBATCH --"):
+            key, _, value = line[len("#SBATCH --"):].partition("=")
+            flags[key] = value
+    return flags
+
+
+@pytest.mark.parametrize("dependency", [None, "afterok:99"])
+def test_a_sweep_past_max_array_size_is_submitted_as_chained_capped_arrays(
+        fake_slurm: Path, tmp_path: Path, dependency: str | None) -> None:
+    assert max_array_size() == 3
+    extra = [f"+backend.additional_parameters.dependency={dependency}"] if dependency else []
+    run_dirs = make_sweep(tmp_path / "sweep", [[f"stale={i}"] for i in range(7)],
+                          common=[*TINY, "backend=slurm", "backend.array_parallelism=2", *extra])
+    jobs = _backend(run_dirs).submit(run_dirs)
+    assert [j.job_id for j in jobs] == ["101_0", "101_1", "101_2", "102_0", "102_1", "102_2", "103"]
+    assert [job_meta(d)["job_id"] for d in run_dirs] == [j.job_id for j in jobs]
+    flags = [_sbatch_flags(fake_slurm / f"sbatch-{n}.sh") for n in (101, 102, 103)]
+    assert [f.get("array") for f in flags] == ["0-2%2", "0-2%2", None], "at most 2 of each array at once"
+    # each array waits for the one before it, so the cap holds for the whole sweep; a user's own dependency stays
+    assert [f.get("dependency") for f in flags] == [
+        dependency, ",".join(filter(None, ["afterany:101", dependency])),
+        ",".join(filter(None, ["afterany:102", dependency]))]
+
+
+FAKE_SACCT = """#!/bin/sh
+# counts its calls; answers as sacct does for the arrays 101 and 102 (pending) and the job 103 (running)
+echo x >> "$FAKE_SLURM/sacct-calls"
+printf 'JobID|State|NodeList\\n101_[0-2]|PENDING|\\n102_[0-2]|PENDING|\\n103|RUNNING|node1\\n'
+"""
+
+
+def test_status_of_a_detached_sweep_asks_sacct_once_for_all_its_trails(fake_slurm: Path, tmp_path: Path) -> None:
+    (fake_slurm.parent / "bin" / "sacct").write_text(FAKE_SACCT)
+    (fake_slurm.parent / "bin" / "sacct").chmod(0o755)
+    run_dirs = make_sweep(tmp_path / "sweep", [[f"stale={i}"] for i in range(7)], common=[*TINY, "backend=slurm"])
+    _backend(run_dirs).submit(run_dirs)  # as `harness sweep --detach` does; a later process polls from run dirs
+    write_status(run_dirs[6], "running")
+    assert [poll_from_run_dir(d) for d in run_dirs] == ["pending"] * 6 + ["running"]
+    assert (fake_slurm / "sacct-calls").read_text().count("x") == 1, "one sacct call answers for the whole sweep"
 
 
 def test_misspelt_slurm_key_fails_at_composition() -> None:
@@ -190,3 +292,29 @@ def test_slurm_preempted_trail_is_requeued_and_resumes(slurm_cluster, tmp_path: 
     assert status["attempts"] == 2, status
     steps = [r["step"] for r in read_records(run_dirs[0])]
     assert steps == list(range(1, 601)), "resumed without losing or writing a step twice"
+
+
+@pytest.mark.integration
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_slurm_sweep_past_max_array_size_runs_as_chained_capped_arrays(slurm_cluster, tmp_path: Path) -> None:
+    """scripts/slurm_cluster.sh sets a small MaxArraySize: a sweep of two more trails than that is refused by sbatch
+    as one array, and runs as two arrays, the second after the first, never more than array_parallelism at once."""
+    size = max_array_size()
+    if size > 8:
+        pytest.skip(f"the running cluster has MaxArraySize={size}; scripts/slurm_cluster.sh starts one with 5")
+    refused = subprocess.run(["sbatch", f"--array=0-{size}", "--wrap=true", "-o", "/dev/null"], capture_output=True,
+                             text=True)
+    assert refused.returncode != 0, "the cluster itself accepts an array past MaxArraySize"
+    n = size + 2
+    run_dirs = make_sweep(tmp_path / "sweep", [[f"stale={i}"] for i in range(n)],
+                          common=[*TINY, "backend=slurm", "backend.mem_gb=1", "backend.array_parallelism=1"])
+    backend = _backend(run_dirs)
+    jobs = backend.submit(run_dirs)
+    arrays = [j.job_id.split("_")[0] for j in jobs]
+    assert len(set(arrays)) == 2 and arrays.count(arrays[0]) == size, arrays
+    assert wait_for_states(backend.poll, jobs, timeout=500) == ["done"] * n, [read_status(d) for d in run_dirs]
+    assert {read_status(d)["node"] for d in run_dirs} == {socket.gethostname().split(".")[0]}, "Slurm's node name"
+    spans = sorted((read_status(d)["started"], read_status(d)["ended"]) for d in run_dirs)
+    assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), \
+        f"array_parallelism=1 across both arrays: the trails ran one at a time: {spans}"

@@ -56,6 +56,9 @@ def check_slurm(cfg: DictConfig) -> None:
     _plain_text("root", cfg.get("root"))  # the default job folder, <root>/<sweep>/.submitit, is in the script
     for key in ("partition", "gres", "folder"):
         _plain_text(f"backend.{key}", section.get(key))
+    if int(section.get("array_parallelism", 1)) < 1:
+        raise ConfigError("backend.array_parallelism", section.array_parallelism,
+                          "an integer ≥ 1 (trails of the sweep's job arrays running at once)")
     extra: Dict[str, Any] = OmegaConf.to_container(section.additional_parameters) or {}  # type: ignore[assignment]
     allowed = sbatch_flags() if extra else frozenset()  # submitit imported only when there is something to check
     for key, value in extra.items():
@@ -64,6 +67,18 @@ def check_slurm(cfg: DictConfig) -> None:
             raise ConfigError(f"backend.additional_parameters.{key}", value,
                               f"keys that submitit writes as sbatch options: {', '.join(sorted(allowed))}")
         _plain_text(f"backend.additional_parameters.{key}", value)
+
+
+WORKER_KINDS = ("warm", "process")
+
+
+def check_local(cfg: DictConfig) -> None:
+    section = cfg.backend
+    if section.get("workers", "warm") not in WORKER_KINDS:
+        raise ConfigError("backend.workers", section.workers, " | ".join(WORKER_KINDS))
+    for key in ("max_parallel", "worker_max_trails"):
+        if int(section.get(key, 0) or 0) < 0:
+            raise ConfigError(f"backend.{key}", section.get(key), "an integer ≥ 0")
 
 
 def check_ray(cfg: DictConfig) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from harness.backends.checks import check_ray, check_slurm
+from harness.backends.checks import check_local, check_ray, check_slurm
 from harness.plugins import BackendPlugin
 
 
@@ -16,6 +16,8 @@ from harness.plugins import BackendPlugin
 class LocalBackendConfig:
     name: str = "local"
     max_parallel: int = 0          # 0: cores // threads per trail
+    workers: str = "warm"          # warm: workers that run trail after trail | process: a fresh process per trail
+    worker_max_trails: int = 0     # warm: a worker is replaced after this many trails (0: never)
 
 
 @dataclass
@@ -47,7 +49,7 @@ class SlurmBackendConfig:
 
 
 LOCAL = BackendPlugin(name="local", schema=LocalBackendConfig, factory="harness.backends.local:LocalBackend",
-                      same_host=True)
+                      check=check_local, same_host=True)
 RAY = BackendPlugin(name="ray", schema=RayBackendConfig, factory="harness.backends.ray_backend:RayBackend",
                     check=check_ray)
 SLURM = BackendPlugin(name="slurm", schema=SlurmBackendConfig, factory="harness.backends.slurm:SlurmBackend",

@@ -1,4 +1,5 @@
-"""Local backend: each trail in its own `python -m harness.worker` process, at most `max_parallel` at once.
+"""Local backend: trails on this machine, at most `max_parallel` at once, each in a worker process of its own
+(harness.backends.pool: warm workers that run trail after trail, or a fresh process per trail).
 
 Why processes, not threads: a crashing or memory-hungry trail takes only itself down, and each trail sets its own
 torch thread count. The default cap is cores ÷ threads per trail so two 1-thread trails share a 2-core laptop.
@@ -7,9 +8,6 @@ torch thread count. The default cap is cores ÷ threads per trail so two 1-threa
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,36 +15,21 @@ from typing import Deque, List, Optional
 
 from omegaconf import DictConfig
 
+from harness.backends.pool import TrailProcesses, WarmPool
 from harness.rundir import load_config, read_status, record_outcome
 from harness.states import TERMINAL, TrailState
+from harness.worker import IO_EXIT, LOCKED_EXIT
 
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
 WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
-LOCKED_EXIT = 75  # harness.worker.LOCKED_EXIT: another process runs the trail; its status.json is not ours to write
-IO_EXIT = 74      # harness.worker.IO_EXIT: the worker could not write its run dir
 
 
-@dataclass
+@dataclass(eq=False)
 class LocalJob:
     run_dir: Path
     threads: int = 1
-    proc: Optional[subprocess.Popen] = field(default=None, repr=False)
     state: TrailState = TrailState.PENDING
-
-
-def _end_with_parent() -> None:
-    """In the worker, before exec: SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG).
-
-    Why: the workers run in their own sessions (so Ctrl-C reaches them only through the sweep), so a SIGKILLed
-    sweep would otherwise leave them running, holding their trails' locks, unseen by the next run of the sweep.
-    SIGTERM lets each record itself cancelled and release its lock; a rerun resumes it from its checkpoint.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
-        pass
+    pid: Optional[int] = field(default=None, repr=False)  # the worker process running it
 
 
 def _last_error(run_dir: Path) -> str:
@@ -61,6 +44,33 @@ def _last_error(run_dir: Path) -> str:
     return said[-1][len("harness: error: "):] if said else ""
 
 
+def outcome(run_dir: Path, code: int) -> TrailState:
+    """The trail's state from its worker's exit code (harness.worker's meaning) and what it recorded; an outcome
+    the worker could not record (it was killed, it could not write) is recorded here for it."""
+    recorded = read_status(run_dir).get("state")
+    if code in WORKER_EXIT_STATES:
+        return WORKER_EXIT_STATES[code]
+    if code == LOCKED_EXIT:
+        return TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
+    if recorded in (TrailState.FAILED, TrailState.CANCELLED):
+        return TrailState(recorded)
+    # The worker died before it could record why (killed, out of memory): record it for it.
+    reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
+    if code == IO_EXIT:
+        reason = "the worker could not write its run dir (a full disk or a read-only file system)"
+    said = _last_error(run_dir)
+    record_outcome(run_dir, TrailState.FAILED, f"{reason}: {said}" if said else reason)
+    return TrailState.FAILED
+
+
+def _threads(run_dir: Path) -> int:
+    """The trail's torch threads (engine.threads); 1 when its config cannot be read, which its worker reports."""
+    try:
+        return int(load_config(run_dir).engine.get("threads", 1) or 1)
+    except Exception:  # noqa: BLE001 - yaml, OmegaConf or OS errors alike: the trail fails in its worker, named
+        return 1
+
+
 def default_parallelism(threads_per_trail: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, threads_per_trail))
 
@@ -71,12 +81,13 @@ class LocalBackend:
         self._queue: Deque[LocalJob] = deque()
         self._running: List[LocalJob] = []
         self._max_parallel: Optional[int] = int(cfg.max_parallel) or None
+        warm = str(cfg.get("workers", "warm")) == "warm"
+        self._workers = WarmPool(int(cfg.get("worker_max_trails", 0) or 0)) if warm else TrailProcesses()
 
     def submit(self, run_dirs: List[Path]) -> List[LocalJob]:
         jobs = []
         for run_dir in run_dirs:
-            threads = int(load_config(run_dir).engine.get("threads", 1) or 1)
-            job = LocalJob(Path(run_dir), threads)
+            job = LocalJob(Path(run_dir), _threads(Path(run_dir)))
             self._queue.append(job)
             jobs.append(job)
         if self._max_parallel is None and jobs:
@@ -89,39 +100,14 @@ class LocalBackend:
         return self._max_parallel or 1
 
     def _start(self, job: LocalJob) -> None:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(job.threads)
-        log = open(job.run_dir / "log.txt", "ab")
-        job.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job.run_dir)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                    preexec_fn=_end_with_parent)
-        log.close()
+        job.pid = self._workers.start(job)
         job.state = TrailState.RUNNING
         self._running.append(job)
 
     def _reap(self) -> None:
-        for job in list(self._running):
-            code = job.proc.poll() if job.proc else None
-            if code is None:
-                continue
-            self._running.remove(job)
-            recorded = read_status(job.run_dir).get("state")
-            if code in WORKER_EXIT_STATES:
-                job.state = WORKER_EXIT_STATES[code]
-            elif code == LOCKED_EXIT:
-                job.state = TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
-            elif recorded in (TrailState.FAILED, TrailState.CANCELLED):
-                job.state = TrailState(recorded)
-            else:
-                # The worker died before it could record why (killed, out of memory): record it for it.
-                reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
-                if code == IO_EXIT:
-                    reason = "the worker could not write its run dir (a full disk or a read-only file system)"
-                said = _last_error(job.run_dir)
-                reason = f"{reason}: {said}" if said else reason
-                job.state = TrailState.FAILED
-                record_outcome(job.run_dir, job.state, reason)
+        for job, code in self._workers.ended():
+            self._running.remove(job)  # type: ignore[arg-type]
+            job.state = outcome(job.run_dir, code)  # type: ignore[attr-defined]
 
     def _pump(self) -> None:
         self._reap()
@@ -135,14 +121,10 @@ class LocalBackend:
     def cancel(self, handle: LocalJob) -> None:
         if handle in self._queue:
             self._queue.remove(handle)
-        elif handle.proc is not None and handle.proc.poll() is None:
-            os.killpg(handle.proc.pid, signal.SIGTERM)
-            try:
-                handle.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(handle.proc.pid, signal.SIGKILL)
-                handle.proc.wait()
+        elif handle in self._running:
+            self._reap()  # a trail that ended meanwhile keeps its real outcome
             if handle in self._running:
+                self._workers.stop(handle)
                 self._running.remove(handle)
         if not handle.state.terminal:
             handle.state = TrailState.CANCELLED
@@ -156,5 +138,6 @@ class LocalBackend:
             self.cancel(job)
 
     def close(self) -> None:
-        """The trail processes are this command's children: they end with it."""
+        """The worker processes are this command's children: they end with it."""
         self.cancel_all()
+        self._workers.close()

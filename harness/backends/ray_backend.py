@@ -22,14 +22,17 @@ FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
 
 def _run_trail(run_dir: str) -> str:
-    """The Ray task body (module-level so workers import it by name rather than unpickling a closure). A trail that
-    another live process is running is left to it: its state is returned as recorded (never terminal, so the sweep
-    counts it as not finished) and nothing is written."""
+    """The Ray task body (module-level so workers import it by name rather than unpickling a closure). The trail
+    records the Ray node it runs on (`node` in status.json: the node id). A trail that another live process is
+    running is left to it: its state is returned as recorded (never terminal, so the sweep counts it as not finished)
+    and nothing is written."""
+    import ray
+
     from harness.locks import LockHeld
     from harness.runner import run_trail_dir
 
     try:
-        return run_trail_dir(run_dir)
+        return run_trail_dir(run_dir, node=ray.get_runtime_context().get_node_id())
     except LockHeld:
         return str(read_status(run_dir).get("state", TrailState.RUNNING.value))
 

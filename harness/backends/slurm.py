@@ -1,14 +1,22 @@
-"""Slurm backend through submitit: one job array per submit call, one array task per trail.
+"""Slurm backend through submitit: one job array per submit call (several past MaxArraySize), one task per trail.
 
 submitit writes the sbatch script, submits the array and reads job states from sacct (so the cluster needs
 accounting — slurmdbd — for cancelled or killed jobs to be reported). Preemption and timeouts are handled by
 submitit's checkpointing: the trail's callable is `Checkpointable`, its `checkpoint()` resubmits itself, and the
 requeued job resumes from the engine's own checkpoint in the run dir. Each run dir keeps `job.json` (job id and
 submitit folder), so a detached sweep can be polled later from its run dirs alone (`poll_from_run_dir`).
+
+At scale: `backend.array_parallelism` caps how many of an array's tasks run at once (submitit's
+`slurm_array_parallelism`, sbatch's `--array=…%N`). An array holds at most the cluster's MaxArraySize tasks (read with
+`scontrol show config`), so a larger sweep is submitted as several arrays, each but the first starting once the one
+before it has ended (`--dependency=afterany:`): the cap then holds for the whole sweep, not per array.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +35,39 @@ SACCT_EVERY_S = 2.0
 PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "SUSPENDED", "PREEMPTED",
                   "RESV_DEL_HOLD", "RESIZING", "UNKNOWN", "READY", "SIGNALING", "STAGE_OUT"}
 RUNNING_STATES = {"RUNNING", "COMPLETING"}
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize: array indices 0..1000
+
+
+def parse_max_array_size(config: str) -> Optional[int]:
+    """MaxArraySize from the text of `scontrol show config` (None when it is not there)."""
+    found = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize, or Slurm's default when scontrol cannot tell (an array may hold this many tasks,
+    indices 0 to MaxArraySize - 1)."""
+    try:
+        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60,
+                                check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return DEFAULT_MAX_ARRAY_SIZE
+    size = parse_max_array_size(config)
+    return DEFAULT_MAX_ARRAY_SIZE if size is None else size
+
+
+def array_chunks(n: int, max_size: int) -> List[range]:
+    """Positions 0..n-1 split into consecutive arrays of at most `max_size` tasks. MaxArraySize 0 means the cluster
+    allows no arrays: every trail is then a job of its own (submitit submits a batch of one as a plain job)."""
+    size = max(1, int(max_size))
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def after(dependency: Optional[str], job_id: Optional[str]) -> Optional[str]:
+    """An sbatch --dependency that also waits for job `job_id` to end, whatever its outcome (afterany)."""
+    if job_id is None:
+        return dependency
+    return ",".join(filter(None, [f"afterany:{job_id}", dependency]))
 
 
 class TrailJob(submitit.helpers.Checkpointable):
@@ -44,7 +85,7 @@ class TrailJob(submitit.helpers.Checkpointable):
     def __call__(self) -> str:
         from harness.runner import run_trail_dir
 
-        state = run_trail_dir(self.run_dir)
+        state = run_trail_dir(self.run_dir, node=os.environ.get("SLURMD_NODENAME"))
         if self._requeued:
             # submitit's signal handler exits the job (SystemExit) from inside the trail, which the runner records
             # as a failure; the trail is in fact only interrupted and queued again.
@@ -113,12 +154,30 @@ def _job_from_meta(run_dir: Path) -> Optional[submitit.SlurmJob]:
     return submitit.SlurmJob(folder=meta["folder"], job_id=meta["job_id"])
 
 
+_asked: Dict[Path, float] = {}  # sweep dir → when sacct was last asked about all of its jobs (this process)
+
+
+def _ask_about_sweep(sweep_dir: Path, watcher: Any) -> None:
+    """Register every job of the sweep with submitit's shared watcher and ask sacct once about them all, at most every
+    SACCT_EVERY_S: `harness status` of a detached 1,000-trail sweep makes one sacct call, not one per trail."""
+    now = time.monotonic()
+    if now - _asked.get(sweep_dir, float("-inf")) < SACCT_EVERY_S:
+        return
+    for meta_path in sweep_dir.glob(f"*/{JOB_META}"):
+        meta = read_json(meta_path)
+        if meta and meta.get("job_id"):
+            watcher.register_job(str(meta["job_id"]))
+    watcher.update()
+    _asked[sweep_dir] = now
+
+
 def poll_from_run_dir(run_dir: Path | str) -> TrailState:
     """State of a trail submitted earlier (maybe by another process): rebuilds its SlurmJob from job.json."""
     job = _job_from_meta(Path(run_dir))
     if job is None:
         return TrailState(read_status(run_dir)["state"])
-    return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="force"))
+    _ask_about_sweep(Path(run_dir).resolve().parent, job.watcher)
+    return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="cache"))
 
 
 def cancel_run_dir(run_dir: Path | str) -> None:
@@ -137,11 +196,15 @@ class SlurmBackend:
         self._run_dirs: Dict[str, Path] = {}
         self._last_sacct = 0.0
 
-    def _executor(self, folder: Path) -> submitit.AutoExecutor:
+    def _executor(self, folder: Path, after_job: Optional[str] = None) -> submitit.AutoExecutor:
+        """An executor with the backend's settings; `after_job`: the array submitted with it waits for that job."""
         cfg = self.cfg
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=cfg.max_requeue)
         extra = cast(Dict[str, Any], OmegaConf.to_container(cfg.additional_parameters)) if cfg.additional_parameters \
             else {}
+        dependency = after(extra.pop("dependency", None), after_job)
+        if dependency:
+            extra["dependency"] = dependency
         params: Dict[str, Any] = dict(
             name="harness", timeout_min=int(cfg.time_min), cpus_per_task=int(cfg.cpus_per_task),
             mem_gb=float(cfg.mem_gb), slurm_array_parallelism=int(cfg.array_parallelism),
@@ -157,21 +220,27 @@ class SlurmBackend:
         return executor
 
     def submit(self, run_dirs: List[Path]) -> List[submitit.Job]:
+        """One job array per MaxArraySize trails, each array after the one before it (see the module's doc)."""
         if not run_dirs:
             return []
         run_dirs = [Path(d).resolve() for d in run_dirs]
         folder = Path(self.cfg.folder) if self.cfg.get("folder") else run_dirs[0].parent / ".submitit"
-        executor = self._executor(folder)
         for run_dir in run_dirs:  # before sbatch: a job may start (and write "running") within milliseconds
             record_outcome(run_dir, TrailState.PENDING, "queued (slurm)", ended=None)
-        with executor.batch():
-            futures = [executor.submit(TrailJob(str(d), int(self.cfg.max_requeue))) for d in run_dirs]
-        jobs: List[submitit.Job] = list(futures)
-        now = time.time()
-        for run_dir, job in zip(run_dirs, jobs, strict=True):
-            write_json_atomic(run_dir / JOB_META, {"backend": "slurm", "job_id": job.job_id,
-                                                   "folder": str(folder.resolve()), "submitted": now})
-            self._run_dirs[job.job_id] = run_dir
+        jobs: List[submitit.Job] = []
+        previous: Optional[str] = None
+        for chunk in array_chunks(len(run_dirs), max_array_size()):
+            executor = self._executor(folder, after_job=previous)
+            with executor.batch():
+                futures = [executor.submit(TrailJob(str(run_dirs[i]), int(self.cfg.max_requeue))) for i in chunk]
+            submitted: List[submitit.Job] = list(futures)
+            previous = submitted[0].job_id.split("_")[0]
+            now = time.time()
+            for i, job in zip(chunk, submitted, strict=True):
+                write_json_atomic(run_dirs[i] / JOB_META, {"backend": "slurm", "job_id": job.job_id,
+                                                           "folder": str(folder.resolve()), "submitted": now})
+                self._run_dirs[job.job_id] = run_dirs[i]
+            jobs.extend(submitted)
         return jobs
 
     def poll(self, handle: submitit.Job) -> TrailState:

@@ -12,15 +12,20 @@ The journal is the source of truth; the MLflow loader exists to read a sweep who
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from harness.errors import HarnessError
-from harness.journal import read_records
+from harness.journal_columns import read_table
+from harness.journal_index import JournalIndex, Ranges, journal_key, missing_in
 from harness.rundir import describe_lost, load_config, read_status
 from harness.states import FINISHED, TrailState
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
@@ -95,56 +100,87 @@ def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
 def _metrics_frame(frames: List[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["id", "step", "time"])
-    metrics = pd.concat(frames, ignore_index=True, sort=False)
+    metrics = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
     metrics["step"] = metrics["step"].astype(int)
+    if _ordered(metrics):  # as journals are: one step at most once, in order (a sort of a million rows is a second)
+        return metrics.reset_index(drop=True)
     # resume truncates the journal so a step is never written twice; keep the last record anyway, defensively
     metrics = metrics.drop_duplicates(["id", "step"], keep="last")
     return metrics.sort_values(["id", "step"], kind="stable").reset_index(drop=True)
+
+
+def _ordered(metrics: pd.DataFrame) -> bool:
+    """Rows already sorted by (id, step) with no pair twice."""
+    codes, ids = pd.factorize(metrics["id"])
+    if not (np.diff(codes) >= 0).all() or list(ids) != sorted(ids):
+        return False
+    same = np.diff(codes) == 0
+    return bool((np.diff(metrics["step"].to_numpy())[same] > 0).all())
+
+
+def _journal_metrics(tables: List[tuple[str, pa.Table]]) -> pd.DataFrame:
+    """One metrics frame from the trails' journal tables: joined in pyarrow and converted once (converting a
+    thousand small tables costs more than reading them)."""
+    tables = sorted(((tid, t) for tid, t in tables if t.num_rows), key=lambda pair: pair[0])
+    if not tables:
+        return _metrics_frame([])
+    with_id = [t.add_column(0, "id", pa.array([tid] * t.num_rows, pa.string())) for tid, t in tables]
+    try:
+        whole = pa.concat_tables(with_id, promote_options="default").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a metric logged as text by one trail and numbers by another
+        whole = pd.concat([t.to_pandas() for t in with_id], ignore_index=True, sort=False)
+    return _metrics_frame([whole])
 
 
 def sweep_name(sweep_dir: Path) -> str:
     return str(read_sweep_meta(sweep_dir).get("name") or Path(sweep_dir).name)
 
 
-def journal_state(status: Dict[str, Any], records: List[dict]) -> tuple[str, str]:
+def journal_state(status: Dict[str, Any], ranges: Ranges) -> tuple[str, str]:
     """(state, reason) as the report shows them. A finished trail whose journal lacks steps is `incomplete`, with
     the steps it lacks: its curves are not the run's, so it is shown but never averaged, like an unfinished one.
-    The same test as rundir.lost_steps, on the records already read (a second parse of every journal would double
-    the report's loading time)."""
+    The same test as rundir.lost_steps, on the steps already read (`ranges`, as the journal index keeps them: a
+    second parse of every journal would double the report's loading time)."""
     state = str(status.get("state", TrailState.PENDING.value))
     if state not in FINISHED or status.get("step") is None:
         return state, status.get("reason") or ""
-    seen = {int(r["step"]) for r in records}
-    lost = [s for s in range(1, int(status["step"]) + 1) if s not in seen]
+    lost = missing_in(ranges, int(status["step"]))
     if not lost:
         return state, status.get("reason") or ""
     lacks = describe_lost(lost, status["step"]).split(": ", 1)[-1]
     return INCOMPLETE, f"{state} but {lacks}"
 
 
+def _read_trail(run_dir: Path) -> tuple[Dict[str, Any], Dict[str, Any], Optional[List[int]], pa.Table]:
+    key = journal_key(run_dir)  # before the journal is read: what the index learns is true of that version
+    return read_trail_meta(run_dir), read_status(run_dir), key, read_table(run_dir)
+
+
 def load_journals(sweep_dir: Path | str) -> SweepData:
-    """Read trail.json, status.json and journal.jsonl of every run dir of the sweep."""
+    """Read trail.json, status.json and journal.jsonl of every run dir of the sweep. Journals are read column-wise
+    (harness.journal_columns), several at once (pyarrow parses outside the GIL), and the steps each holds are kept
+    in the sweep's journal index for `harness status`."""
     sweep_dir = Path(sweep_dir)
     rows: List[Dict[str, Any]] = []
-    frames: List[pd.DataFrame] = []
-    for run_dir in trail_dirs(sweep_dir):
-        meta = read_trail_meta(run_dir)
-        status = read_status(run_dir)
+    tables: List[tuple[str, pa.Table]] = []
+    index = JournalIndex(sweep_dir)
+    dirs = trail_dirs(sweep_dir)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        read = list(pool.map(_read_trail, dirs))
+    for run_dir, (meta, status, key, table) in zip(dirs, read, strict=False):
         axes = meta.get("axes", {})
         name = str(meta.get("name") or run_dir.name)
         tid = str(meta.get("id") or run_dir.name)
-        records = read_records(run_dir)
-        state, reason = journal_state(status, records)
+        state, reason = journal_state(status, index.learn(run_dir, key, table.column("step").to_numpy()))
         rows.append({
             "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES}, "state": state, "reason": reason,
             "submitted": status.get("submitted"), "started": status.get("started"), "ended": status.get("ended"),
             **config_fields(run_dir, meta.get("engine")),
         })
-        if records:
-            frame = pd.DataFrame.from_records(records)
-            frame.insert(0, "id", tid)
-            frames.append(frame)
-    return SweepData(sweep_name(sweep_dir), _trails_frame(rows), _metrics_frame(frames), f"journals in {sweep_dir}")
+        tables.append((tid, table))
+    index.save()
+    return SweepData(sweep_name(sweep_dir), _trails_frame(rows), _journal_metrics(tables),
+                     f"journals in {sweep_dir}")
 
 
 def tracking_target(sweep_dir: Path) -> tuple[str, str]:
