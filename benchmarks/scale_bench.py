@@ -31,9 +31,11 @@ from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from synthetic_sweeps import random_sweep  # noqa: E402  (a test helper: tests/synthetic_sweeps.py)
 
 from harness.journal_index import INDEX_NAME  # noqa: E402
-from harness.report.synthetic import random_sweep  # noqa: E402
 from harness.rundir import read_status  # noqa: E402
 from harness.sweepdir import trail_dirs  # noqa: E402
 
@@ -199,9 +201,9 @@ def main() -> None:
         row(f"`harness report` over {args.trails:,} trails × {args.steps:,} steps × 10 metrics, from journals",
             f"≤ {TARGETS['report']:.0f} s", report_old, report_new,
             f"end to end (imports, load, tables, 3 PNG, markdown); {size_mb:.0f} MB of journals"),
-        row(f"`harness status` on that sweep, warm (journal index present)", f"≤ {TARGETS['status']:.0f} s",
+        row("`harness status` on that sweep, warm (journal index present)", f"≤ {TARGETS['status']:.0f} s",
             status_old, status_warm, "the index is written by the report (at the end of a sweep) or the last status"),
-        row(f"`harness status` on that sweep, cold (no journal index)", "", status_old, status_cold,
+        row("`harness status` on that sweep, cold (no journal index)", "", status_old, status_cold,
             "every journal's steps read column-wise (pyarrow), then indexed"),
         "",
         f"The synthetic sweep (GRPO vs M2PO, 20 configurations, 10 metrics every step plus eval/reward every 10th, "
