@@ -283,6 +283,11 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
             console.print(f"[yellow]report not written: {exc}[/]")
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
+    meta = read_sweep_meta(sweep_dir)
+    if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
+        from harness.tracking.view import view_line
+
+        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True)
     console.print(trail_table(rows, f"{sweep_dir.name}: {len(rows) - len(bad)}/{len(rows)} done"))
     if bad:
         console.print(f"[red]{len(bad)} trail(s) did not finish cleanly:[/] " +

@@ -47,8 +47,12 @@ def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any
         # Its cursor was lost: treat all of its history as unknown and verify it before logging.
         cursor.update(inflight=list(UNKNOWN_HISTORY))
     else:
-        tags["harness.status"] = read_status(run_dir)["state"]
-        run = retry_locked(lambda: client.create_run(experiment_id, run_name=trail_run_name(run_dir), tags=tags))
+        status = read_status(run_dir)
+        tags["harness.status"] = status["state"]
+        # the trail's own start, not the sync's: MLflow's Duration column is end − start
+        start_ms = int(float(status["started"]) * 1000) if status.get("started") else None
+        name = trail_run_name(run_dir)
+        run = retry_locked(lambda: client.create_run(experiment_id, start_time=start_ms, run_name=name, tags=tags))
         run_id = run.info.run_id
         cursor["status"] = None  # a new run is RUNNING whatever the trail's state: sync_status settles it
     cursor["summary"] = sweep_summary(run_dir, target.uri)

@@ -17,6 +17,7 @@ from harness.states import TrailState
 from harness.sweepdir import read_sweep_meta, write_sweep_meta
 from harness.tracking.client import RUN_STATUS, code_version, get_experiment_id, make_client, resolve_uri, retry_locked
 from harness.tracking.config import sweep_experiment
+from harness.tracking.view import set_view, view_path
 
 SUMMARY = "summary"
 REPORT_ARTIFACTS = ("*.md", "*.png", "*.csv")
@@ -75,13 +76,15 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
                 tags["mlflow.note.content"] = str(meta["description"])
             run = retry_locked(lambda: client.create_run(experiment_id, run_name=f"{name} · summary", tags=tags))
             run_id = run.info.run_id
+            retry_locked(lambda: set_view(client, experiment_id))
         elif retry_locked(lambda: client.get_run(run_id)).info.status != "RUNNING":
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
             retry_locked(lambda: client.set_tag(run_id, "harness.status", TrailState.RUNNING.value))
         summaries[target] = run_id
         if primary or not meta.get("mlflow_uri"):
             write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_summary_run_id=run_id,
-                             mlflow_experiment_id=experiment_id, mlflow_summaries=summaries)
+                             mlflow_experiment_id=experiment_id, mlflow_summaries=summaries,
+                             mlflow_view=view_path(experiment_id))
         else:
             write_sweep_meta(sweep_dir, mlflow_summaries=summaries)
         return run_id
