@@ -79,6 +79,7 @@ def test_a_real_sweeps_experiment_shows_every_trail_and_its_charts(tmp_path, req
         for text in [*names, "eval/reward", "train/grad_norm"]:
             assert text in dom, f"{text!r} is not on the sweep's chart view"
         assert "eval/reward_" not in dom and "m2po/masked_frac" not in dom  # the view's filter: only those two charts
+        assert "demo · summary" not in dom  # and only the trails
 
         png = tmp_path / "mlflow_ui.png"
         _chromium(tmp_path / "chrome-shot", charts, f"--screenshot={png}")

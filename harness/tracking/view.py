@@ -3,8 +3,8 @@
 Why: MLflow 3 opens an experiment on its GenAI overview in a browser that has never switched to "Model training"
 (a browser-local setting, whatever the experiment's tags say), and its runs page starts as a table of every metric's
 chart sections in key order, so the curves the study is about sit below the fold. The link sets the workflow and
-the chart mode, and the shared view (an experiment tag MLflow's UI reads by key) filters the charts to eval/reward
-and train/grad_norm beside the list of trails. Nothing here imports mlflow: the sweep prints the link from
+the chart mode, and the shared view (an experiment tag MLflow's UI reads by key) lists the trails (not the summary
+run) beside the charts of eval/reward and train/grad_norm. Nothing here imports mlflow: the sweep prints the link from
 sweep.json.
 """
 
@@ -20,10 +20,12 @@ COLUMNS = ["attributes.`Run Name`", "attributes.`Duration`", "metrics.`eval/rewa
            "params.`algo`", "params.`stale`", "params.`seed`", "tags.`harness.status`"]
 
 
+TRAILS = "tags.`harness.kind` = 'trail'"  # the summary run has no curves: the view lists the trails only
+
+
 def view_state() -> str:
-    """The shared view's JSON: chart filter, table columns, trails ordered by name."""
-    return json.dumps({"chartsSearchFilter": CHARTS, "selectedColumns": COLUMNS,
-                       "orderByKey": "attributes.run_name", "orderByAsc": True, "searchFilter": ""})
+    """The shared view's JSON: the trails, the two charts, the table's columns."""
+    return json.dumps({"searchFilter": TRAILS, "chartsSearchFilter": CHARTS, "selectedColumns": COLUMNS})
 
 
 def set_view(client: Any, experiment_id: str) -> None:
