@@ -9,7 +9,7 @@ torch, and composing a sweep must not; tests/test_axes.py holds the two equal.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from harness.errors import ConfigError
 
@@ -44,6 +44,31 @@ def trail_name(stale: Any, alloc: Any, rollout: Any, algo: str, seed: Any = None
     `algo` is the label from algo_label."""
     name = f"stale {stale} {alloc} rollout {rollout} {algo}"
     return f"{name} seed {seed}" if seed is not None else name
+
+
+# staleness modes in which every axis acts: AReaL's rule (async), the AReaL engine, and a trail whose config is not at
+# hand; in the embedded engine's `fixed` mode the lag is the only acting axis (dx+dy and the rollout cap do nothing)
+ALL_AXES_ACT = ("async", "areal", "unknown")
+
+
+def staleness_mode(engine: Optional[Mapping[str, Any]]) -> str:
+    """'areal' for the AReaL engine, else the embedded engine's `staleness_mode`; 'unknown' without an engine."""
+    engine = engine or {}
+    if engine.get("name") == "areal":
+        return "areal"
+    return str(engine.get("staleness_mode") or "unknown")
+
+
+def run_name(mode: str, stale: Any, alloc: Any, rollout: Any, algo: str, seed: Any = None) -> str:
+    """A trail's MLflow run name, led by what differs between runs: 'm2po · stale 256 · d2+d1 · rollout 96 · seed 1'
+    ('m2po · stale 256 · seed 1' in fixed mode). MLflow's runs table cuts names at ~30 characters, so the algorithm
+    comes first and axes that do not act are left out."""
+    parts = [str(algo), f"stale {stale}"]
+    if mode in ALL_AXES_ACT:
+        parts += [str(alloc), f"rollout {rollout}"]
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    return " · ".join(parts)
 
 
 def slug(name: str) -> str:

@@ -284,16 +284,23 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
     rows = [trail_row(d) for d in all_dirs]
     bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
-    _tracking(lambda: tracking.finish(outcome), "finish")
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
-    if report:
+    report_dir: Optional[Path] = None
+    if report:  # from the journals, before tracking ends: the summary run gets it as artifacts
         try:
             from harness.report import write_report
 
             path = write_report(sweep_dir)
+            report_dir = path.parent
             console.print(f"report: {path}")
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
             console.print(f"[yellow]report not written: {exc}[/]")
+    _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
+    meta = read_sweep_meta(sweep_dir)
+    if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
+        from harness.tracking.view import view_line
+
+        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True)
     console.print(trail_table(rows, f"{sweep_dir.name}: {len(rows) - len(bad)}/{len(rows)} done"))
     if bad:
         console.print(f"[red]{len(bad)} trail(s) did not finish cleanly:[/] " +

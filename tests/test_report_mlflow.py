@@ -37,24 +37,27 @@ def empty_store(db: Path) -> str:
 
 
 def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
-    """What tracking writes: one run per trail (name, axes as params, harness.* tags, no failure reason, created
-    after the trail started), metrics via log_batch, plus the sweep's parent run (sweep tag, but no trail)."""
+    """What tracking writes into the sweep's experiment: one run per trail (run name led by the algorithm, the trail
+    name as a tag, axes as params, harness.* tags, no failure reason, created after the trail started), metrics via
+    log_batch, plus the sweep's summary run (sweep tag, but no trail); another sweep's experiment beside it."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    exp_id = client.create_experiment(experiment)
     sweep = sweep_dir.name
-    client.create_run(exp_id, run_name=sweep, tags={"harness.sweep": sweep, "harness.kind": "sweep"})
-    other = client.create_run(exp_id, run_name="stale 1 d2+d1 rollout 96 grpo seed 1",
+    exp_id = client.create_experiment(f"{experiment}/{sweep}")
+    client.create_run(exp_id, run_name=f"{sweep} · summary", tags={"harness.sweep": sweep, "harness.kind": "summary"})
+    other_exp = client.create_experiment(f"{experiment}/another-sweep")
+    other = client.create_run(other_exp, run_name="grpo · stale 1 · seed 1",
                               tags={"harness.sweep": "another-sweep", "harness.trail_id": "x"})
     client.log_batch(other.info.run_id, metrics=[Metric("eval/reward", 0.0, 1, 1)])
     for run_dir in trail_dirs(sweep_dir)[:-1]:  # the last trail never reached MLflow
         meta, status = read_trail_meta(run_dir), read_status(run_dir)
-        tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"]}
+        tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"],
+                "harness.trail": meta["name"], "harness.kind": "trail"}
         # tracking creates the run when it first reaches the trail, after the trail's start-up
         late = int((status["started"] + 7.0) * 1000)
-        run = client.create_run(exp_id, run_name=meta["name"], start_time=late, tags=tags)
+        run = client.create_run(exp_id, run_name=" · ".join(meta["name"].split()[::-1]), start_time=late, tags=tags)
         metrics = [Metric(key, value, int(round(rec["time"] * 1000)), rec["step"])
                    for rec in read_records(run_dir) for key, value in rec.items() if key not in ("step", "time")]
         params = [Param(k, str(v)) for k, v in meta["axes"].items()]
@@ -88,7 +91,7 @@ def test_mlflow_loader_matches_journal_loader(sweep: Path) -> None:
     synced = journal.trails["stale"] != 512  # the one trail that never reached MLflow
     jt = journal.trails[synced].sort_values(key).reset_index(drop=True)
     mt = mlflow.trails.sort_values(key).reset_index(drop=True)
-    assert len(mt) == 9  # the parent run and the other sweep's run are not trails of this sweep
+    assert len(mt) == 9  # the summary run and the other sweep's run are not trails of this sweep
     pd.testing.assert_frame_equal(mt, jt)
     jm = journal.metrics[journal.metrics["id"].isin(jt["id"])].sort_values(["id", "step"]).reset_index(drop=True)
     mm = mlflow.metrics.sort_values(["id", "step"]).reset_index(drop=True)[list(jm.columns)]

@@ -20,7 +20,7 @@ from harness.tracking.sweep_run import ensure_sweep_run
 STEPS = 80
 
 
-def _make_parent(sweep_dir: Path, store: str) -> None:
+def _make_summary(sweep_dir: Path, store: str) -> None:
     raise SystemExit(0 if ensure_sweep_run(sweep_dir, TrackingConfig(uri=store)) else 1)
 
 
@@ -46,7 +46,7 @@ def test_six_processes_syncing_to_one_sqlite_store_lose_nothing(tmp_path, reques
     names = [f"t{i}" for i in range(6)]
     sweep_dir = make_sweep(tmp_path / "runs", trails=names)
     ctx = multiprocessing.get_context("fork")
-    parent = ctx.Process(target=_make_parent, args=(sweep_dir, store))
+    parent = ctx.Process(target=_make_summary, args=(sweep_dir, store))
     parent.start()
     parent.join(120)
     assert parent.exitcode == 0
@@ -58,9 +58,10 @@ def test_six_processes_syncing_to_one_sqlite_store_lose_nothing(tmp_path, reques
     assert [p.exitcode for p in procs] == [0] * 6, "a trail saw a sync error or never synced live"
 
     client = MlflowClient(tracking_uri=store)
-    parent_id = (sweep_dir / "sweep.json").read_text().split('"mlflow_parent_run_id": "')[1].split('"')[0]
+    summary_id = (sweep_dir / "sweep.json").read_text().split('"mlflow_summary_run_id": "')[1].split('"')[0]
+    experiment_id = client.get_run(summary_id).info.experiment_id
     for i, name in enumerate(names):
         run_id = run_id_of(sweep_dir / name, store)
         assert_exactly_once(client, run_id, STEPS, seed=i)
         run = client.get_run(run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent_id
+        assert run.info.status == "FINISHED" and run.info.experiment_id == experiment_id

@@ -43,8 +43,8 @@ def test_server_killed_mid_sweep_then_restarted_sync_logs_every_metric_exactly_o
     root = tmp_path / "runs"
     sweep_dir = make_sweep(root, trails=names)
     cfg = TrackingConfig(uri=server.url, sync_every_s=0.2, http_timeout_s=5, http_retries=0)
-    parent = ensure_sweep_run(sweep_dir, cfg)
-    assert parent
+    summary = ensure_sweep_run(sweep_dir, cfg)
+    assert summary
     for i, name in enumerate(names):
         write_status(sweep_dir / name, "running")
         append_steps(sweep_dir / name, range(1, 121), seed=i)
@@ -86,8 +86,8 @@ def test_server_killed_mid_sweep_then_restarted_sync_logs_every_metric_exactly_o
         run_id = run_id_of(sweep_dir / name, server.url)
         assert_exactly_once(client, run_id, 200, seed=i)
         run = client.get_run(run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
-    assert client.get_run(parent).info.status == "FINISHED"
+        assert run.info.status == "FINISHED" and run.info.experiment_id == client.get_run(summary).info.experiment_id
+    assert client.get_run(summary).info.status == "FINISHED"
     assert main_sync("demo", root=str(root)) == 0  # and again: idempotent
     for i, name in enumerate(names):
         assert_exactly_once(client, run_id_of(sweep_dir / name, server.url), 200, seed=i)

@@ -39,10 +39,10 @@ def client(store):
     return MlflowClient(tracking_uri=store)
 
 
-def test_sync_logs_every_metric_once_with_its_step_value_params_and_nesting(tmp_path, store, client):
+def test_sync_logs_every_metric_once_with_its_step_value_params_and_tags(tmp_path, store, client):
     sweep_dir = make_sweep(tmp_path / "runs", trails=["t1"])
-    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
-    assert parent and json.loads((sweep_dir / "sweep.json").read_text())["mlflow_parent_run_id"] == parent
+    summary = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    assert summary and json.loads((sweep_dir / "sweep.json").read_text())["mlflow_summary_run_id"] == summary
     run_dir = sweep_dir / "t1"
     append_steps(run_dir, range(1, 131))  # 130 steps x 15-17 metrics: three batches of <= 1000
 
@@ -51,9 +51,13 @@ def test_sync_logs_every_metric_once_with_its_step_value_params_and_nesting(tmp_
     assert result.logged == expected_count(range(1, 131)) and result.synced_step == 130
     assert_exactly_once(client, result.run_id, 130)
     run = client.get_run(result.run_id)
-    assert run.info.run_name == "stale 256 d2+d1 rollout 96 t1"
-    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.info.run_name == "m2po · stale 256 · d2+d1 · rollout 96"  # no config: every axis shown
+    assert "mlflow.parentRunId" not in run.data.tags  # a top-level row of the sweep's experiment
+    assert client.get_experiment(run.info.experiment_id).name == "harness/demo"
+    assert client.get_run(summary).info.experiment_id == run.info.experiment_id
     assert run.data.tags["harness.sweep"] == "demo" and run.data.tags["harness.trail_id"] == "id0000t1"
+    assert run.data.tags["harness.trail"] == "stale 256 d2+d1 rollout 96 t1"
+    assert run.data.tags["harness.kind"] == "trail"
     assert run.data.tags["harness.engine"] == "embedded" and run.data.tags["harness.backend"] == "local"
     assert run.data.tags["harness.code_version"]
     assert run.data.params["stale"] == "256" and run.data.params["algo"] == "m2po"
@@ -148,7 +152,7 @@ def test_status_tag_and_run_end_follow_the_trail(tmp_path, store, client, state,
     assert client.get_run(run_id).info.status == "RUNNING"
 
 
-def test_sweep_sync_nests_trails_and_cli_ends_the_parent(tmp_path, store, client, capsys):
+def test_sweep_sync_puts_trails_and_summary_in_the_sweeps_experiment(tmp_path, store, client, capsys):
     root = tmp_path / "runs"
     sweep_dir = make_sweep(root, trails=["a", "b", "c"])
     for i, name in enumerate("abc"):
@@ -156,24 +160,58 @@ def test_sweep_sync_nests_trails_and_cli_ends_the_parent(tmp_path, store, client
         write_status(sweep_dir / name, "done")
     assert main_sync("demo", root=str(root), uri=store) == 0
     meta = json.loads((sweep_dir / "sweep.json").read_text())
-    parent = meta["mlflow_parent_run_id"]
-    assert client.get_run(parent).info.status == "FINISHED"
-    children = client.search_runs([meta["mlflow_experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent}'")
-    assert sorted(r.info.run_name for r in children) == [f"stale 256 d2+d1 rollout 96 {n}" for n in "abc"]
-    for run, seed in zip(sorted(children, key=lambda r: r.info.run_name), range(3), strict=True):
-        assert_exactly_once(client, run.info.run_id, 30, seed=seed)
+    summary = client.get_run(meta["mlflow_summary_run_id"])
+    assert summary.info.status == "FINISHED" and summary.data.tags["harness.kind"] == "summary"
+    assert client.get_experiment(meta["mlflow_experiment_id"]).name == "harness/demo"
+    trails = client.search_runs([meta["mlflow_experiment_id"]], "tags.`harness.kind` = 'trail'")
+    assert sorted(r.data.tags["harness.trail"] for r in trails) == [f"stale 256 d2+d1 rollout 96 {n}" for n in "abc"]
+    assert all("mlflow.parentRunId" not in r.data.tags for r in trails)
+    for run in trails:
+        assert_exactly_once(client, run.info.run_id, 30, seed="abc".index(run.data.tags["harness.trail"][-1]))
     assert all(r.logged == 0 for r in sync_sweep(sweep_dir, uri=store))
     assert "synced 3/3 trails" in capsys.readouterr().out
 
 
-def test_trail_synced_before_its_parent_existed_is_attached_later(tmp_path, store, client):
+def test_each_sweep_has_its_own_experiment(tmp_path, store, client):
+    for name in ("first", "second"):
+        sweep_dir = make_sweep(tmp_path / "runs", name=name)
+        append_steps(sweep_dir / "t1", range(1, 4))
+        sync_sweep(sweep_dir, uri=store)
+    for name in ("first", "second"):
+        exp = client.get_experiment_by_name(f"harness/{name}")
+        runs = client.search_runs([exp.experiment_id])
+        assert sorted(r.data.tags["harness.kind"] for r in runs) == ["summary", "trail"]
+        assert {r.data.tags["harness.sweep"] for r in runs} == {name}
+
+
+def test_a_run_in_an_older_shared_experiment_is_logged_again_into_the_sweeps_own(tmp_path, store, client):
+    from harness.tracking.cursor import write_cursor
+
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 11))
+    # synced when every sweep shared the experiment "harness": its cursor names that run and no experiment
+    shared = client.create_experiment("harness")
+    old = client.create_run(shared, run_name="stale 256 d2+d1 rollout 96 t1").info.run_id
+    write_cursor(run_dir, store, {"run_id": old, "experiment_id": shared, "synced_step": 10, "params": True})
+    new = sync_trail(run_dir, uri=store).run_id
+    assert new != old and client.get_experiment(client.get_run(new).info.experiment_id).name == "harness/demo"
+    assert_exactly_once(client, new, 10)
+    assert sync_trail(run_dir, uri=store).logged == 0
+    assert client.get_run(new).data.params["algo"] == "m2po"
+
+
+def test_the_report_is_attached_to_the_summary_run(tmp_path, store, client):
+    from harness.tracking.sweep_run import attach_report
+
     sweep_dir = make_sweep(tmp_path / "runs")
-    append_steps(sweep_dir / "t1", range(1, 4))
-    run_id = sync_trail(sweep_dir / "t1", uri=store).run_id  # MLflow was down when the sweep launched
-    assert "mlflow.parentRunId" not in client.get_run(run_id).data.tags
-    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
-    sync_trail(sweep_dir / "t1")
-    assert client.get_run(run_id).data.tags["mlflow.parentRunId"] == parent
+    summary = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    report = tmp_path / "report"
+    report.mkdir()
+    for name in ("REPORT.md", "reward.png", "cells.csv", "notes.txt"):
+        (report / name).write_text(name)
+    assert attach_report(sweep_dir, report) == 3
+    listed = sorted(f.path for f in client.list_artifacts(summary, "report"))
+    assert listed == ["report/REPORT.md", "report/cells.csv", "report/reward.png"]
 
 
 def test_sweep_run_calls_are_safe_when_mlflow_is_down(tmp_path):
@@ -208,9 +246,9 @@ def test_a_wiped_store_is_refilled_from_the_journals(tmp_path, store, client, re
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=store)
-    parent = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    summary = ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
     new = sync_trail(sweep_dir / "t1").run_id
-    assert new != old and client.get_run(new).data.tags["mlflow.parentRunId"] == parent
+    assert new != old and client.get_run(new).info.experiment_id == client.get_run(summary).info.experiment_id
     assert_exactly_once(client, new, 20)
 
 
@@ -224,7 +262,8 @@ def test_sync_to_a_second_store_keeps_the_sweeps_own_store(tmp_path, store, requ
     other = fresh_store(cache_dir_of(request), tmp_path / "other")
     results = sync_sweep(sweep_dir, uri=other)
     meta = json.loads((sweep_dir / "sweep.json").read_text())
-    assert meta["mlflow_uri"] == store and set(meta["mlflow_parents"]) == {store, other}
-    copy = MlflowClient(tracking_uri=other).get_run(results[0].run_id)
-    assert copy.data.tags["mlflow.parentRunId"] == meta["mlflow_parents"][other]
+    assert meta["mlflow_uri"] == store and set(meta["mlflow_summaries"]) == {store, other}
+    other_client = MlflowClient(tracking_uri=other)
+    copy = other_client.get_run(results[0].run_id)
+    assert copy.info.experiment_id == other_client.get_run(meta["mlflow_summaries"][other]).info.experiment_id
     assert_exactly_once(MlflowClient(tracking_uri=other), results[0].run_id, 10)

@@ -1,5 +1,5 @@
 """The sweep's tracker: one process follows every trail of a sweep, logs each metric exactly once while the trails
-run, survives being killed and started again, keeps a crashed trail's journaled metrics, and ends the parent run."""
+run, survives being killed and started again, keeps a crashed trail's journaled metrics, and ends the summary run."""
 
 from __future__ import annotations
 
@@ -109,7 +109,10 @@ def test_the_tracker_killed_mid_sweep_is_started_again_and_loses_or_repeats_noth
         time.sleep(0.005)
     for name in names:
         record_outcome(sweep_dir / name, TrailState.DONE)
-    tracking.finish(TrailState.DONE.value)
+    report = tmp_path / "the report"  # a space in the path: the pipe's `report` line keeps it whole
+    report.mkdir()
+    (report / "REPORT.md").write_text("# demo")
+    tracking.finish(TrailState.DONE.value, report)
 
     assert tracking.restarts == 2
     client = MlflowClient(tracking_uri=store)
@@ -118,8 +121,9 @@ def test_the_tracker_killed_mid_sweep_is_started_again_and_loses_or_repeats_noth
         assert_exactly_once(client, run.info.run_id, 120, seed=i)
         assert run.info.status == "FINISHED"
     meta = json.loads((sweep_dir / "sweep.json").read_text())
-    parent = client.get_run(meta["mlflow_parent_run_id"])
-    assert parent.info.status == "FINISHED" and parent.data.tags["harness.status"] == "done"
+    summary = client.get_run(meta["mlflow_summary_run_id"])
+    assert summary.info.status == "FINISHED" and summary.data.tags["harness.status"] == "done"
+    assert [f.path for f in client.list_artifacts(summary.info.run_id, "report")] == ["report/REPORT.md"]
     assert "following 3 trails" in (sweep_dir / "tracking.log").read_text()
 
 
@@ -172,5 +176,5 @@ def test_a_sweep_on_the_local_backend_is_tracked_by_one_process(tmp_path, store,
                 assert len(got) == 1 and got[0].value == pytest.approx(value), (key, record["step"])
         assert "[tracking]" not in (run_dir / "log.txt").read_text()
     meta = json.loads((sweep_dir / "sweep.json").read_text())
-    assert client.get_run(meta["mlflow_parent_run_id"]).info.status == "FINISHED"
+    assert client.get_run(meta["mlflow_summary_run_id"]).info.status == "FINISHED"
     assert "following 2 trails" in (sweep_dir / "tracking.log").read_text()

@@ -23,13 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
+from harness.axes import staleness_mode
 from harness.errors import HarnessError
 from harness.journal_columns import read_table
 from harness.journal_index import JournalIndex, Ranges, journal_key, missing_in
 from harness.rundir import describe_lost, load_config, read_status
 from harness.states import FINISHED, TrailState
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
-from harness.tracking.config import DEFAULT_URI
+from harness.tracking.config import DEFAULT_URI, sweep_experiment
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
 CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
@@ -76,10 +77,7 @@ def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
     eng: Dict[str, Any] = raw_eng if isinstance(raw_eng, dict) else {}
     algo: Dict[str, Any] = raw_algo if isinstance(raw_algo, dict) else {}
     engine = str(eng.get("name") or engine or "")
-    if engine == "areal":
-        mode = "areal"
-    else:
-        mode = str(eng.get("staleness_mode") or "unknown")
+    mode = staleness_mode({**eng, "name": engine})
     size = pd.to_numeric(eng.get("eval_size"), errors="coerce")
     return {"engine": engine or None, "mode": mode,
             "variant": f"{algo['name']}/{algo['variant']}" if algo.get("name") and algo.get("variant") else None,
@@ -184,7 +182,7 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
 
 
 def tracking_target(sweep_dir: Path) -> tuple[str, str]:
-    """(tracking uri, experiment) from the trail configs; every trail of a sweep must agree on them."""
+    """(tracking uri, experiment prefix) from the trail configs; every trail of a sweep must agree on them."""
     targets = set()
     for run_dir in trail_dirs(sweep_dir):
         if (run_dir / "config.yaml").is_file():
@@ -198,7 +196,7 @@ def tracking_target(sweep_dir: Path) -> tuple[str, str]:
 
 
 def _search_trail_runs(client: Any, experiment_id: str, name: str) -> List[Any]:
-    """All trail runs of the sweep (the sweep's parent run carries the sweep tag too, but no trail id)."""
+    """All trail runs of the sweep (the sweep's summary run carries the sweep tag too, but no trail id)."""
     runs: List[Any] = []
     token = None
     while True:
@@ -231,7 +229,7 @@ def _earliest(*times: float) -> float:
 
 
 def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
-    """Read the sweep's trail runs from MLflow: run name = trail name, params = axes, tags = sweep/trail/status.
+    """Read the sweep's trail runs from its experiment: tags = sweep/trail name and id/status, params = axes.
 
     Status comes from the `harness.status` tag and the end from the run's end time. Two fields MLflow need not
     hold are taken from a `harness.reason` / `harness.started` tag when present, else from the trail's local
@@ -243,7 +241,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
 
     sweep_dir = Path(sweep_dir)
     name = sweep_name(sweep_dir)
-    target_uri, experiment = tracking_target(sweep_dir)
+    target_uri, prefix = tracking_target(sweep_dir)
+    experiment = sweep_experiment(prefix, name)
     uri = uri or target_uri
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
@@ -269,7 +268,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
             start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
                               frame["time"].min() if frame is not None else math.nan)
         rows.append({
-            "trail": run.info.run_name or tid, "id": tid, **{k: _axis(params.get(k), k) for k in AXES},
+            "trail": tags.get("harness.trail") or run.info.run_name or tid, "id": tid,
+            **{k: _axis(params.get(k), k) for k in AXES},
             "state": tags.get("harness.status", TrailState.PENDING.value),
             "reason": reason, "submitted": status.get("submitted", math.nan),
             "started": start, "ended": end / 1000.0 if end else math.nan,

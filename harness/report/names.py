@@ -13,9 +13,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from harness.axes import ALGO_VARIANTS
-
-ALL_AXES_ACT = ("async", "areal", "unknown")
+from harness.axes import ALGO_VARIANTS, ALL_AXES_ACT
 
 
 def algo_variant(label: Any, name: Optional[str] = None, variant: Optional[str] = None) -> str:
@@ -32,7 +30,7 @@ def algo_variant(label: Any, name: Optional[str] = None, variant: Optional[str] 
 
 def setting_label(mode: str, alloc: Any, rollout: Any) -> str:
     """The acting axes other than staleness: '' in fixed mode, 'd2+d1 rollout 96' otherwise."""
-    if mode not in ALL_AXES_ACT:
+    if mode not in ALL_AXES_ACT:  # the one rule of which axes act, shared with MLflow's run names
         return ""
     parts = []
     if alloc is not None and not (isinstance(alloc, float) and pd.isna(alloc)):

@@ -13,11 +13,18 @@ LIVE = ("sweep", "trail", "off")
 LIVE_MODES = ("process", "thread")
 
 
+def sweep_experiment(prefix: str, sweep: str) -> str:
+    """The MLflow experiment of one sweep: 'harness/demo'. Why one per sweep: MLflow's runs view is an experiment's
+    runs, so a sweep's trails open as rows with their charts and nothing else mixed in; the prefix groups a project's
+    sweeps in the experiment list and keeps two projects on one server apart."""
+    return f"{prefix}/{sweep}" if prefix else sweep
+
+
 @dataclass
 class TrackingConfig:
     enabled: bool = True
     uri: str = DEFAULT_URI             # or an http(s):// mlflow server
-    experiment: str = "harness"
+    experiment: str = "harness"        # prefix of the sweeps' experiments: sweep demo tracks to "harness/demo"
     # who feeds MLflow while trails run: "sweep" — one tracker process per sweep follows every trail's journal
     # (for backends whose trails run on the sweep's machine; elsewhere each trail syncs itself, as with "trail");
     # "trail" — each trail's own sync; "off" — nobody until the sweep ends (then, and `harness sync`, catch up)

@@ -1,5 +1,8 @@
 """What a trail's MLflow run says about it besides metrics: its name, params (axes and hyperparameters) and tags.
 
+The run name leads with what differs between a sweep's runs (harness.axes.run_name); the trail's own name, which
+names its run dir and the report's rows, is kept as the tag harness.trail.
+
 Read from the run dir alone (trail.json, config.yaml, sweep.json), so any syncer on any machine labels a run alike.
 """
 
@@ -10,6 +13,7 @@ from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
 
+from harness.axes import run_name, staleness_mode
 from harness.sweepdir import read_sweep_meta, read_trail_meta
 from harness.tracking.client import code_version
 
@@ -24,14 +28,27 @@ def _flatten(prefix: str, node: Any, out: Dict[str, str]) -> None:
         out[prefix] = str(node)[:MAX_PARAM_CHARS]
 
 
+def _config(run_dir: Path) -> Dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return {}
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(cfg, dict)
+    return {str(k): v for k, v in cfg.items()}
+
+
+def sweep_of(run_dir: Path) -> str:
+    """The name of the sweep a trail belongs to: trail.json's, else sweep.json's, else its parent dir's."""
+    meta = read_trail_meta(run_dir)
+    return str(meta.get("sweep") or read_sweep_meta(Path(run_dir).parent).get("name") or Path(run_dir).parent.name)
+
+
 def trail_params(run_dir: Path) -> Dict[str, str]:
     """Axes (stale, alloc, rollout, algo, seed) plus the algorithm's and engine's hyperparameters."""
     meta = read_trail_meta(run_dir)
     params: Dict[str, str] = {k: str(v) for k, v in (meta.get("axes") or {}).items()}
-    path = Path(run_dir) / "config.yaml"
-    if path.is_file():
-        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        assert isinstance(cfg, dict)
+    cfg = _config(run_dir)
+    if cfg:
         for axis in ("stale", "alloc", "rollout", "seed"):
             if axis in cfg:
                 params.setdefault(axis, str(cfg[axis]))
@@ -42,11 +59,12 @@ def trail_params(run_dir: Path) -> Dict[str, str]:
 
 
 def trail_tags(run_dir: Path) -> Dict[str, str]:
-    """The harness.* tags: sweep, trail id, engine, backend, code version and run dir."""
+    """The harness.* tags: kind, sweep, trail name and id, engine, backend, code version and run dir."""
     meta = read_trail_meta(run_dir)
-    sweep = meta.get("sweep") or read_sweep_meta(Path(run_dir).parent).get("name") or Path(run_dir).parent.name
     return {
-        "harness.sweep": str(sweep),
+        "harness.kind": "trail",
+        "harness.sweep": sweep_of(run_dir),
+        "harness.trail": str(meta.get("name") or Path(run_dir).name),
         "harness.trail_id": str(meta.get("id") or Path(run_dir).name),
         "harness.engine": str(meta.get("engine", "")),
         "harness.backend": str(meta.get("backend", "")),
@@ -56,9 +74,19 @@ def trail_tags(run_dir: Path) -> Dict[str, str]:
 
 
 def trail_run_name(run_dir: Path) -> str:
-    return str(read_trail_meta(run_dir).get("name") or Path(run_dir).name)
+    """'m2po · stale 256 · seed 1': the axes acting in the trail's staleness mode; the seed where the sweep has
+    several (the trail name's rule); the trail name itself for a run dir without axes."""
+    meta = read_trail_meta(run_dir)
+    name = str(meta.get("name") or Path(run_dir).name)
+    axes = meta.get("axes") or {}
+    if not {"stale", "alloc", "rollout", "algo"} <= set(axes):
+        return name
+    engine = _config(run_dir).get("engine")
+    mode = staleness_mode(engine if isinstance(engine, dict) else {"name": meta.get("engine")})
+    seed = axes.get("seed") if name.endswith(f" seed {axes.get('seed')}") else None
+    return run_name(mode, axes["stale"], axes["alloc"], axes["rollout"], str(axes["algo"]), seed)
 
 
-def sweep_parent(run_dir: Path, uri: str) -> Optional[str]:
-    """The id of the sweep's parent run in this store, once the sweep has one there."""
-    return (read_sweep_meta(Path(run_dir).parent).get("mlflow_parents") or {}).get(uri)
+def sweep_summary(run_dir: Path, uri: str) -> Optional[str]:
+    """The id of the sweep's summary run in this store, once the sweep has one there."""
+    return (read_sweep_meta(Path(run_dir).parent).get("mlflow_summaries") or {}).get(uri)

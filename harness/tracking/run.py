@@ -1,5 +1,6 @@
-"""A trail's MLflow run over its life: found or created once, params logged once, attached to its sweep's parent,
-and its status and end following status.json.
+"""A trail's MLflow run over its life: found or created once in its sweep's experiment, params logged once, and its
+status and end following status.json. Trails are top-level runs (no parent), so MLflow's default runs view lists
+every trail of the sweep as a row.
 
 Each step records what it did in the trail's cursor before returning, so a syncer that dies between two steps
 repeats nothing but the step it was in (and each of these is idempotent in MLflow).
@@ -15,7 +16,7 @@ from harness.rundir import read_status
 from harness.states import TERMINAL, TrailState
 from harness.tracking.client import RUN_STATUS, get_experiment_id, retry_locked
 from harness.tracking.cursor import write_cursor
-from harness.tracking.metadata import sweep_parent, trail_params, trail_run_name, trail_tags
+from harness.tracking.metadata import sweep_summary, trail_params, trail_run_name, trail_tags
 from harness.tracking.target import Target
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch
@@ -33,8 +34,12 @@ def find_run(client: Any, experiment_id: str, tags: Dict[str, str]) -> Optional[
 
 def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
     """The trail's run id in this store: from the cursor, found by its tags, or created now."""
-    if cursor.get("run_id"):
+    if cursor.get("run_id") and cursor.get("experiment") == target.experiment:
         return str(cursor["run_id"])
+    if cursor.get("run_id"):
+        # Its run lives in another experiment (one shared by all sweeps, before each sweep had its own): the journal
+        # is the truth, so the trail is logged again, once, into its sweep's experiment.
+        cursor.clear()
     experiment_id = get_experiment_id(client, target.experiment)
     tags = trail_tags(run_dir)
     run_id = find_run(client, experiment_id, tags)
@@ -42,15 +47,17 @@ def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any
         # Its cursor was lost: treat all of its history as unknown and verify it before logging.
         cursor.update(inflight=list(UNKNOWN_HISTORY))
     else:
-        parent = sweep_parent(run_dir, target.uri)
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        tags["harness.status"] = read_status(run_dir)["state"]
-        run = retry_locked(lambda: client.create_run(experiment_id, run_name=trail_run_name(run_dir), tags=tags))
+        status = read_status(run_dir)
+        tags["harness.status"] = status["state"]
+        # the trail's own start, not the sync's: MLflow's Duration column is end − start
+        start_ms = int(float(status["started"]) * 1000) if status.get("started") else None
+        name = trail_run_name(run_dir)
+        run = retry_locked(lambda: client.create_run(experiment_id, start_time=start_ms, run_name=name, tags=tags))
         run_id = run.info.run_id
-        cursor["parent"] = parent
         cursor["status"] = None  # a new run is RUNNING whatever the trail's state: sync_status settles it
-    cursor.update(run_id=run_id, experiment_id=experiment_id, synced_step=cursor.get("synced_step", -1))
+    cursor["summary"] = sweep_summary(run_dir, target.uri)
+    cursor.update(run_id=run_id, experiment_id=experiment_id, experiment=target.experiment,
+                  synced_step=cursor.get("synced_step", -1))
     write_cursor(run_dir, target.uri, cursor)
     return str(run_id)
 
@@ -67,12 +74,13 @@ def sync_params(client: Any, run_dir: Path, target: Target, cursor: Dict[str, An
     write_cursor(run_dir, target.uri, cursor)
 
 
-def sync_parent(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> None:
-    """Attach the trail to its sweep's parent run when that was created after the trail (MLflow was down)."""
-    parent = sweep_parent(run_dir, target.uri)
-    if parent and cursor.get("parent") != parent:
-        retry_locked(lambda: client.set_tag(cursor["run_id"], "mlflow.parentRunId", parent))
-        cursor["parent"] = parent
+def check_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> None:
+    """When the sweep's summary run has changed since the trail's run was made (a wiped store gets a new one), read
+    the trail's run back: a gone run raises here, and the sync logs the trail anew from its journal."""
+    summary = sweep_summary(run_dir, target.uri)
+    if summary and cursor.get("summary") != summary:
+        retry_locked(lambda: client.get_run(cursor["run_id"]))
+        cursor["summary"] = summary
         write_cursor(run_dir, target.uri, cursor)
 
 

@@ -1,9 +1,10 @@
-"""What a sweep command does for MLflow: the parent run, who follows the trails while they run, the final catch-up.
+"""What a sweep command does for MLflow: the summary run, who follows the trails while they run, the final catch-up
+and the report attached to the summary run.
 
 With tracking.live=sweep and a backend whose trails run on this machine, one tracker process
 (harness.tracking.tracker) does all three, so the sweep process never imports mlflow; a tracker that dies is started
 again (at most MAX_RESTARTS times). Otherwise — live=trail|off, a backend whose trails run elsewhere (their own sync
-takes over), or no tracker could be started — the sweep makes the parent run itself and catches MLflow up when it
+takes over), or no tracker could be started — the sweep makes the summary run itself and catches MLflow up when it
 ends, as `harness sync` would. Tracking trouble never stops a sweep: it is logged, and the next sync catches up.
 """
 
@@ -23,7 +24,7 @@ from typing import Any, Optional
 
 from harness.tracking.client import resolve_uri
 from harness.tracking.config import plain_config
-from harness.tracking.tracker import FINISH, READY
+from harness.tracking.tracker import FINISH, READY, REPORT
 
 log = logging.getLogger("harness.tracking")
 
@@ -66,7 +67,7 @@ class SweepTracking:
 
     # ------------------------------------------------------------ the sweep's calls
     def start(self) -> None:
-        """Start the tracker (which makes the parent run), else make the parent run here."""
+        """Start the tracker (which makes the summary run), else make the summary run here."""
         if not self.cfg.enabled:
             return
         if self.use_tracker:
@@ -81,23 +82,26 @@ class SweepTracking:
 
         ensure_sweep_run(self.sweep_dir, self.raw)
 
-    def finish(self, outcome: str) -> None:
-        """Final sync of every trail and the end of the parent run with the sweep's outcome."""
+    def finish(self, outcome: str, report_dir: Optional[Path] = None) -> None:
+        """Final sync of every trail, the report (a directory) attached to the summary run, and the end of the
+        summary run with the sweep's outcome."""
         if not self.cfg.enabled:
             return
         if self._proc is not None:
-            code = self._stop(outcome, wait=True)
+            code = self._stop(outcome, wait=True, report_dir=report_dir)
             if code == 0 or code is None:  # None: still finishing after the wait; it ends the run on its own
                 return
             log.warning("the sweep's MLflow tracker ended with code %s; catching up from this process", code)
-        from harness.tracking.sweep_run import finish_sweep_run
+        from harness.tracking.sweep_run import attach_report, finish_sweep_run
         from harness.tracking.sync import sync_sweep
 
         sync_sweep(self.sweep_dir)
+        if report_dir is not None:
+            attach_report(self.sweep_dir, report_dir)
         finish_sweep_run(self.sweep_dir, str(outcome))
 
     def close(self) -> None:
-        """Stop following without ending the parent run (an interrupted sweep). Returns at once: the tracker makes
+        """Stop following without ending the summary run (an interrupted sweep). Returns at once: the tracker makes
         its final pass on its own, after the trails' workers have recorded how they ended."""
         self._stop(None, wait=False)
 
@@ -146,8 +150,9 @@ class SweepTracking:
                     self._proc = None
                     return
 
-    def _stop(self, outcome: Optional[str], wait: bool) -> Optional[int]:
-        """Tell the tracker the outcome (if any) and close its pipe; with `wait`, its exit code (None: not yet)."""
+    def _stop(self, outcome: Optional[str], wait: bool, report_dir: Optional[Path] = None) -> Optional[int]:
+        """Tell the tracker the report and outcome (if any) and close its pipe; with `wait`, its exit code (None: not
+        yet)."""
         with self._lock:
             self._stopping = True
             proc = self._proc
@@ -155,6 +160,8 @@ class SweepTracking:
             return None
         try:
             assert proc.stdin is not None
+            if report_dir is not None:
+                proc.stdin.write(f"{REPORT} {Path(report_dir).resolve()}\n".encode())
             if outcome is not None:
                 proc.stdin.write(f"{FINISH} {outcome}\n".encode())
             proc.stdin.close()

@@ -22,7 +22,7 @@ from harness.journal import iter_records
 from harness.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.client import make_client, retry_locked
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
-from harness.tracking.run import ensure_run, run_is_gone, sync_params, sync_parent, sync_status
+from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_params, sync_status
 from harness.tracking.target import Target, tracking_config, trail_target
 
 log = logging.getLogger("harness.tracking")
@@ -142,7 +142,7 @@ def sync_trail(run_dir: Path | str, uri: Optional[str] = None, client: Any = Non
                 result.run_id = ensure_run(client, run_dir, target, cursor)
                 if not cursor.get("params"):
                     sync_params(client, run_dir, target, cursor)
-                sync_parent(client, run_dir, target, cursor)
+                check_run(client, run_dir, target, cursor)
                 result.logged = sync_metrics(client, run_dir, target, cursor)
                 result.status = sync_status(client, run_dir, target, cursor)
                 break
@@ -157,7 +157,7 @@ def sync_trail(run_dir: Path | str, uri: Optional[str] = None, client: Any = Non
 
 
 def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None) -> List[SyncResult]:
-    """Sync every trail of a sweep (parent run first); one trail's failure does not stop the others."""
+    """Sync every trail of a sweep (its summary run first); one trail's failure does not stop the others."""
     from harness.tracking.sweep_run import ensure_sweep_run
 
     sweep_dir = Path(sweep_dir)

@@ -14,14 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.sweepdir import read_sweep_meta
 from harness.tracking.client import resolve_uri
-from harness.tracking.config import TrackingConfig
+from harness.tracking.config import TrackingConfig, sweep_experiment
+from harness.tracking.metadata import sweep_of
 
 
 @dataclass
 class Target:
     """Where a trail's run lives: tracking URI, experiment and client settings."""
     uri: str
-    experiment: str = "harness"
+    experiment: str = "harness"    # the sweep's experiment (config.sweep_experiment)
     timeout_s: float = 10.0
     retries: int = 1
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -40,10 +41,12 @@ def tracking_config(run_dir: Path) -> TrackingConfig:
 
 
 def trail_target(run_dir: Path, uri: Optional[str] = None, tracking: Any = None) -> Target:
-    """Explicit uri > the sweep's resolved uri (sweep.json, set at launch) > the trail config's uri against cwd."""
+    """Explicit uri > the sweep's resolved uri (sweep.json, set at launch) > the trail config's uri against cwd;
+    the experiment is the sweep's own."""
     tc = tracking if tracking is not None else tracking_config(run_dir)
     if uri:
         resolved = resolve_uri(uri)
     else:
         resolved = read_sweep_meta(Path(run_dir).parent).get("mlflow_uri") or resolve_uri(tc.uri)
-    return Target(resolved, tc.experiment, float(tc.http_timeout_s), int(tc.http_retries))
+    experiment = sweep_experiment(tc.experiment, sweep_of(run_dir))
+    return Target(resolved, experiment, float(tc.http_timeout_s), int(tc.http_retries))

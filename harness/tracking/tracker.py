@@ -3,14 +3,16 @@
 Why one per sweep: a sidecar per trail pays mlflow's import, a store start-up and a Python process for each trail;
 one process pays them once for the whole sweep. It runs the same exactly-once protocol (harness.tracking.sync) on
 the same cursors as `harness sync`, so it can be killed at any point and restarted, or replaced by `harness sync`.
+It also makes the sweep's summary run (harness.tracking.sweep_run) and, at the end, attaches the report to it.
 
     python -m harness.tracking.tracker SWEEP_DIR --config JSON [--parent-pid PID]
 
 It holds `<sweep>/tracker.lock` while it follows the sweep: a trail that finds the lock held leaves MLflow to it
 (tracking.live=sweep); one that finds it free syncs itself. It prints `ready` once it holds the lock. Its stdin is
-a pipe from the sweep: a line `finish <state>` gives the sweep's outcome; end of file (the sweep ending, or dying)
-stops it: it follows the trails still running on this host for at most `stop_timeout_s`, makes a final pass, ends
-the sweep's parent run if it was given the outcome, and exits (0 when the final pass reached every trail).
+a pipe from the sweep: a line `report <dir>` names the sweep's report, a line `finish <state>` gives the sweep's
+outcome; end of file (the sweep ending, or dying) stops it: it follows the trails still running on this host for at
+most `stop_timeout_s`, makes a final pass, attaches the report and ends the summary run if it was given them, and
+exits (0 when the final pass reached every trail).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from harness.tracking.sync import sync_trail
 TRACKER_LOCK = "tracker.lock"
 READY = "ready"
 FINISH = "finish"
+REPORT = "report"
 
 log = logging.getLogger("harness.tracking.tracker")
 
@@ -173,12 +176,15 @@ def follow(tracker: Tracker, stop: threading.Event, parent_pid: Optional[int] = 
     return tracker.tick()
 
 
-def _read_commands(stream: Any, outcome: List[str], stop: threading.Event) -> None:
-    """The sweep's pipe: `finish <state>` lines, then end of file."""
+def _read_commands(stream: Any, outcome: List[str], report: List[str], stop: threading.Event) -> None:
+    """The sweep's pipe: `report <dir>` and `finish <state>` lines, then end of file."""
     for raw in stream:
-        words = raw.decode(errors="replace").split()
+        line = raw.decode(errors="replace").rstrip("\n")
+        words = line.split()
         if len(words) == 2 and words[0] == FINISH:
             outcome[:] = [words[1]]
+        elif line.startswith(REPORT + " "):
+            report[:] = [line[len(REPORT) + 1:]]
     stop.set()
 
 
@@ -190,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     known = {f.name for f in fields(TrackingConfig)}
     cfg = TrackingConfig(**{k: v for k, v in json.loads(args.config).items() if k in known})
-    # This process's own lines go to stderr (the sweep points it at <sweep>/tracking.log); the parent-run module
+    # This process's own lines go to stderr (the sweep points it at <sweep>/tracking.log); the summary-run module
     # writes that file itself, so its logger gets no handler here.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s [tracker] %(message)s", "%Y-%m-%d %H:%M:%S"))
@@ -206,14 +212,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(READY, flush=True)
     os.dup2(2, 1)  # nothing reads the pipe after this line: anything printed later goes to the log instead
     outcome: List[str] = []
-    threading.Thread(target=_read_commands, args=(sys.stdin.buffer, outcome, stop), daemon=True).start()
+    report: List[str] = []
+    threading.Thread(target=_read_commands, args=(sys.stdin.buffer, outcome, report, stop), daemon=True).start()
 
-    from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
+    from harness.tracking.sweep_run import attach_report, ensure_sweep_run, finish_sweep_run
 
     ensure_sweep_run(args.sweep_dir, cfg, uri=cfg.uri)
     tracker = Tracker(args.sweep_dir, cfg)
     log.info("following %d trails of %s", len(trail_dirs(Path(args.sweep_dir))), args.sweep_dir)
     missed = follow(tracker, stop, args.parent_pid)
+    if report:
+        attach_report(args.sweep_dir, report[0], uri=cfg.uri)
     if outcome and not missed:
         finish_sweep_run(args.sweep_dir, outcome[0], uri=cfg.uri)
     lock.release()
