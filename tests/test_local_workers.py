@@ -157,12 +157,20 @@ def test_cancel_stops_a_warm_workers_trail_and_the_pool_goes_on(probe: None, tmp
         backend.close()
 
 
+def _ctrl_c_enabled() -> None:
+    """In the child: SIGINT back to its default, so Python installs its KeyboardInterrupt handler. A test run started
+    in the background of a non-interactive shell (a CI script run as `cmd &`) inherits SIGINT ignored, and a Python
+    that starts with SIGINT ignored keeps ignoring it, as a shell's background job should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_cancels_the_running_trails_and_ends_every_worker(probe: None, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     sweep = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", "engine=probe", "stale=1,2,3",
                               "engine.steps=100000", "engine.step_s=0.05", "tracking=none", "backend.max_parallel=2",
                               "--name", "c", "--root", str(root), "--no-report"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                             preexec_fn=_ctrl_c_enabled)
     deadline = time.monotonic() + 120
     while sum((d / "probe.json").exists() for d in trail_dirs(root / "c")) < 2:
         assert time.monotonic() < deadline and sweep.poll() is None, "two trails never started"
