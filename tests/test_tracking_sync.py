@@ -138,11 +138,12 @@ def test_lost_cursor_reuses_the_run_and_logs_only_what_is_missing(tmp_path, stor
                                                  ("failed", "FAILED")])
 def test_status_tag_and_run_end_follow_the_trail(tmp_path, store, client, state, mlflow_status):
     run_dir = make_sweep(tmp_path / "runs") / "t1"
-    write_status(run_dir, "running")
+    write_status(run_dir, "running", node="node-a")
     append_steps(run_dir, range(1, 6))
     run_id = sync_trail(run_dir, uri=store).run_id
     assert client.get_run(run_id).info.status == "RUNNING"
     assert client.get_run(run_id).data.tags["harness.status"] == "running"
+    assert client.get_run(run_id).data.tags["harness.node"] == "node-a"  # where it ran, as the backend names it
     write_status(run_dir, state, ended=time.time())
     sync_trail(run_dir, uri=store)
     run = client.get_run(run_id)

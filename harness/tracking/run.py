@@ -85,13 +85,18 @@ def check_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]
 
 
 def sync_status(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
-    """harness.status tag and the run's lifecycle follow status.json; terminal states end the run."""
+    """harness.status tag and the run's lifecycle follow status.json; terminal states end the run. harness.node says
+    where the trail ran (the Ray node, the Slurm node, else the host: the runner records it in status.json)."""
     status = read_status(run_dir)
     state = str(status.get("state", TrailState.PENDING.value))
     if state == cursor.get("status"):
         return state
     run_id = cursor["run_id"]
     retry_locked(lambda: client.set_tag(run_id, "harness.status", state))
+    node = status.get("node")
+    if node and node != cursor.get("node"):
+        retry_locked(lambda: client.set_tag(run_id, "harness.node", str(node)))
+        cursor["node"] = node
     if state in TERMINAL:
         ended = status.get("ended")
         end_ms = int(float(ended) * 1000) if ended else None
