@@ -63,6 +63,15 @@ def test_reward_is_one_only_for_the_right_final_number() -> None:
     assert reward(f" so {p.value}", p) == 0.0                 # the right number in the wrong format earns nothing
 
 
+def test_flexible_reward_reads_the_last_number_in_any_format() -> None:
+    p = make_problem(0, "eval", 3, 2, 20)
+    assert reward(f" so {p.value}", p, flexible=True) == 1.0   # the base model's informal answer, read for skill
+    assert reward(f" so {p.value + 1}", p, flexible=True) == 0.0
+    assert reward(f" {p.value} so {p.value + 1}", p, flexible=True) == 0.0  # the last number is the answer
+    assert reward(f" #### {p.value}", p, flexible=True) == 1.0
+    assert reward(" so nothing", p, flexible=True) == 0.0
+
+
 def test_train_streams_pretraining_and_probe_never_see_an_eval_question() -> None:
     from harness.engines.embedded.task import EVAL_SHARE, is_eval_question
 

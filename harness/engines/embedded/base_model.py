@@ -45,7 +45,7 @@ from harness.engines.embedded.model import (
     sample,
     sequence_logprobs,
 )
-from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, Problem, ProblemSet, extract_answer, reward
+from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, Problem, ProblemSet, reward
 from harness.engines.embedded.train import Adam
 from harness.errors import HarnessError
 
@@ -98,15 +98,8 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
         probs = [problems[i] for i in range(lo, min(n, lo + batch))]
         ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
         tokens, _, _ = sample(model, ids, 1, max_new, 0.0, None)
-        right += sum(_right(text, p, flexible) for text, p in zip(decode_rows(tokens), probs, strict=True))
+        right += sum(reward(text, p, flexible) for text, p in zip(decode_rows(tokens), probs, strict=True))
     return right / n
-
-
-def _right(text: str, problem: Problem, flexible: bool) -> float:
-    if not flexible:
-        return reward(text, problem)
-    got = extract_answer(text, flexible=True)
-    return 1.0 if got is not None and abs(got - problem.value) < 1e-6 else 0.0
 
 
 @contextmanager

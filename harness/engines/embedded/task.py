@@ -91,10 +91,12 @@ def extract_answer(text: str, flexible: bool = False) -> Optional[float]:
         return None
 
 
-def reward(completion: str, problem: Problem) -> float:
+def reward(completion: str, problem: Problem, flexible: bool = False) -> float:
     """1.0 if the completion's '#### <number>' equals the reference, else 0.0 (also when nothing parses): the strict
-    GSM8K reading, so an answer in any other format earns nothing, as with GSM8K's RL rewards."""
-    got = extract_answer(completion)
+    GSM8K reading, so an answer in any other format earns nothing, as with GSM8K's RL rewards. With `flexible`, the
+    completion's last number counts whatever its format (lm-eval's flexible-extract): arithmetic skill alone, which
+    the base model's stop rule reads."""
+    got = extract_answer(completion, flexible)
     return 1.0 if got is not None and abs(got - problem.value) < 1e-6 else 0.0
 
 
