@@ -89,6 +89,18 @@ def corrupt_config(run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text("engine: [this is not\n  a valid: config\n")
 
 
+def process_gone(pid: int, within_s: float) -> bool:
+    """Whether process `pid` has ended within `within_s` seconds (polled with signal 0)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _run_script(*args: str, env: Dict[str, str] | None = None) -> str:
     """Run a service script with this interpreter's bin directory first on PATH, so that it finds the tools (`ray`)
     of the environment running the tests (the project's .venv) even when that environment is not activated."""
@@ -138,6 +150,24 @@ def slurm_cluster() -> Iterator[Dict[str, str]]:
             _run_script(str(SCRIPTS / "slurm_cluster.sh"), "stop", directory)
 
 
+def _stop_ray(nodes: Sequence[Path], auth_mode: str | None, directory: Path) -> None:
+    """Disconnect this process, stop each node (in the order given) and check it stopped, restore RAY_AUTH_MODE as it
+    was (`auth_mode`), remove the nodes' directory."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    for node in nodes:
+        _run_script(str(SCRIPTS / "ray_head.sh"), "stop", str(node))
+        status = _run_script(str(SCRIPTS / "ray_head.sh"), "status", str(node))
+        assert status.strip() == "stopped", status
+    if auth_mode is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = auth_mode
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[str]:
     """A real `ray start --head` on 127.0.0.1 in a process group of its own, stopped by that group at the end.
@@ -153,18 +183,7 @@ def ray_head() -> Iterator[str]:
     try:
         yield env["RAY_ADDRESS"]
     finally:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-        _run_script(str(SCRIPTS / "ray_head.sh"), "stop", str(directory))
-        status = _run_script(str(SCRIPTS / "ray_head.sh"), "status", str(directory))
-        assert status.strip() == "stopped", status
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
-        shutil.rmtree(directory, ignore_errors=True)
+        _stop_ray([directory], previous, directory)
 
 
 @pytest.fixture(scope="module")
@@ -188,19 +207,7 @@ def ray_two_nodes() -> Iterator[str]:
         started.append(node)
         yield env["RAY_ADDRESS"]
     finally:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-        for where in reversed(started):  # the second node before the head it joined
-            _run_script(str(SCRIPTS / "ray_head.sh"), "stop", str(where))
-            status = _run_script(str(SCRIPTS / "ray_head.sh"), "status", str(where))
-            assert status.strip() == "stopped", status
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
-        shutil.rmtree(directory, ignore_errors=True)
+        _stop_ray(list(reversed(started)), previous, directory)  # the second node before the head it joined
 
 
 def job_meta(run_dir: Path) -> Dict[str, str]:

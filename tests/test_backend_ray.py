@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from services import TINY, corrupt_config, final_metrics, make_sweep, run_directly, wait_for_states
+from services import TINY, corrupt_config, final_metrics, make_sweep, process_gone, run_directly, wait_for_states
 
 from harness.compose import compose_trail
 from harness.rundir import read_status
@@ -77,18 +75,8 @@ def test_ray_cancel_running_trail(ray_head: str, tmp_path: Path) -> None:
     finally:
         backend.close()
     assert read_status(run_dirs[0])["state"] == "cancelled"
-    assert _gone(pid), "force-cancel must kill the worker running the trail"
+    assert process_gone(pid, 10.0), "force-cancel must kill the worker running the trail"
 
-
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.integration

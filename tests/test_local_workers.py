@@ -16,7 +16,7 @@ from typing import List
 
 import pytest
 from omegaconf import OmegaConf
-from services import make_sweep, wait_for_states
+from services import make_sweep, process_gone, wait_for_states
 
 from harness import plugins
 from harness.backends.local import LocalBackend
@@ -113,16 +113,6 @@ def _wait_for_probe(run_dir: Path, backend: LocalBackend, handle: object, timeou
     return seen(run_dir)
 
 
-def _gone(pid: int, within_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
-
 
 def test_a_worker_killed_mid_trail_fails_that_trail_and_the_next_trail_runs(probe: None, tmp_path: Path) -> None:
     run_dirs = make_sweep(tmp_path / "sweep", [["engine.steps=100000", "engine.step_s=0.05"], ["stale=2"]],
@@ -147,7 +137,7 @@ def test_cancel_stops_a_warm_workers_trail_and_the_pool_goes_on(probe: None, tmp
         (long,) = backend.submit(run_dirs[:1])
         pid = _wait_for_probe(run_dirs[0], backend, long)["pid"]
         backend.cancel(long)
-        assert backend.poll(long) == "cancelled" and _gone(pid), "cancel ends the worker running the trail"
+        assert backend.poll(long) == "cancelled" and process_gone(pid, 15.0), "cancel ends the worker running the trail"
         status = read_status(run_dirs[0])
         assert status["state"] == "cancelled" and status["reason"] == "cancelled by the sweep"
         assert int(status["step"]) >= 1, "its metrics so far are kept"
@@ -181,4 +171,4 @@ def test_ctrl_c_cancels_the_running_trails_and_ends_every_worker(probe: None, tm
     assert sweep.returncode == 130, out
     states = sorted(read_status(d)["state"] for d in trail_dirs(root / "c"))
     assert states == ["cancelled", "cancelled", "cancelled"], states
-    assert all(_gone(pid) for pid in pids), "no worker outlives the sweep"
+    assert all(process_gone(pid, 15.0) for pid in pids), "no worker outlives the sweep"
