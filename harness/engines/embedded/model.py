@@ -9,9 +9,9 @@ Why the decode loop looks the way it does: at this size (width 64, heads of 16) 
 arithmetic per op, so the cost is the number of ops and the bytes they copy, not FLOPs. Sampling therefore writes keys
 and values into buffers allocated once (no `torch.cat` of the whole cache per token), attends with two small matmuls
 and an additive mask (no boolean-mask SDPA), drops rows that have finished, runs under `inference_mode`, and computes
-the LM head only where a next token is read. The random draw is `torch.multinomial`'s own (one exponential per row
-and vocabulary entry, argmax of p / q), drawn for every row of the batch as multinomial would, so dropping finished
-rows changes no sample.
+the LM head only where a next token is read. The random draw is the exponential race behind `torch.multinomial`
+(token = argmax p / q, q ~ Exp(1) per row and vocabulary entry), with q made from uniforms (`exponential_log`, a
+quarter of the cost of `exponential_`), drawn for every row of the batch, so dropping finished rows changes no sample.
 Why one module of this size: the model, its cached forward and the sampler share the cache layout, and the sampler's
 equality with a plain full-sequence forward (tests/test_engine_model.py) is easiest to keep with both side by side.
 """
@@ -205,6 +205,12 @@ class TinyGPT(nn.Module):
         return self.logits(x)
 
 
+def exponential_log(rows: int, vocab: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """log q for q ~ Exp(1) i.i.d., [rows, vocab]: log(−log U) of uniforms. argmax(log p − log q) is a draw from p
+    (the exponential race behind torch.multinomial); uniforms and two logs cost a quarter of `exponential_`."""
+    return torch.rand(rows, vocab, generator=generator).log_().neg_().log_()
+
+
 def pad_prompts(prompts: List[List[int]]) -> torch.Tensor:
     """Left-pad encoded prompts (each starting with BOS) to one [B, Lp] tensor."""
     width = max(len(p) for p in prompts)
@@ -217,7 +223,7 @@ def _decode_loop(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: 
     Returns [blocks·B·group, max_new] tensors, block after block, each b-major then sample.
 
     Gives the tokens of one `sample` call per block, made in that order: a sampling block draws, at every step its own
-    call would have reached, multinomial's exponential for each (row, vocabulary entry) of all its rows, finished or
+    call would have reached, the exponential race's q for each (row, vocabulary entry) of all its rows, finished or
     not. Inside, the R = blocks·group rows of a prompt sit together so they share its keys; a prompt whose rows have
     all ended is dropped once at least half of the prompts still computed have."""
     logits, cache, valid, lengths = model.prompt(prompt_ids)
@@ -253,14 +259,14 @@ def _decode_loop(model: TinyGPT, prompt_ids: torch.Tensor, group: int, max_new: 
             nxt = logp_all.argmax(-1)
         else:
             if blocks == 1:
-                q = torch.empty(n, vocab).exponential_(1, generator=generator)
+                log_q = exponential_log(n, vocab, generator)
             else:
-                q = torch.ones(b, blocks, group, vocab)
+                log_q = torch.zeros(b, blocks, group, vocab)
                 for k in sampling:
                     if block_on[k]:
-                        q[:, k] = torch.empty(b, group, vocab).exponential_(1, generator=generator)
-                q = q.view(n, vocab)
-            nxt = (logp_all.exp() / (q if prompts == b else q[rows])).argmax(-1)
+                        log_q[:, k] = exponential_log(b * group, vocab, generator).view(b, group, vocab)
+                log_q = log_q.view(n, vocab)
+            nxt = (logp_all - (log_q if prompts == b else log_q[rows])).argmax(-1)
             if mixed:
                 nxt = torch.where(is_greedy if prompts == b else is_greedy[rows], logp_all.argmax(-1), nxt)
         tokens[rows, j] = torch.where(live, nxt, PAD)
@@ -327,23 +333,32 @@ def sequence_logprobs(model: TinyGPT, prompt_ids: torch.Tensor, group: int, toke
     logits0, cache, valid, lengths = model.prompt(prompt_ids)
     first = (logits0.repeat_interleave(group, 0) if group > 1 else logits0)[:, None]
     n, lc = tokens.shape
-    if lc == 1:
-        logits = first
-    elif mask is None:
-        logits = torch.cat([first, model.continuation(tokens[:, :-1], cache, valid, lengths, group)], 1)
-    else:
+    if lc > 1 and mask is not None:  # the log-softmax runs on the computed positions only, then scatters scalars
         need = mask[:, 1:]
         packed = model.continuation(tokens[:, :-1], cache, valid, lengths, group, need)
-        rest = packed.new_zeros(n, lc - 1, packed.shape[-1]).masked_scatter(need[..., None], packed)
-        logits = torch.cat([first, rest], 1)
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
-    logp_all = torch.log_softmax(logits, -1)
-    logp = logp_all.gather(2, tokens[..., None]).squeeze(2)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+        logp0, ent0 = _logp_entropy(first[:, 0], tokens[:, 0], temperature)
+        logp_p, ent_p = _logp_entropy(packed, tokens[:, 1:][need], temperature)
+        logp = torch.cat([logp0[:, None], logp0.new_zeros(n, lc - 1).masked_scatter(need, logp_p)], 1)
+        entropy = torch.cat([ent0[:, None], ent0.new_zeros(n, lc - 1).masked_scatter(need, ent_p)], 1)
+        return logp * mask, entropy * mask
+    if lc == 1:
+        logits = first
+    else:
+        logits = torch.cat([first, model.continuation(tokens[:, :-1], cache, valid, lengths, group)], 1)
+    logp, entropy = _logp_entropy(logits, tokens, temperature)
     if mask is not None:
         logp, entropy = logp * mask, entropy * mask
     return logp, entropy
+
+
+def _logp_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature: float
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of `tokens` and entropy under softmax(logits / temperature) (0 means 1), over the last dim."""
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
 def param_count(model: nn.Module) -> int:
