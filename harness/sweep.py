@@ -33,7 +33,7 @@ from harness.interrupts import sigterm_as_interrupt
 from harness.journal_index import JournalIndex
 from harness.listing import PLAIN_ABOVE, plain_table
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
-from harness.progress import STATUS_COLUMNS, SweepDisplay, open_display, trail_row, trail_table
+from harness.progress import STATUS_COLUMNS, SweepDisplay, duration, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import (
@@ -217,6 +217,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False
+    phases = PhaseClock()
     try:
         if detach:
             handles = _submit(backend, to_run)
@@ -227,8 +228,10 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
             if to_run and backend_plugin.same_host:
                 prepare_engines([t for t in trails if t.run_dir(sweep_dir) in to_run], display.say)
                 display.end_phases()
+                phases.lap("preparation")
             handles = _submit(backend, to_run)
             _watch(backend, dict(zip(to_run, handles, strict=True)), all_dirs, display)
+            phases.lap("trails")
             watched = True
     except KeyboardInterrupt:
         if backend_plugin.detachable:
@@ -253,7 +256,24 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
             backend.close()
         if not watched:
             tracking.close()
-    return _finish(tracking, sweep_dir, all_dirs, report)
+    return _finish(tracking, sweep_dir, all_dirs, report, phases)
+
+
+class PhaseClock:
+    """Wall time of each phase of a sweep (preparation, trails, report), for the line that ends its output."""
+
+    def __init__(self) -> None:
+        self.start = self.mark = time.monotonic()
+        self.laps: List[tuple] = []
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.laps.append((phase, now - self.mark))
+        self.mark = now
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{phase} {duration(seconds)}" for phase, seconds in self.laps)
+        return f"wall time {duration(time.monotonic() - self.start)}: {parts}"
 
 
 def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
@@ -276,7 +296,8 @@ def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], 
         time.sleep(POLL_S)
 
 
-def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool) -> int:
+def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool,
+            phases: Optional[PhaseClock] = None) -> int:
     work = [what for what, on in (("catching up MLflow", tracking.cfg.enabled),
                                   ("writing the report", report)) if on]
     if work:
@@ -296,6 +317,10 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
             console.print(f"[yellow]report not written: {exc}[/]")
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
+    if phases is not None:
+        phases.lap(" and ".join(what for what, on in (("MLflow", tracking.cfg.enabled), ("report", report)) if on)
+                   or "wrap-up")
+        console.print(phases.summary())
     meta = read_sweep_meta(sweep_dir)
     if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
         from harness.tracking.view import view_line

@@ -121,7 +121,10 @@ def test_the_base_model_is_built_once_before_any_trail_starts(root: Path, tiny: 
     assert not cache.exists(), "a dry run builds nothing"
     assert main(args) == 0
     (model,) = cache.glob("base-*.pt")
-    assert re.search(r"base model: built in \d+ s: 30 pretraining steps", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"base model: built in \d+ s: 30 pretraining steps", out)
+    # the sweep ends by saying where its wall time went
+    assert re.search(r"wall time \d+ s: preparation \d+ s, trails \d+ s, wrap-up \d+ s", out), out
     for run_dir in trail_dirs(root / "base"):
         assert "pretraining step" not in (run_dir / "log.txt").read_text(), f"{run_dir.name} built it itself"
         assert model.stat().st_mtime <= read_status(run_dir)["started"], "built before the trail started"

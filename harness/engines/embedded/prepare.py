@@ -14,11 +14,8 @@ from typing import Any, Dict, Sequence
 
 from harness.engines.embedded.base_model import cache_path, ensure_built
 from harness.plugins import Say
+from harness.progress import duration
 from harness.trails import Trail
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def prepare(trails: Sequence[Trail], say: Say) -> None:
@@ -43,6 +40,6 @@ def prepare(trails: Sequence[Trail], say: Say) -> None:
         if info is None:
             say(task, f"cached: {path}")
         else:
-            say(task, f"built in {_duration(time.monotonic() - started)}: {info['steps']} pretraining steps, greedy "
+            say(task, f"built in {duration(time.monotonic() - started)}: {info['steps']} pretraining steps, greedy "
                       f"probe accuracy {info['probe_accuracy']:.3f} in any format, "
                       f"{info.get('probe_strict_accuracy', float('nan')):.3f} strict → {path}")
