@@ -86,3 +86,28 @@ def test_ensure_built_says_when_another_process_holds_the_build(tmp_path) -> Non
     builder.join(120)
     assert result["info"]["steps"] == 20 and path.exists()
     assert base_model.ensure_built(eng, log=lambda _: None) is None, "a cached model is not built again"
+
+
+def test_the_base_model_is_the_moving_average_of_the_pretraining_weights(tmp_path, monkeypatch) -> None:
+    """Against a naive reference: w̄ = d^T w_0 + Σ_t (1 − d) d^(T−t) w_t over the raw weights after each step."""
+    snapshots = []
+
+    class RecordingAdam(base_model.Adam):
+        def step(self) -> None:
+            super().step()
+            snapshots.append([p.detach().double().clone() for p in self.params])
+
+    monkeypatch.setattr(base_model, "Adam", RecordingAdam)
+    eng = _tiny_engine(tmp_path, "engine.base_ema=0.9", "engine.base_target_acc=0.0")
+    torch.manual_seed(int(eng.base_seed))
+    init = [p.detach().double().clone() for p in base_model.TinyGPT(base_model.ModelConfig.of(eng)).parameters()]
+    model, info = base_model.pretrain(eng, log=lambda _: None)
+    steps, d = info["steps"], 0.9
+    assert steps == len(snapshots) == 20
+    want = [d ** steps * w0 for w0 in init]
+    for t, weights in enumerate(snapshots, start=1):
+        for i, w in enumerate(weights):
+            want[i] += (1 - d) * d ** (steps - t) * w
+    for got, ref in zip(model.parameters(), want, strict=True):
+        assert torch.allclose(got.double(), ref, atol=1e-6)
+    assert not torch.allclose(next(model.parameters()).double(), snapshots[-1][0], atol=1e-4), "not the raw weights"

@@ -7,6 +7,11 @@ GSM8K format often enough for the reward to find and reinforce it; RL then also 
 stops when greedy accuracy on a probe set, read in any answer format (the arithmetic skill alone), reaches
 `base_target_acc` (checked every `base_check_every` steps). The rule reads the mean of the last PROBE_WINDOW probes,
 not the last one, because single probes are noisy (0.289 -> 0.312 -> 0.289 -> 0.355 over four checks).
+Why the base model is an exponential moving average of the pretraining weights (decay `base_ema`; Polyak-Ruppert
+averaging as in Polyak & Juditsky 1992, the "EMA of weights" most LM trainers keep): at a constant learning rate the
+weights jitter around what training has learned, and the average is what a decaying rate would reach, for one
+`lerp` per step. Measured on the default config: probes of the averaged weights 0.26 / 0.31 / 0.40 at steps 500 /
+600 / 700, of the raw weights 0.22 / 0.23 / 0.29, which reach the target only at step 1,000.
 Why cached: every trail of a sweep must start from the same weights, and pretraining costs more than a trail. The
 cache key is a hash of everything that determines the weights; several trails starting at once take an fcntl lock,
 one builds, the rest wait and load, and the file appears by atomic rename so a reader never sees half of it. A sweep
@@ -20,6 +25,7 @@ weight, with different probe accuracies), and the cache key must be all that dec
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import hashlib
 import json
@@ -49,7 +55,7 @@ from harness.engines.embedded.task import INFORMAL_PREFIX, TASK_FORMAT, Problem,
 from harness.engines.embedded.train import Adam
 from harness.errors import HarnessError
 
-BASE_FORMAT = 4  # bump when pretraining code changes what the weights are
+BASE_FORMAT = 5  # bump when pretraining code changes what the weights are
 PROBE_WINDOW = 3  # the stop rule averages this many consecutive probes
 BUILD_THREADS = 1  # torch threads while pretraining (the weights depend on it; see above)
 DEFAULT_CACHE = "~/.cache/harness/base_models"
@@ -59,7 +65,7 @@ def base_spec(eng: Any) -> Dict[str, Any]:
     """Everything that determines the base weights (and nothing that does not, so trails share one model)."""
     keys = ("n_layer", "n_embd", "n_head", "block_size", "difficulty", "max_number", "task_seed", "base_seed",
             "base_target_acc", "base_max_steps", "base_check_every", "base_lr", "base_batch", "max_new_tokens",
-            "base_format_frac")
+            "base_format_frac", "base_ema")
     spec = {k: eng[k] for k in keys}
     spec["format"] = BASE_FORMAT
     spec["task_format"] = TASK_FORMAT
@@ -131,6 +137,9 @@ def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str
     torch.manual_seed(int(eng.base_seed))
     model = TinyGPT(ModelConfig.of(eng))
     opt = Adam(list(model.parameters()), lr=float(eng.base_lr))  # = AdamW with weight_decay 0, without its import
+    decay = float(eng.base_ema)
+    average = copy.deepcopy(model).requires_grad_(False) if decay > 0 else model  # what is probed and kept
+    trained, averaged = list(model.parameters()), list(average.parameters())
     data = ProblemSet(f"{eng.task_seed}", "pretrain", int(eng.difficulty), int(eng.max_number))
     probe = ProblemSet(f"{eng.task_seed}", "probe", int(eng.difficulty), int(eng.max_number))
     batch, cursor, step, t0 = int(eng.base_batch), 0, 0, time.time()
@@ -150,8 +159,11 @@ def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if decay > 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(averaged, trained, 1.0 - decay)
         if step % int(eng.base_check_every) == 0:
-            probes.append(greedy_accuracy(model, probe, 256, int(eng.max_new_tokens), flexible=True))
+            probes.append(greedy_accuracy(average, probe, 256, int(eng.max_new_tokens), flexible=True))
             window = probes[-PROBE_WINDOW:]
             smoothed = sum(window) / len(window)
             log(f"pretraining step {step} of at most {int(eng.base_max_steps)}: loss {loss.item():.3f}, greedy probe "
@@ -159,13 +171,13 @@ def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str
                 f"(stops at {float(eng.base_target_acc):g})")
             if len(window) == PROBE_WINDOW and smoothed >= float(eng.base_target_acc):
                 break
-    strict = greedy_accuracy(model, probe, 256, int(eng.max_new_tokens))
+    strict = greedy_accuracy(average, probe, 256, int(eng.max_new_tokens))
     log(f"pretrained: {step} steps, greedy probe accuracy {smoothed:.3f} in any format, {strict:.3f} by the strict "
         f"GSM8K reward")
     info = {"steps": step, "probe_accuracy": smoothed, "probe_strict_accuracy": strict, "probes": probes,
             "seconds": time.time() - t0,
             "params": sum(p.numel() for p in model.parameters())}
-    return model, info
+    return average.requires_grad_(True), info
 
 
 class UnreadableFile(HarnessError):

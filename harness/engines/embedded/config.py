@@ -55,9 +55,10 @@ class EmbeddedEngineConfig:
     base_seed: int = 0
     base_target_acc: float = 0.3
     base_max_steps: int = 4000
-    base_check_every: int = 100
+    base_check_every: int = 50
     base_lr: float = 0.003
     base_batch: int = 64
+    base_ema: float = 0.99           # the base model: this moving average of the pretraining weights (0: raw)
     base_format_frac: float = 0.3    # share of pretraining answers in GSM8K's "#### N" format (the rest: "so N")
     cache_dir: str = ""              # "" -> $HARNESS_CACHE_DIR or ~/.cache/harness/base_models
     # async mode: simulated clock, tokens per second of each worker
@@ -87,6 +88,8 @@ def check_embedded(cfg: Any) -> None:
                           f"a divisor of engine.batch_prompts={eng.batch_prompts}")
     if eng.n_embd % eng.n_head:
         raise ConfigError("engine.n_head", eng.n_head, f"a divisor of engine.n_embd={eng.n_embd}")
+    if not 0.0 <= eng.base_ema < 1.0:
+        raise ConfigError("engine.base_ema", eng.base_ema, "a decay in [0, 1) (0: no averaging)")
     if not 0.0 <= eng.base_format_frac <= 1.0:
         raise ConfigError("engine.base_format_frac", eng.base_format_frac, "a fraction in [0, 1]")
     if eng.difficulty < 1:
