@@ -35,7 +35,7 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -139,7 +139,8 @@ def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str
     opt = Adam(list(model.parameters()), lr=float(eng.base_lr))  # = AdamW with weight_decay 0, without its import
     decay = float(eng.base_ema)
     average = copy.deepcopy(model).requires_grad_(False) if decay > 0 else model  # what is probed and kept
-    trained, averaged = list(model.parameters()), list(average.parameters())
+    trained: List[torch.Tensor] = list(model.parameters())
+    averaged: List[torch.Tensor] = list(average.parameters())
     data = ProblemSet(f"{eng.task_seed}", "pretrain", int(eng.difficulty), int(eng.max_number))
     probe = ProblemSet(f"{eng.task_seed}", "probe", int(eng.difficulty), int(eng.max_number))
     batch, cursor, step, t0 = int(eng.base_batch), 0, 0, time.time()
