@@ -20,6 +20,7 @@ def test_yaml_repeats_the_schema_defaults() -> None:
 @pytest.mark.parametrize("override,key", [
     ("engine.n_head=5", "engine.n_head"),
     ("engine.base_format_frac=1.5", "engine.base_format_frac"),
+    ("engine.base_ema=1.0", "engine.base_ema"),
     ("engine.difficulty=0", "engine.difficulty"),
     ("engine.staleness_mode=lagged", "engine.staleness_mode"),
 ])
