@@ -311,17 +311,19 @@ NOTES = """Notes.
   to 800 steps of 8 × 8).
 - The two trails do not see the same problems: since the baseline the task holds eval questions out by a hash of their
   text and the train stream skips them (commit 8ea8e60), so the curves part from the first step for that reason,
-  besides rounding. With the same prompts and weights the new sampler draws the same random numbers in the same order
-  (multinomial's exponential per row and vocabulary entry) and gives the same tokens (tests/test_engine_model.py);
-  its log-probs differ from the baseline's in the last float bits (another attention and summation order), so after
-  some updates a sampled token differs and two trails part like two seeds.
+  besides sampling: the new sampler draws by the exponential race from uniforms (token = argmax log p − log(−log u)),
+  the distribution multinomial draws from (tests/test_engine_model.py checks the frequencies and checks the cached
+  sampler token for token against a naive one that reruns the prefix) but from other random numbers, so the two
+  trails sample different tokens from the first step, like two seeds, and their log-probs differ in the last float
+  bits (another attention and summation order).
 - The extrapolation from short trails takes their median step. The new code's cost follows the answers' lengths
   (it computes no position after an EOS, and drops prompts whose answers have all ended), the baseline's does not, so
   when later answers are longer the extrapolation flatters the new code: the full 400-step runs are the figure to read.
 - The FLOP share is against each code's own FLOPs; the new code does fewer (no LM head at prompt positions, one prompt
   pass per eval chunk instead of two, no positions after EOS in training), which lowers its FLOP limit too.
-- Pretraining: the baseline stops at the first probe ≥ base_target_acc, the new code when the mean of the last 3
-  probes is (the greedy probe swings between answer formats); 'probe' is the value the rule read."""
+- Pretraining: the baseline stops at the first probe ≥ base_target_acc of its raw weights (probed every 100 steps);
+  the new code keeps a moving average of the weights (decay 0.99), probes it every 50 steps and stops when the mean of
+  its last 3 probes reaches the target; the average is the base model. 'probe' is the value each rule read."""
 
 
 def report(args, pre, peak, trails, samples, flops, masks, full, load0, load1, seconds) -> list:
