@@ -45,6 +45,8 @@ def test_cache_key_follows_what_determines_the_weights(tmp_path) -> None:
     assert a == base_model.cache_path(_tiny_engine(tmp_path, "engine.lr=0.5", "engine.steps=3", "seed=7"))  # RL knobs
     assert a != base_model.cache_path(_tiny_engine(tmp_path, "engine.difficulty=3"))
     assert a != base_model.cache_path(_tiny_engine(tmp_path, "engine.n_embd=32"))
+    assert a != base_model.cache_path(_tiny_engine(tmp_path, "engine.base_ema=0.99"))  # another base model
+    assert "base_ema" not in base_model.base_spec(_tiny_engine(tmp_path)), "off, it leaves earlier keys as they were"
 
 
 def test_cache_dir_comes_from_env_when_not_configured(tmp_path, monkeypatch) -> None:

@@ -55,10 +55,10 @@ class EmbeddedEngineConfig:
     base_seed: int = 0
     base_target_acc: float = 0.3
     base_max_steps: int = 4000
-    base_check_every: int = 50
+    base_check_every: int = 100
     base_lr: float = 0.003
     base_batch: int = 64
-    base_ema: float = 0.99           # the base model: this moving average of the pretraining weights (0: raw)
+    base_ema: float = 0.0            # > 0: the base model is this moving average of the pretraining weights
     base_format_frac: float = 0.3    # share of pretraining answers in GSM8K's "#### N" format (the rest: "so N")
     cache_dir: str = ""              # "" -> $HARNESS_CACHE_DIR or ~/.cache/harness/base_models
     # async mode: simulated clock, tokens per second of each worker
