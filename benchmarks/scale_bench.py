@@ -129,7 +129,8 @@ def mlflow_rows(args: argparse.Namespace, filled: Filled, old: Took, new: Took, 
     """The table's rows for the MLflow source."""
     size = f"{args.mlflow_trails:,} trails × {args.steps:,} steps × 10 metrics"
     ratio = f"{new.wall / journal.wall:.1f}× wall, {new.cpu / journal.cpu:.1f}× CPU"
-    rows = [row(f"`harness report` over {size}, from MLflow (sqlite store)", "≤ 3× journals", old, new,
+    rows = [row(f"`harness report` over {size}, from MLflow (sqlite store); today = {args.mlflow_baseline}",
+                "≤ 3× journals", old, new,
                 f"from journals, same sweep: {journal} → MLflow / journals = {ratio}; loading alone (one process, "
                 f"mlflow's import of {loads['import'][0]:.1f} s apart): MLflow {loads['mlflow'][0]:.2f} s, "
                 f"journals {loads['journal'][0]:.2f} s; the "
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--baseline", default="6abc0b2", help="commit of today's code (default: 6abc0b2)")
     parser.add_argument("--trails", type=int, default=1000, help="trails of the report/status sweep")
     parser.add_argument("--steps", type=int, default=1000, help="steps per trail of the report/status sweep")
+    parser.add_argument("--mlflow-baseline", default="bfe9df9",
+                        help="commit of today's MLflow source (default: bfe9df9, per-metric history reads)")
     parser.add_argument("--mlflow-trails", type=int, default=100, help="trails of the sweep read from MLflow")
     parser.add_argument("--mlflow-fill", choices=("log_batch", "sync"), default="log_batch",
                         help="how the store is filled: MLflow's log_batch, or the harness's own sync")
@@ -212,7 +215,8 @@ def main() -> None:
               flush=True)
         filled = filled_sweep(tmp_dir / "mlflow", args.mlflow_trails, args.steps, args.mlflow_fill)
         from_mlflow = ["report", str(filled.sweep), "--source", "mlflow"]
-        ml_old, ml_new = old.run(from_mlflow), new.run(from_mlflow)
+        old_ml = baseline_checkout(args.mlflow_baseline, tmp_dir / "mlflow-baseline")
+        ml_old, ml_new = old_ml.run(from_mlflow), new.run(from_mlflow)
         ml_journal = new.run(["report", str(filled.sweep)])
         loads = load_times(new.env(), filled.sweep)
         served = None
@@ -221,7 +225,7 @@ def main() -> None:
 
             def through(url: str) -> Dict[str, object]:
                 copy = served_copy(filled.sweep, url, tmp_dir / "served")
-                return {"old": old.run(["report", str(copy), "--source", "mlflow"]),
+                return {"old": old_ml.run(["report", str(copy), "--source", "mlflow"]),
                         "new": new.run(["report", str(copy), "--source", "mlflow"])}
 
             served = with_server(filled.db, tmp_dir / "server", through)
@@ -231,8 +235,8 @@ def main() -> None:
     lines = [
         "# Scale benchmark: sweeps of 1,000 trails, today's code against this one in the same run",
         "",
-        f"Command: `python benchmarks/scale_bench.py --baseline {args.baseline} --trails {args.trails} "
-        f"--steps {args.steps}`. Baseline: commit {args.baseline} (`git archive`, run from a temporary directory); "
+        f"Command: `python benchmarks/scale_bench.py {' '.join(sys.argv[1:])}`. Baseline: commit {args.baseline} "
+        f"({args.mlflow_baseline} for the MLflow source; `git archive`, run from a temporary directory); "
         f"now: this checkout. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average (1 min) before / after: {load_before:.1f} / "
         f"{os.getloadavg()[0]:.1f} (the machine is shared, so each figure is wall time and, in brackets, the CPU "
