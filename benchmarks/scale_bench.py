@@ -123,7 +123,7 @@ def row(figure: str, target: str, today: Optional[Took], now: Took, note: str = 
     return f"| {figure} | {target} | {today if today is not None else '—'} | **{now}** | {ratio} | {note} |"
 
 
-def mlflow_rows(args: argparse.Namespace, filled: Filled, old: Took, new: Took, journal: Took,
+def mlflow_rows(args: argparse.Namespace, filled: Filled, old: Optional[Took], new: Took, journal: Took,
                 loads: Dict[str, list], served: Optional[Dict[str, object]], estimate: Optional[float],
                 journal_full: Took) -> List[str]:
     """The table's rows for the MLflow source."""
@@ -157,7 +157,8 @@ def main() -> None:
     parser.add_argument("--trails", type=int, default=1000, help="trails of the report/status sweep")
     parser.add_argument("--steps", type=int, default=1000, help="steps per trail of the report/status sweep")
     parser.add_argument("--mlflow-baseline", default="bfe9df9",
-                        help="commit of today's MLflow source (default: bfe9df9, per-metric history reads)")
+                        help="commit of today's MLflow source (default: bfe9df9, per-metric history reads; "
+                        "none: skip it)")
     parser.add_argument("--mlflow-trails", type=int, default=100, help="trails of the sweep read from MLflow")
     parser.add_argument("--mlflow-fill", choices=("log_batch", "sync"), default="log_batch",
                         help="how the store is filled: MLflow's log_batch, or the harness's own sync")
@@ -215,8 +216,9 @@ def main() -> None:
               flush=True)
         filled = filled_sweep(tmp_dir / "mlflow", args.mlflow_trails, args.steps, args.mlflow_fill)
         from_mlflow = ["report", str(filled.sweep), "--source", "mlflow"]
-        old_ml = baseline_checkout(args.mlflow_baseline, tmp_dir / "mlflow-baseline")
-        ml_old, ml_new = old_ml.run(from_mlflow), new.run(from_mlflow)
+        old_ml = (None if args.mlflow_baseline == "none"
+                  else baseline_checkout(args.mlflow_baseline, tmp_dir / "mlflow-baseline"))
+        ml_old, ml_new = old_ml.run(from_mlflow) if old_ml else None, new.run(from_mlflow)
         ml_journal = new.run(["report", str(filled.sweep)])
         loads = load_times(new.env(), filled.sweep)
         served = None
@@ -225,7 +227,7 @@ def main() -> None:
 
             def through(url: str) -> Dict[str, object]:
                 copy = served_copy(filled.sweep, url, tmp_dir / "served")
-                return {"old": old_ml.run(["report", str(copy), "--source", "mlflow"]),
+                return {"old": old_ml.run(["report", str(copy), "--source", "mlflow"]) if old_ml else None,
                         "new": new.run(["report", str(copy), "--source", "mlflow"])}
 
             served = with_server(filled.db, tmp_dir / "server", through)

@@ -59,6 +59,9 @@ def test_a_row_already_there_is_skipped_as_log_batch_skips_it(store: tuple[Path,
     writer.write(run_id, BATCHES[0][:2])
     writer.write(run_id, BATCHES[0])  # the first two again: one transaction fails, log_batch logs the rest
     assert len(rows(db, "metrics", run_id)) == len(BATCHES[0])
+    twice: Value = ("d", 1.5, 3000, 3)
+    writer.write(run_id, [twice, twice])  # the same row twice in one batch: once, as log_batch does
+    assert len(rows(db, "metrics", run_id)) == len(BATCHES[0]) + 1
 
 
 @pytest.mark.parametrize("case", ["gone", "deleted", "bad key", "negative timestamp"])

@@ -44,10 +44,18 @@ class SyncResult:
     error: Optional[str] = None
 
 
-def _metric_value(value: Any) -> Optional[float]:
-    if isinstance(value, (bool, int, float)):
-        return float(value)
-    return None
+def _metrics(record: Dict[str, Any]) -> Dict[str, float]:
+    """A record's numeric values as floats (a text value is no metric)."""
+    out: Dict[str, float] = {}
+    for key, value in record.items():
+        kind = type(value)
+        if kind is float:
+            out[key] = value
+        elif kind is int or kind is bool or isinstance(value, (int, float)):
+            out[key] = float(value)
+    for key in NON_METRIC_KEYS:
+        out.pop(key, None)
+    return out
 
 
 def pending_steps(run_dir: Path, after: int) -> List[Step]:
@@ -62,9 +70,7 @@ def pending_steps(run_dir: Path, after: int) -> List[Step]:
         seen.add(step)
         ts = record.get("time")
         ts_ms = int(float(ts) * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else now_ms
-        metrics = {k: v for k, v in ((k, _metric_value(v)) for k, v in record.items() if k not in NON_METRIC_KEYS)
-                   if v is not None}
-        out.append((step, ts_ms, metrics))
+        out.append((step, ts_ms, _metrics(record)))
     return out
 
 

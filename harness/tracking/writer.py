@@ -97,7 +97,8 @@ class SqlMetricWriter:
             self.fallback.write(run_id, values)  # a row already there: log_batch skips it as MLflow does
 
     def _plain(self, values: Sequence[Value]) -> bool:
-        """Values MLflow accepts as they are: valid keys (checked once each), timestamps ≥ 0, distinct rows."""
+        """Values MLflow accepts as they are: valid keys (checked once each) and timestamps ≥ 0. A row twice is found
+        by the insert (a duplicate primary key) and handed to log_batch."""
         from mlflow.exceptions import MlflowException
         from mlflow.utils.validation import _validate_metric_name
 
@@ -107,7 +108,7 @@ class SqlMetricWriter:
             except MlflowException:
                 return False
             self.valid_keys.add(key)
-        return all(v[2] >= 0 for v in values) and len(set(values)) == len(values)
+        return all(v[2] >= 0 for v in values)
 
     def _insert(self, run_id: str, values: Sequence[Value]) -> None:
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
@@ -115,7 +116,7 @@ class SqlMetricWriter:
         rows: List[Dict[str, Any]] = []
         latest: Dict[str, Dict[str, Any]] = {}
         for key, value, ts, step in values:
-            stored, nan = _stored(float(value))
+            stored, nan = (value, False) if value - value == 0.0 else _stored(value)  # finite: as it is
             row = {"run_uuid": run_id, "key": key, "value": stored, "timestamp": ts, "step": step, "is_nan": nan}
             rows.append(row)
             best = latest.get(key)
