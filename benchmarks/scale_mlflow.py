@@ -1,10 +1,11 @@
 """The scale benchmark's MLflow part: `harness report --source mlflow` beside `harness report` (journals) on one
 synthetic sweep held in a real sqlite store, and with `server` the same store behind a real `mlflow server` (started
-and stopped by PID). Used by scale_bench.py.
+and stopped by PID). Used by scale_bench.py, or alone at one size (`main`, → reports/bench_scale_mlflow.md).
 
-Why a smaller sweep may be used: MLflow's log_batch takes about 150 µs of CPU a value here, so filling a store with
-1,000 trails × 1,000 steps × 10 metrics takes about half an hour; the figures at a smaller size give the ratio of the
-two sources and, per trail, an extrapolation to 1,000 trails.
+Why a smaller sweep may be used: MLflow's log_batch takes about 130 µs of CPU a value here, so filling a store with
+1,000 trails × 1,000 steps × 10 metrics takes about 20 CPU-minutes; the figures at a smaller size give the ratio of
+the two sources and, per trail, an extrapolation to 1,000 trails. The harness's own sync fills the full size in
+minutes (its writer's rows are MLflow's, tests/test_tracking_writer.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from synthetic_sweeps import random_sweep  # noqa: E402
 from tracking_support import MlflowServer, group_cpu_s  # noqa: E402
 
 EXPERIMENT = "bench"
+FILLS = {"sync": "the harness's own sync (`harness sync`: what a tracked sweep writes)",
+         "log_batch": "MLflow's log_batch"}
 
 LOAD = """
 import json, sys, time
@@ -114,3 +117,70 @@ def extrapolate(journal_report: float, loads: Dict[str, list], trails: int, targ
         return None
     extra = loads["mlflow"][0] - loads["journal"][0]
     return journal_report + loads["import"][0] + extra * target_trails / trails
+
+
+def main() -> None:
+    """Only the MLflow part, at one size (e.g. the full 1,000 trails, filled by the harness's sync):
+
+        python benchmarks/scale_mlflow.py [--trails 1000] [--steps 1000] [--fill sync] [--baseline none] [--server]
+                                          [--out reports/bench_scale_mlflow.md]
+    """
+    import argparse
+    import os
+    import platform
+    import tempfile
+
+    import scale_bench as bench
+
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trails", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--fill", choices=("log_batch", "sync"), default="sync")
+    parser.add_argument("--baseline", default="none", help="commit of today's MLflow source, or none")
+    parser.add_argument("--server", action="store_true")
+    parser.add_argument("--out", default=str(REPO / "reports" / "bench_scale_mlflow.md"))
+    args = parser.parse_args()
+    load_before, began = os.getloadavg()[0], time.perf_counter()
+    new = bench.Code("this checkout", REPO)
+    with tempfile.TemporaryDirectory(prefix="scale-mlflow-") as tmp:
+        tmp_dir = Path(tmp)
+        print(f"{args.trails} trails × {args.steps} steps into a sqlite store ({args.fill}) …", flush=True)
+        filled = filled_sweep(tmp_dir / "mlflow", args.trails, args.steps, args.fill)
+        old = None if args.baseline == "none" else bench.baseline_checkout(args.baseline, tmp_dir / "baseline")
+        from_mlflow = ["report", str(filled.sweep), "--source", "mlflow"]
+        print("reports …", flush=True)
+        ml_old, ml_new = old.run(from_mlflow) if old else None, new.run(from_mlflow)
+        journal = new.run(["report", str(filled.sweep)])
+        loads = load_times(new.env(), filled.sweep)
+        served = None
+        if args.server:
+            def through(url: str) -> Dict[str, Any]:
+                copy = served_copy(filled.sweep, url, tmp_dir / "served")
+                return {"old": old.run(["report", str(copy), "--source", "mlflow"]) if old else None,
+                        "new": new.run(["report", str(copy), "--source", "mlflow"])}
+
+            served = with_server(filled.db, tmp_dir / "server", through)
+    shape = argparse.Namespace(mlflow_trails=args.trails, steps=args.steps, trails=args.trails,
+                               mlflow_fill=args.fill, mlflow_baseline=args.baseline)
+    lines = [
+        f"# Scale benchmark, MLflow source: {args.trails:,} trails × {args.steps:,} steps × 10 metrics",
+        "",
+        f"Command: `python benchmarks/scale_mlflow.py {' '.join(sys.argv[1:])}`. Today: "
+        f"{args.baseline if old else 'not run'}; now: this checkout. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; load average (1 min) before / after: "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (wall time and, in brackets, the CPU time of the command and "
+        f"every process it waited for); the benchmark took {(time.perf_counter() - began) / 60:.1f} min. The store "
+        f"is filled by {FILLS[args.fill]}.",
+        "",
+        "| figure | target | today | now | now / today (wall) | note |",
+        "|---|---|---|---|---|---|",
+        *bench.mlflow_rows(shape, filled, ml_old, ml_new, journal, loads, served, None, journal),
+        "",
+    ]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
