@@ -65,9 +65,9 @@ def test_bulk_read_equals_per_metric_reads(store: tuple[str, dict[str, list[str]
     from mlflow.tracking import MlflowClient
 
     uri, runs = store
-    long = (_database_histories(uri, runs) if read == "database"
-            else _client_histories(MlflowClient(tracking_uri=uri), runs))
-    got = wide_metrics(long, {r: r for r in runs})
+    histories = (_database_histories(uri, runs) if read == "database"
+                 else _client_histories(MlflowClient(tracking_uri=uri), runs))
+    got = wide_metrics(histories, {r: r for r in runs})
     want = per_call(uri, runs)
     pd.testing.assert_frame_equal(got, want[list(got.columns)], check_dtype=False)
     messy = got[got["id"] == list(runs)[1]].set_index("step")
@@ -79,7 +79,7 @@ def test_bulk_read_equals_per_metric_reads(store: tuple[str, dict[str, list[str]
 def test_only_the_given_runs(store: tuple[str, dict[str, list[str]]]) -> None:
     uri, runs = store
     first = list(runs)[0]
-    long = metric_histories(None, uri, {first: runs[first]})
-    assert set(long["run_id"]) == {first}
-    assert wide_metrics(long, {"not-a-run": "t"}).empty
-    assert metric_histories(None, uri, {}).empty
+    histories = metric_histories(None, uri, {first: runs[first]})
+    assert set(histories.runs) == {first}
+    assert wide_metrics(histories, {"not-a-run": "t"}).empty
+    assert not metric_histories(None, uri, {}).runs

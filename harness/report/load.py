@@ -246,8 +246,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         if tid not in latest or run.info.start_time > latest[tid].info.start_time:
             latest[tid] = run  # a trail synced twice into fresh runs: the newest wins
     local = {str(read_trail_meta(d).get("id") or d.name): d for d in trail_dirs(sweep_dir)}
-    long = metric_histories(client, uri, {run.info.run_id: list(run.data.metrics) for run in latest.values()})
-    metrics = _metrics_frame([wide_metrics(long, {run.info.run_id: tid for tid, run in latest.items()})])
+    histories = metric_histories(client, uri, {run.info.run_id: list(run.data.metrics) for run in latest.values()})
+    metrics = _metrics_frame([wide_metrics(histories, {run.info.run_id: tid for tid, run in latest.items()})])
     first_time = metrics.groupby("id")["time"].min().to_dict() if len(metrics) else {}
     rows: List[Dict[str, Any]] = []
     for tid, run in latest.items():
