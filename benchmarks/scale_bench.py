@@ -1,7 +1,8 @@
 """Scale benchmark: the harness's own costs on sweeps of 1,000 trails, each beside today's code measured in the same
 run — a baseline commit `git archive`d to a temporary directory and run from there, command for command.
 
-    python benchmarks/scale_bench.py [--baseline 6abc0b2] [--trails 1000] [--steps 1000]   → reports/bench_scale.md
+    python benchmarks/scale_bench.py [--baseline 6abc0b2] [--trails 1000] [--steps 1000] [--mlflow-trails 100]
+                                     [--mlflow-fill log_batch|sync] [--server]   → reports/bench_scale.md
 
 Figures (wall seconds, and CPU seconds of the command and every process it waited for: the machine is shared):
 - `harness sweep <1,000 trails> --dry-run`, end to end;
@@ -9,8 +10,12 @@ Figures (wall seconds, and CPU seconds of the command and every process it waite
   number of trails (so the command's own start-up is not counted), with trails of the toy engine (no work: all of
   it is overhead) and 2-step trails of the embedded engine (overhead = slope − the trail's own compute); warm
   workers, a fresh process per trail (`backend.workers=process`) and the baseline;
-- `harness report` over a synthetic sweep of trails × steps × 10 metrics (journals only);
-- `harness status` on that sweep: no journal index yet (cold), with it (warm), and the baseline.
+- `harness report` over a synthetic sweep of trails × steps × 10 metrics, from journals;
+- `harness status` on that sweep: no journal index yet (cold), with it (warm), and the baseline;
+- `harness report --source mlflow` over a synthetic sweep of --mlflow-trails trails in a real sqlite store (filled by
+  MLflow's log_batch, or with --mlflow-fill sync by the harness's own sync), beside the journal source on the same
+  sweep, extrapolated to --trails when smaller; with --server also through a real `mlflow server`
+  (benchmarks/scale_mlflow.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from scale_mlflow import Filled, extrapolate, filled_sweep, load_times, served_copy, with_server  # noqa: E402
 from synthetic_sweeps import random_sweep  # noqa: E402  (a test helper: tests/synthetic_sweeps.py)
 
 from harness.journal_index import INDEX_NAME  # noqa: E402
@@ -117,11 +123,46 @@ def row(figure: str, target: str, today: Optional[Took], now: Took, note: str = 
     return f"| {figure} | {target} | {today if today is not None else '—'} | **{now}** | {ratio} | {note} |"
 
 
+def mlflow_rows(args: argparse.Namespace, filled: Filled, old: Optional[Took], new: Took, journal: Took,
+                loads: Dict[str, list], served: Optional[Dict[str, object]], estimate: Optional[float],
+                journal_full: Took) -> List[str]:
+    """The table's rows for the MLflow source."""
+    size = f"{args.mlflow_trails:,} trails × {args.steps:,} steps × 10 metrics"
+    ratio = f"{new.wall / journal.wall:.1f}× wall, {new.cpu / journal.cpu:.1f}× CPU"
+    rows = [row(f"`harness report` over {size}, from MLflow (sqlite store); today = {args.mlflow_baseline}",
+                "≤ 3× journals", old, new,
+                f"from journals, same sweep: {journal} → MLflow / journals = {ratio}; loading alone (one process, "
+                f"mlflow's import of {loads['import'][0]:.1f} s apart): MLflow {loads['mlflow'][0]:.2f} s, "
+                f"journals {loads['journal'][0]:.2f} s; the "
+                f"store ({filled.values:,} values) filled by {args.mlflow_fill} in {filled.wall:.0f} s "
+                f"({filled.cpu:.0f} CPU-s), not counted")]
+    if served is not None:
+        rows.append(row(f"`harness report` over {size}, from an `mlflow server` on that store", "", served["old"],
+                        served["new"], f"the server's own CPU over both reports: {served['server_cpu']:.0f} CPU-s; "
+                        "histories read per run and metric, 8 at a time"))
+    if estimate is not None:
+        target = 3 * journal_full.wall
+        rows.append(f"| `harness report` over {args.trails:,} trails × {args.steps:,} steps × 10 metrics, from MLflow "
+                    f"(sqlite store), extrapolated | ≤ {target:.0f} s (3× journals) | — | **≈ {estimate:.0f} s** | | "
+                    f"the journal report above ({journal_full.wall:.1f} s) + mlflow's import once + the MLflow "
+                    f"load's extra time over the journal load at {args.mlflow_trails:,} trails × "
+                    f"{args.trails / args.mlflow_trails:g} (both loads grow with the trails; the rest of the report "
+                    f"is the same for both sources) |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="6abc0b2", help="commit of today's code (default: 6abc0b2)")
     parser.add_argument("--trails", type=int, default=1000, help="trails of the report/status sweep")
     parser.add_argument("--steps", type=int, default=1000, help="steps per trail of the report/status sweep")
+    parser.add_argument("--mlflow-baseline", default="bfe9df9",
+                        help="commit of today's MLflow source (default: bfe9df9, per-metric history reads; "
+                        "none: skip it)")
+    parser.add_argument("--mlflow-trails", type=int, default=100, help="trails of the sweep read from MLflow")
+    parser.add_argument("--mlflow-fill", choices=("log_batch", "sync"), default="log_batch",
+                        help="how the store is filled: MLflow's log_batch, or the harness's own sync")
+    parser.add_argument("--server", action="store_true", help="also read the store through a real mlflow server")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench_scale.md"))
     args = parser.parse_args()
     load_before, began = os.getloadavg()[0], time.perf_counter()
@@ -171,12 +212,33 @@ def main() -> None:
         status_warm = new.run(["status", str(sweep)])
         shutil.rmtree(tmp_dir / "synthetic", ignore_errors=True)
 
+        print(f"MLflow: {args.mlflow_trails} trails × {args.steps} steps into a sqlite store ({args.mlflow_fill}) …",
+              flush=True)
+        filled = filled_sweep(tmp_dir / "mlflow", args.mlflow_trails, args.steps, args.mlflow_fill)
+        from_mlflow = ["report", str(filled.sweep), "--source", "mlflow"]
+        old_ml = (None if args.mlflow_baseline == "none"
+                  else baseline_checkout(args.mlflow_baseline, tmp_dir / "mlflow-baseline"))
+        ml_old, ml_new = old_ml.run(from_mlflow) if old_ml else None, new.run(from_mlflow)
+        ml_journal = new.run(["report", str(filled.sweep)])
+        loads = load_times(new.env(), filled.sweep)
+        served = None
+        if args.server:
+            print("MLflow server …", flush=True)
+
+            def through(url: str) -> Dict[str, object]:
+                copy = served_copy(filled.sweep, url, tmp_dir / "served")
+                return {"old": old_ml.run(["report", str(copy), "--source", "mlflow"]) if old_ml else None,
+                        "new": new.run(["report", str(copy), "--source", "mlflow"])}
+
+            served = with_server(filled.db, tmp_dir / "server", through)
+        estimate = extrapolate(report_new.wall, loads, args.mlflow_trails, args.trails)
+
     minutes = (time.perf_counter() - began) / 60
     lines = [
         "# Scale benchmark: sweeps of 1,000 trails, today's code against this one in the same run",
         "",
-        f"Command: `python benchmarks/scale_bench.py --baseline {args.baseline} --trails {args.trails} "
-        f"--steps {args.steps}`. Baseline: commit {args.baseline} (`git archive`, run from a temporary directory); "
+        f"Command: `python benchmarks/scale_bench.py {' '.join(sys.argv[1:])}`. Baseline: commit {args.baseline} "
+        f"({args.mlflow_baseline} for the MLflow source; `git archive`, run from a temporary directory); "
         f"now: this checkout. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average (1 min) before / after: {load_before:.1f} / "
         f"{os.getloadavg()[0]:.1f} (the machine is shared, so each figure is wall time and, in brackets, the CPU "
@@ -205,6 +267,7 @@ def main() -> None:
             status_old, status_warm, "the index is written by the report (at the end of a sweep) or the last status"),
         row("`harness status` on that sweep, cold (no journal index)", "", status_old, status_cold,
             "every journal's steps read column-wise (pyarrow), then indexed"),
+        *mlflow_rows(args, filled, ml_old, ml_new, ml_journal, loads, served, estimate, report_new),
         "",
         f"The synthetic sweep (GRPO vs M2PO, 20 configurations, 10 metrics every step plus eval/reward every 10th, "
         f"all trails done) was written in {generated:.0f} s, not counted. Tracking is off in every sweep here "

@@ -86,8 +86,25 @@ class Journal:
         self.close()
 
 
-def iter_records(run_dir: Path | str) -> Iterator[dict]:
-    """Yield the journal's complete records in order; a torn last line is skipped."""
+_STEP_FIELD = '{"step": '  # how the Journal starts every line
+
+
+def _leading_step(line: str) -> Optional[int]:
+    """The step of a line as the Journal writes it (its first field), read without parsing the JSON."""
+    if not line.startswith(_STEP_FIELD):
+        return None
+    end = line.find(",", len(_STEP_FIELD))
+    try:
+        return int(line[len(_STEP_FIELD):end if end > 0 else line.find("}")])
+    except ValueError:
+        return None
+
+
+def iter_records(run_dir: Path | str, after: Optional[int] = None) -> Iterator[dict]:
+    """Yield the journal's complete records in order; a torn last line is skipped.
+
+    `after`: records at or below that step are skipped unparsed (a follower that re-reads a growing journal on
+    every pass then parses only what is new)."""
     path = Path(run_dir) / JOURNAL_NAME
     if not path.exists():
         return
@@ -95,6 +112,10 @@ def iter_records(run_dir: Path | str) -> Iterator[dict]:
         for line in fh:
             if not line.endswith("\n"):
                 break
+            if after is not None:
+                step = _leading_step(line)
+                if step is not None and step <= after:
+                    continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:

@@ -78,12 +78,13 @@ def finish_sweep(sweep_dir: Path, run_dirs: List[Path]) -> Path:
 
 
 def random_sweep(sweep_dir: Path, trails: int = 100, steps: int = 1000, eval_every: int = 10,
-                 seed: int = 0) -> Path:
+                 seed: int = 0, tracking: Optional[Mapping[str, Any]] = None) -> Path:
     """A GRPO-vs-M2PO sweep: `trails` trails of `steps` steps, 10 metrics every step plus eval/reward every
     `eval_every` steps; M2PO gets the lower grad_norm and keeps its eval reward under staleness, as in the paper.
 
     Each journal is written in one go (the Journal's JSON records, drawn with numpy a trail at a time), so a sweep
-    of 1,000 trails × 1,000 steps for the scale benchmark takes seconds rather than minutes."""
+    of 1,000 trails × 1,000 steps for the scale benchmark takes seconds rather than minutes. `tracking` goes into
+    each config.yaml (the MLflow store a report from MLflow reads)."""
     rng = np.random.default_rng(seed)
     configs = [(s, a, r) for s in (1, 8, 64, 256, 512) for a in ("d2+d1", "d1+d2") for r in (48, 96)]
     seeds = max(1, trails // (len(configs) * 2))
@@ -117,7 +118,7 @@ def random_sweep(sweep_dir: Path, trails: int = 100, steps: int = 1000, eval_eve
             lines.append(json.dumps(record))
         dirs.append(write_trail(sweep_dir, {"stale": stale, "alloc": alloc, "rollout": rollout, "algo": algo,
                                             "seed": trail_seed}, [], ended=1000.0 + 0.1 * steps,
-                                config=engine_config("async"), journal_lines=lines))
+                                config=engine_config("async"), journal_lines=lines, tracking=tracking))
     return finish_sweep(sweep_dir, dirs)
 
 

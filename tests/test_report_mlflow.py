@@ -2,68 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow_stores import empty_store, fill_store
 from synthetic_sweeps import finish_sweep, write_trail
 from test_report_tables import axes, flat_trail
 
-from harness.journal import read_records
 from harness.report import write_report
 from harness.report.load import load_journals, load_mlflow
-from harness.rundir import read_status
-from harness.sweepdir import read_trail_meta, trail_dirs
-
-
-def empty_store(db: Path) -> str:
-    """A migrated, empty sqlite store at `db`: migrating one takes seconds, so a template is kept per MLflow version
-    in the test cache dir and copied (a copy of a fresh store is a fresh store)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    cache = Path(os.environ.get("HARNESS_CACHE_DIR", tempfile.gettempdir()))
-    template = cache / f"mlflow-empty-{mlflow.__version__}.db"
-    if not template.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        scratch = cache / f".mlflow-empty-{os.getpid()}.db"
-        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments()  # creates and migrates the schema
-        os.replace(scratch, template)
-    shutil.copyfile(template, db)
-    return f"sqlite:///{db}"
-
-
-def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
-    """What tracking writes into the sweep's experiment: one run per trail (run name led by the algorithm, the trail
-    name as a tag, axes as params, harness.* tags, no failure reason, created after the trail started), metrics via
-    log_batch, plus the sweep's summary run (sweep tag, but no trail); another sweep's experiment beside it."""
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    sweep = sweep_dir.name
-    exp_id = client.create_experiment(f"{experiment}/{sweep}")
-    client.create_run(exp_id, run_name=f"{sweep} · summary", tags={"harness.sweep": sweep, "harness.kind": "summary"})
-    other_exp = client.create_experiment(f"{experiment}/another-sweep")
-    other = client.create_run(other_exp, run_name="grpo · stale 1 · seed 1",
-                              tags={"harness.sweep": "another-sweep", "harness.trail_id": "x"})
-    client.log_batch(other.info.run_id, metrics=[Metric("eval/reward", 0.0, 1, 1)])
-    for run_dir in trail_dirs(sweep_dir)[:-1]:  # the last trail never reached MLflow
-        meta, status = read_trail_meta(run_dir), read_status(run_dir)
-        tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"],
-                "harness.trail": meta["name"], "harness.kind": "trail"}
-        # tracking creates the run when it first reaches the trail, after the trail's start-up
-        late = int((status["started"] + 7.0) * 1000)
-        run = client.create_run(exp_id, run_name=" · ".join(meta["name"].split()[::-1]), start_time=late, tags=tags)
-        metrics = [Metric(key, value, int(round(rec["time"] * 1000)), rec["step"])
-                   for rec in read_records(run_dir) for key, value in rec.items() if key not in ("step", "time")]
-        params = [Param(k, str(v)) for k, v in meta["axes"].items()]
-        client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        if status.get("ended"):
-            client.set_terminated(run.info.run_id, "FINISHED", end_time=int(status["ended"] * 1000))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +28,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             reason="grad_norm is nan at step 4", tracking=tracking))
     dirs.append(write_trail(sweep_dir, axes(512, "m2po", 1), flat_trail(0.7, 0.3), tracking=tracking))
     finish_sweep(sweep_dir, dirs)
-    fill_store(sweep_dir, tracking["uri"], tracking["experiment"])
+    fill_store(sweep_dir, tracking["uri"], tracking["experiment"], skip=dirs[-1:])  # the last never reached MLflow
     return sweep_dir
 
 

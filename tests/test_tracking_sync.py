@@ -1,5 +1,5 @@
 """Journal → MLflow sync against a real sqlite store: exactly once per (metric, step), across re-sync, resume,
-a crash between log_batch and the cursor write, a lost cursor, and trail status changes."""
+a crash between a batch and the cursor write, a lost cursor, and trail status changes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from harness.tracking.config import TrackingConfig
 from harness.tracking.cursor import CURSOR_NAME
 from harness.tracking.sweep_run import ensure_sweep_run, finish_sweep_run
 from harness.tracking.sync import sync_sweep, sync_trail
+from harness.tracking.writer import LogBatchWriter
 
 
 @pytest.fixture
@@ -87,27 +88,34 @@ def test_resume_truncate_and_recompute_logs_no_duplicates(tmp_path, store, clien
     assert_exactly_once(client, run_id, 150)
 
 
+@pytest.mark.parametrize("writer", ["database", "log_batch"])
 @pytest.mark.parametrize("then_resume", [False, True])
 def test_crash_between_log_batch_and_cursor_write_still_logs_exactly_once(tmp_path, store, client, monkeypatch,
-                                                                          then_resume):
+                                                                          then_resume, writer):
     run_dir = make_sweep(tmp_path / "runs") / "t1"
     append_steps(run_dir, range(1, 41))
     run_id = sync_trail(run_dir, uri=store).run_id
     append_steps(run_dir, range(41, 121))
 
-    real_write, sent = sync_mod.write_cursor, []
-    real_log_batch = client.__class__.log_batch
+    real_write, real_writer, sent = sync_mod.write_cursor, sync_mod.metric_writer, []
 
-    def spy_log_batch(self, run_id, metrics=(), **kw):
-        sent.append(len(metrics))
-        return real_log_batch(self, run_id, metrics=metrics, **kw)
+    class Spy:
+        """The store's writer (or MLflow's log_batch, 1,000 values a batch), counting what it sent."""
+
+        def __init__(self, client_, uri):
+            self.inner = LogBatchWriter(client_) if writer == "log_batch" else real_writer(client_, uri)
+            self.batch_limit = self.inner.batch_limit
+
+        def write(self, run_id_, values):
+            self.inner.write(run_id_, values)
+            sent.append(len(values))
 
     def crash_after_first_batch(run_dir_, uri, cursor):
         if any(sent) and cursor.get("inflight") is None:
-            raise KeyboardInterrupt("killed between log_batch and the cursor write")
+            raise KeyboardInterrupt("killed between the batch and the cursor write")
         real_write(run_dir_, uri, cursor)
 
-    monkeypatch.setattr(client.__class__, "log_batch", spy_log_batch)
+    monkeypatch.setattr(sync_mod, "metric_writer", Spy)
     monkeypatch.setattr(sync_mod, "write_cursor", crash_after_first_batch)
     with pytest.raises(KeyboardInterrupt):
         sync_trail(run_dir, uri=store)

@@ -94,6 +94,20 @@ def assert_exactly_once(client, run_id: str, last_step: int, first_step: int = 1
             assert abs(m.value - metric_values(m.step, seed)[key]) < 1e-9, f"{key}@{m.step} has a wrong value"
 
 
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU of every live process of a process group, their reaped children included (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime(11) stime cutime cstime
+            total += sum(int(v) for v in fields[11:15])
+    return total / tick
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

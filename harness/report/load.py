@@ -27,7 +27,8 @@ from harness.axes import staleness_mode
 from harness.errors import HarnessError
 from harness.journal_columns import read_table
 from harness.journal_index import JournalIndex, Ranges, journal_key, missing_in
-from harness.rundir import describe_lost, load_config, read_status
+from harness.report.mlflow_history import metric_histories, wide_metrics
+from harness.rundir import describe_lost, read_status
 from harness.states import FINISHED, TrailState
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI, sweep_experiment
@@ -63,16 +64,22 @@ def _axis(value: Any, key: str) -> Any:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
-    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from config.yaml.
-
-    Read with a plain YAML parser (the saved config is resolved), which is ~50× cheaper than OmegaConf per trail.
-    Without a config the mode is `unknown` and the report shows every axis and no eval-set interval."""
+def config_yaml(run_dir: Path) -> Dict[str, Any]:
+    """The trail's config.yaml as plain data ({} without one). It is saved resolved, so a plain YAML parser reads it,
+    ~50× cheaper than OmegaConf per trail."""
     try:
         with open(Path(run_dir) / "config.yaml", encoding="utf-8") as fh:
             cfg = yaml.load(fh, Loader=_LOADER) or {}
     except (FileNotFoundError, yaml.YAMLError):
         cfg = {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
+    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from config.yaml.
+
+    Without a config the mode is `unknown` and the report shows every axis and no eval-set interval."""
+    cfg = config_yaml(run_dir)
     raw_eng, raw_algo = cfg.get("engine"), cfg.get("algo")
     eng: Dict[str, Any] = raw_eng if isinstance(raw_eng, dict) else {}
     algo: Dict[str, Any] = raw_algo if isinstance(raw_algo, dict) else {}
@@ -186,7 +193,7 @@ def tracking_target(sweep_dir: Path) -> tuple[str, str]:
     targets = set()
     for run_dir in trail_dirs(sweep_dir):
         if (run_dir / "config.yaml").is_file():
-            tracking = load_config(run_dir).get("tracking") or {}
+            tracking = config_yaml(run_dir).get("tracking") or {}
             targets.add((str(tracking.get("uri", DEFAULT_URI)), str(tracking.get("experiment", "harness"))))
     if not targets:
         raise HarnessError(f"no trail config.yaml under {sweep_dir}: cannot tell which MLflow store holds the sweep")
@@ -206,21 +213,6 @@ def _search_trail_runs(client: Any, experiment_id: str, name: str) -> List[Any]:
         token = page.token
         if not token:
             return runs
-
-
-def _history_frame(client: Any, run: Any, tid: str) -> Optional[pd.DataFrame]:
-    rows = [(m.step, m.key, m.value, m.timestamp)
-            for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key)]
-    if not rows:
-        return None
-    long = pd.DataFrame(rows, columns=["step", "key", "value", "timestamp"])
-    long = long.drop_duplicates(["step", "key"], keep="last")
-    wide = long.pivot(index="step", columns="key", values="value")
-    wide.columns.name = None
-    wide.insert(0, "time", long.groupby("step")["timestamp"].max() / 1000.0)
-    wide = wide.reset_index()
-    wide.insert(0, "id", tid)
-    return wide
 
 
 def _earliest(*times: float) -> float:
@@ -254,19 +246,20 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         if tid not in latest or run.info.start_time > latest[tid].info.start_time:
             latest[tid] = run  # a trail synced twice into fresh runs: the newest wins
     local = {str(read_trail_meta(d).get("id") or d.name): d for d in trail_dirs(sweep_dir)}
+    histories = metric_histories(client, uri, {run.info.run_id: list(run.data.metrics) for run in latest.values()})
+    metrics = _metrics_frame([wide_metrics(histories, {run.info.run_id: tid for tid, run in latest.items()})])
+    first_time = metrics.groupby("id")["time"].min().to_dict() if len(metrics) else {}
     rows: List[Dict[str, Any]] = []
-    frames: List[pd.DataFrame] = []
     for tid, run in latest.items():
         tags, params = run.data.tags, run.data.params
         status = read_status(local[tid]) if tid in local else {}
         reason = tags.get("harness.reason") or status.get("reason") or ""
         end = run.info.end_time
-        frame = _history_frame(client, run, tid)
         # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
         start = float(pd.to_numeric(tags.get("harness.started", status.get("started")), errors="coerce"))
         if not math.isfinite(start):
             start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
-                              frame["time"].min() if frame is not None else math.nan)
+                              float(first_time.get(tid, math.nan)))
         rows.append({
             "trail": tags.get("harness.trail") or run.info.run_name or tid, "id": tid,
             **{k: _axis(params.get(k), k) for k in AXES},
@@ -276,14 +269,12 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
             **(config_fields(local[tid], read_trail_meta(local[tid]).get("engine")) if tid in local
                else config_fields(sweep_dir / f".absent-{tid}", tags.get("harness.engine"))),
         })
-        if frame is not None:
-            frames.append(frame)
     missing = sorted(str(read_trail_meta(d).get("name") or d.name) for tid, d in local.items() if tid not in latest)
     notes = []
     if missing:
         notes.append(f"{len(missing)} trails of the sweep have no run in MLflow and are absent from this report "
                      f"(`harness sync {name}` brings them in): " + "; ".join(f"`{m}`" for m in missing) + ".")
-    return SweepData(name, _trails_frame(rows), _metrics_frame(frames), f"MLflow {uri}, experiment '{experiment}'",
+    return SweepData(name, _trails_frame(rows), metrics, f"MLflow {uri}, experiment '{experiment}'",
                      notes)
 
 

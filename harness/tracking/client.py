@@ -33,6 +33,13 @@ def resolve_uri(uri: Optional[str], base: Path | str | None = None) -> str:
     return uri
 
 
+def is_database_uri(uri: str) -> bool:
+    """Whether MLflow opens `uri` as a database store (SqlAlchemyStore): its scheme names a database engine."""
+    from mlflow.store.db.db_types import DATABASE_ENGINES
+
+    return uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_ENGINES
+
+
 def configure_http(timeout_s: float = 10.0, retries: int = 1) -> None:
     """Bound MLflow's HTTP client (read per request from the environment); an explicit user setting wins."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, timeout_s))))

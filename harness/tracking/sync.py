@@ -2,10 +2,11 @@
 
 The journal is the source of truth; MLflow is a view of it. Each trail's cursor (harness.tracking.cursor) holds per
 tracking URI the run id, the last step known to be in MLflow, and an *in-flight* range written just before a
-`log_batch`. A crash (or a timeout whose outcome is unknown) between the batch and the cursor update leaves the range
+batch is sent. A crash (or a timeout whose outcome is unknown) between the batch and the cursor update leaves the range
 marked; the next sync reads that range's history back from MLflow and logs only what is missing. Resume truncates the
 journal to its checkpoint and recomputes the same steps: steps at or below the cursor are never sent again. Batches
-hold whole steps and at most 1000 metrics (MLflow's limit per call).
+hold whole steps and at most the writer's limit of values (harness.tracking.writer: 1000 for log_batch, MLflow's
+limit per call; more for a database store, whose batch is one transaction).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from harness.tracking.client import make_client, retry_locked
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
 from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_params, sync_status
 from harness.tracking.target import Target, tracking_config, trail_target
+from harness.tracking.writer import LOG_BATCH_LIMIT, metric_writer
 
 log = logging.getLogger("harness.tracking")
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit of metrics per log_batch
 NON_METRIC_KEYS = ("step", "time")
 
 Step = Tuple[int, int, Dict[str, float]]  # (step, timestamp in ms, metric values)
@@ -43,10 +44,18 @@ class SyncResult:
     error: Optional[str] = None
 
 
-def _metric_value(value: Any) -> Optional[float]:
-    if isinstance(value, (bool, int, float)):
-        return float(value)
-    return None
+def _metrics(record: Dict[str, Any]) -> Dict[str, float]:
+    """A record's numeric values as floats (a text value is no metric)."""
+    out: Dict[str, float] = {}
+    for key, value in record.items():
+        kind = type(value)
+        if kind is float:
+            out[key] = value
+        elif kind is int or kind is bool or isinstance(value, (int, float)):
+            out[key] = float(value)
+    for key in NON_METRIC_KEYS:
+        out.pop(key, None)
+    return out
 
 
 def pending_steps(run_dir: Path, after: int) -> List[Step]:
@@ -54,20 +63,18 @@ def pending_steps(run_dir: Path, after: int) -> List[Step]:
     out: List[Step] = []
     seen: Set[int] = set()
     now_ms = int(time.time() * 1000)
-    for record in iter_records(run_dir):
+    for record in iter_records(run_dir, after=after):
         step = int(record["step"])
         if step <= after or step in seen:
             continue
         seen.add(step)
         ts = record.get("time")
         ts_ms = int(float(ts) * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else now_ms
-        metrics = {k: v for k, v in ((k, _metric_value(v)) for k, v in record.items() if k not in NON_METRIC_KEYS)
-                   if v is not None}
-        out.append((step, ts_ms, metrics))
+        out.append((step, ts_ms, _metrics(record)))
     return out
 
 
-def step_batches(steps: List[Step], limit: int = MAX_METRICS_PER_BATCH) -> Iterator[List[Step]]:
+def step_batches(steps: List[Step], limit: int = LOG_BATCH_LIMIT) -> Iterator[List[Step]]:
     """Whole steps per batch, at most `limit` metric values each (a step larger than the limit is split alone)."""
     batch: List[Step] = []
     size = 0
@@ -97,8 +104,6 @@ def logged_pairs(client: Any, run_id: str, keys: Set[str], lo: int, hi: int) -> 
 
 def sync_metrics(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> int:
     """Send the journal's steps past the cursor; returns how many metric values were sent."""
-    from mlflow.entities import Metric
-
     run_id = cursor["run_id"]
     steps = pending_steps(run_dir, int(cursor.get("synced_step", -1)))
     already: Set[Tuple[str, int]] = set()
@@ -107,20 +112,19 @@ def sync_metrics(client: Any, run_dir: Path, target: Target, cursor: Dict[str, A
         keys = {k for s, _, m in steps if lo <= s <= hi for k in m}
         already, top = logged_pairs(client, run_id, keys, lo, hi)
         cursor["inflight"] = [lo, min(hi, max(top, lo))]  # nothing beyond `top` can be a duplicate
+    writer = metric_writer(client, target.uri)
     logged = 0
-    for batch in step_batches(steps):
-        metrics = [Metric(key, value, ts, step) for step, ts, values in batch for key, value in values.items()
-                   if (key, step) not in already]
+    for batch in step_batches(steps, writer.batch_limit):
+        values = [(key, value, ts, step) for step, ts, metrics in batch for key, value in metrics.items()
+                  if (key, step) not in already]
         first, last = batch[0][0], batch[-1][0]
-        if metrics:
+        if values:
             # Mark the range before sending: if we never hear back, the next sync verifies it against MLflow.
             lo, hi = cursor.get("inflight") or (first, last)
             cursor["inflight"] = [min(lo, first), max(hi, last)]
             write_cursor(run_dir, target.uri, cursor)
-            for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):  # only a single oversized step splits
-                chunk = metrics[i:i + MAX_METRICS_PER_BATCH]
-                retry_locked(partial(client.log_batch, run_id, metrics=chunk, synchronous=True))
-            logged += len(metrics)
+            writer.write(run_id, values)
+            logged += len(values)
         cursor["synced_step"] = last
         if cursor.get("inflight") and last >= cursor["inflight"][1]:
             cursor["inflight"] = None
