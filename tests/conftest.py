@@ -19,6 +19,11 @@ pytest_plugins = ["services"]
 # One base-model cache for the whole session (and its subprocesses), never the user's ~/.cache.
 os.environ.setdefault("HARNESS_CACHE_DIR", str(Path(tempfile.gettempdir()) / "harness-test-cache"))
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(Path(tempfile.gettempdir()) / "harness-test-mlflow.db"))
+# One torch thread, as every trail runs by default (engine.threads): the tests' tensors are tiny, and a second intra-op
+# thread only adds synchronisation, which on a busy two-core machine costs several times the work itself. Set before
+# any test module imports torch.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture

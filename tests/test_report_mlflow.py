@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from synthetic_sweeps import finish_sweep, write_trail
 from test_report_tables import axes, flat_trail
+from tracking_support import cache_dir_of, fresh_store
 
 from harness.journal import read_records
 from harness.report import write_report
 from harness.report.load import load_journals, load_mlflow
 from harness.rundir import read_status
 from harness.sweepdir import read_trail_meta, trail_dirs
-
-
-def empty_store(db: Path) -> str:
-    """A migrated, empty sqlite store at `db`: migrating one takes seconds, so a template is kept per MLflow version
-    in the test cache dir and copied (a copy of a fresh store is a fresh store)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    cache = Path(os.environ.get("HARNESS_CACHE_DIR", tempfile.gettempdir()))
-    template = cache / f"mlflow-empty-{mlflow.__version__}.db"
-    if not template.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        scratch = cache / f".mlflow-empty-{os.getpid()}.db"
-        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments()  # creates and migrates the schema
-        os.replace(scratch, template)
-    shutil.copyfile(template, db)
-    return f"sqlite:///{db}"
 
 
 def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
@@ -67,9 +48,9 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     tmp_path = tmp_path_factory.mktemp("mlflow-report")
-    tracking = {"uri": empty_store(tmp_path / "mlflow.db"), "experiment": "report-test"}
+    tracking = {"uri": fresh_store(cache_dir_of(request), tmp_path / "store"), "experiment": "report-test"}
     sweep_dir = tmp_path / "runs" / "demo"
     dirs = [write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(0.7 + 0.01 * seed, 0.3 + 0.1 * seed),
                         ended=1010.0, tracking=tracking)
