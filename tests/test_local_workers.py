@@ -43,14 +43,14 @@ def seen(run_dir: Path) -> dict:
     return json.loads((run_dir / "probe.json").read_text())
 
 
-def _sweep(root: Path, *overrides: str, stale: str = "1,2,3") -> List[Path]:
-    assert main(["sweep", "engine=probe", f"stale={stale}", "tracking=none", "backend.max_parallel=1", *overrides,
+def _sweep(root: Path, *overrides: str) -> List[Path]:
+    assert main(["sweep", "engine=probe", "stale=1,2,3", "tracking=none", "backend.max_parallel=1", *overrides,
                  "--name", "p", "--root", str(root), "--no-report"]) == 0
     return trail_dirs(root / "p")
 
 
 def test_warm_workers_run_trail_after_trail_each_from_a_fresh_state(probe: None, tmp_path: Path) -> None:
-    run_dirs = _sweep(tmp_path / "runs")
+    run_dirs = _sweep(tmp_path / "runs", "engine.torch=true")
     records = [seen(d) for d in run_dirs]
     assert len({r["pid"] for r in records}) == 1 and records[0]["pid"] != os.getpid(), records
     assert [read_status(d)["pid"] for d in run_dirs] == [r["pid"] for r in records]
@@ -65,8 +65,8 @@ def test_warm_workers_run_trail_after_trail_each_from_a_fresh_state(probe: None,
 
 
 def test_a_fresh_process_per_trail_is_an_option(probe: None, tmp_path: Path) -> None:
-    run_dirs = _sweep(tmp_path / "runs", "backend.workers=process", stale="1,2")  # one after the other
-    assert len({seen(d)["pid"] for d in run_dirs}) == 2
+    run_dirs = _sweep(tmp_path / "runs", "backend.workers=process")
+    assert len({seen(d)["pid"] for d in run_dirs}) == 3
 
 
 def test_a_warm_worker_is_replaced_after_worker_max_trails(probe: None, tmp_path: Path) -> None:

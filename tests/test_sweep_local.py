@@ -58,7 +58,7 @@ def test_rerun_skips_finished_trails(finished_sweep: FinishedSweep, root: Path):
 
 
 def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path):
-    # one trail at a time: the kill finds the first trail mid-run and the second not yet started
+    # one trail at a time: however fast the first trail runs, the kill finds trails still to run
     args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny_trail("engine.steps=40", "engine.checkpoint_every=2"),
             "backend.max_parallel=1", "--name", "killed", "--root", str(root), "--no-report"]
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], start_new_session=True,
