@@ -454,3 +454,25 @@ def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it
         assert read_status(run_dir)["state"] == "done"
     assert main(["status", name, "--root", str(root)]) == 0
     assert "4/4 done" in " ".join(capsys.readouterr().out.split())
+
+
+# --- sweep.json has more than one writer --------------------------------------------------------------------------
+
+def _write_keys(sweep_dir: str, prefix: str, n: int) -> None:
+    for i in range(n):
+        write_sweep_meta(Path(sweep_dir), **{f"{prefix}{i}": i})
+
+
+def test_fields_written_to_sweep_json_by_two_processes_at_once_are_all_kept(tmp_path: Path) -> None:
+    """The sweep command and its tracker process both merge fields into sweep.json: neither loses the other's."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_write_keys, args=(str(tmp_path), prefix, 40)) for prefix in ("a", "b")]
+    for proc in writers:
+        proc.start()
+    for proc in writers:
+        proc.join(120)
+        assert proc.exitcode == 0
+    meta = json.loads((tmp_path / "sweep.json").read_text())
+    assert {f"{p}{i}" for p in "ab" for i in range(40)} <= set(meta)
