@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import TINY  # noqa: E402
 from test_config_validation import BAD_OVERRIDES  # noqa: E402
+from tiny_trail import tiny_trail  # noqa: E402
 
 from harness.rundir import read_status  # noqa: E402
 from harness.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
@@ -61,8 +61,8 @@ BAD_SWEEP_FILES: List[Tuple[str, object]] = [        # (label, text | bytes | No
 
 
 def tiny(steps: int) -> List[str]:
-    """The test suite's tiny trail with `steps` steps (a key given twice is refused, so replace it)."""
-    return [o for o in TINY if not o.startswith("engine.steps=")] + [f"engine.steps={steps}"]
+    """The test suite's tiny trail with `steps` steps."""
+    return tiny_trail(f"engine.steps={steps}")
 
 
 def sweep_cmd(root: Path, name: str, steps: int) -> List[str]:

@@ -40,16 +40,16 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from scale_mlflow import Filled, extrapolate, filled_sweep, load_times, served_copy, with_server  # noqa: E402
 from synthetic_sweeps import random_sweep  # noqa: E402  (a test helper: tests/synthetic_sweeps.py)
+from tiny_trail import tiny_trail  # noqa: E402
 
 from harness.journal_index import INDEX_NAME  # noqa: E402
 from harness.rundir import read_status  # noqa: E402
 from harness.sweepdir import trail_dirs  # noqa: E402
 
 DRY_RUN = ["stale=range(0,50)", "algo=grpo,m2po", "seed=range(1,11)", "tracking=none"]  # 1,000 trails
-EMBEDDED = ["engine.steps=2", "engine.batch_prompts=2", "engine.group_size=2", "engine.eval_every=2",
-            "engine.eval_size=8", "engine.checkpoint_every=2", "engine.max_new_tokens=6", "engine.n_layer=1",
-            "engine.n_embd=16", "engine.n_head=2", "engine.base_max_steps=30", "engine.base_check_every=30",
-            "engine.base_target_acc=0.0", "tracking=none"]
+# the test suite's tiny trail, shorter and with smaller batches
+EMBEDDED = tiny_trail("engine.steps=2", "engine.batch_prompts=2", "engine.group_size=2", "engine.eval_every=2",
+                      "engine.eval_size=8", "engine.checkpoint_every=2")
 TARGETS = {"dry": 15.0, "overhead": 0.3, "report": 20.0, "status": 1.0}
 DEFAULT_TRAIL_CPU_S = 35.0  # the faster engine's default trail (reports/bench_engine.md): the 5 % yardstick
 

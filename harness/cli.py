@@ -63,9 +63,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(verbose=args.verbose)
     try:
         if args.command == "run":
-            from harness.run_one import run_one
+            from harness.commands import main_run
 
-            return run_one(args.overrides, root=args.root)
+            return main_run(args.overrides, root=args.root)
         if args.command == "sweep":
             from harness.sweep import main_sweep
 
@@ -73,11 +73,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                               report=not args.no_report, root=args.root, wait=args.wait,
                               run_preflight=args.preflight, yes=args.yes)
         if args.command == "status":
-            from harness.sweep import main_status
+            from harness.commands import main_status
 
             return main_status(args.sweep, root=args.root)
         if args.command == "report":
-            from harness.report import main_report
+            from harness.commands import main_report
 
             return main_report(args.sweep, root=args.root, out=args.out, source=args.source)
         if args.command == "sync":

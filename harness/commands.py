@@ -1,15 +1,80 @@
 """Command-line commands that print: the library modules they call only log (through `logging`) and return data.
 
-`harness sync <sweep>` lives here; harness/cli.py dispatches to it.
+Why one module: what a user reads from `harness run`, `status`, `report` and `sync` is decided here, so the
+library stays quiet when imported by a script, a notebook or a test; harness/cli.py parses the arguments, sets up
+logging once (harness/logs.py) and dispatches here. `harness sweep` prints from harness/sweep.py: its output is the
+sweep's live display, which follows the order of work that module holds.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 from harness.errors import HarnessError
 from harness.states import TERMINAL, TrailState
 from harness.sweepdir import read_sweep_meta, resolve_sweep_dir
+
+
+def main_run(overrides: List[str], root: Optional[str] = None) -> int:
+    """`harness run <overrides>`: one trail in the foreground with a progress bar; a finished trail is not rerun."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from harness.run_one import run_single, single_trail
+    from harness.rundir import read_status
+
+    single = single_trail(overrides, root)
+    name, run_dir = single.trail.name, single.run_dir
+    if read_status(run_dir).get("state") == TrailState.DONE:
+        print(f"{name}: already done in {run_dir}")
+        return 0
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()) as progress:
+        task = progress.add_task(name, total=single.cfg.engine.get("steps") or None, info="")
+
+        def on_step(step: int, total: int, metrics: dict) -> None:
+            info = " ".join(f"{k.split('/')[0]}={metrics[k]:.3f}" for k in ("eval/reward", "rollout/reward")
+                            if isinstance(metrics.get(k), (int, float)))
+            progress.update(task, completed=step, total=total, info=info)
+
+        state = run_single(single, on_step=on_step)
+    status = read_status(run_dir)
+    print(f"{name}: {state} at step {status.get('step')} {status.get('reason') or ''}".rstrip())
+    print(f"run directory: {run_dir}")
+    return state.exit_code
+
+
+def main_status(sweep: str, root: str = "runs") -> int:
+    """`harness status <sweep>`: the sweep's trail table (plain aligned text for large sweeps)."""
+    from harness.listing import PLAIN_ABOVE, plain_table
+    from harness.progress import STATUS_COLUMNS, trail_table
+    from harness.sweep import console, status_rows
+
+    sweep_dir = resolve_sweep_dir(sweep, root)
+    rows = status_rows(sweep_dir)
+    meta = read_sweep_meta(sweep_dir)
+    title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
+             f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
+    if len(rows) > PLAIN_ABOVE:
+        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
+    else:
+        console.print(trail_table(rows, title))
+    return 0
+
+
+def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, source: str = "journal") -> int:
+    """`harness report <sweep>`: write the sweep's report (by name under `root`, or a path) and say where."""
+    from harness.report import write_report
+
+    path = write_report(resolve_sweep_dir(sweep, root), out, source)
+    print(f"report: {path}")
+    return 0
 
 
 def main_sync(sweep: str, root: str = "runs", uri: Optional[str] = None) -> int:

@@ -1,47 +1,53 @@
-"""`harness run <overrides>`: one trail in the foreground, with a progress bar, in <root>/single/<trail dir>."""
+"""One trail in the foreground (`harness run`), in <root>/single/<trail dir>: laid out as a sweep lays out its
+trails, so that `harness status`, `report` and `sync` read it as they read any sweep. What the command shows while
+it runs is harness/commands.py's (`main_run`); this module returns data."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from omegaconf import DictConfig
 
 from harness.compose import compose_trail
+from harness.engines import StepCallback
 from harness.errors import HarnessError
-from harness.rundir import read_status, save_config
+from harness.rundir import save_config
 from harness.runner import run_trail_dir
 from harness.states import TrailState
 from harness.sweepdir import write_sweep_meta, write_trail_meta
-from harness.trails import make_trails
+from harness.trails import Trail, make_trails
 
 SINGLE_SWEEP = "single"
 
 
-def run_one(overrides: List[str], root: Optional[str] = None) -> int:
+@dataclass
+class SingleTrail:
+    """A composed trail and where `harness run` runs it."""
+
+    trail: Trail
+    run_dir: Path
+    overrides: List[str] = field(default_factory=list)
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.trail.cfg
+
+
+def single_trail(overrides: List[str], root: Optional[str] = None) -> SingleTrail:
+    """Compose the one trail `overrides` name; comma-separated values (a sweep) are refused."""
     if any(("," in o.split("=", 1)[-1] and not o.split("=", 1)[-1].startswith("[")) for o in overrides if "=" in o):
         raise HarnessError("`harness run` runs one trail; use `harness sweep` for comma-separated values")
     cfg = compose_trail(overrides)
     (trail,) = make_trails([(cfg, list(overrides))])
-    sweep_dir = Path(root or cfg.root) / SINGLE_SWEEP
-    run_dir = trail.run_dir(sweep_dir)
-    if read_status(run_dir).get("state") == TrailState.DONE:
-        print(f"{trail.name}: already done in {run_dir}")
-        return 0
-    save_config(run_dir, cfg, overrides)
-    write_trail_meta(run_dir, trail, SINGLE_SWEEP)
-    write_sweep_meta(sweep_dir, name=SINGLE_SWEEP, description="trails run one at a time with `harness run`")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()) as progress:
-        task = progress.add_task(trail.name, total=cfg.engine.get("steps") or None, info="")
+    return SingleTrail(trail, trail.run_dir(Path(root or cfg.root) / SINGLE_SWEEP), list(overrides))
 
-        def on_step(step: int, total: int, metrics: dict) -> None:
-            info = " ".join(f"{k.split('/')[0]}={metrics[k]:.3f}" for k in ("eval/reward", "rollout/reward")
-                            if isinstance(metrics.get(k), (int, float)))
-            progress.update(task, completed=step, total=total, info=info)
 
-        state = run_trail_dir(run_dir, on_step=on_step)
-    status = read_status(run_dir)
-    print(f"{trail.name}: {state} at step {status.get('step')} {status.get('reason') or ''}".rstrip())
-    print(f"run directory: {run_dir}")
-    return state.exit_code
+def run_single(single: SingleTrail, on_step: Optional[StepCallback] = None) -> TrailState:
+    """Write the trail's run dir (and its sweep's record) and run it in this process; its final state."""
+    save_config(single.run_dir, single.cfg, single.overrides)
+    write_trail_meta(single.run_dir, single.trail, SINGLE_SWEEP)
+    write_sweep_meta(single.run_dir.parent, name=SINGLE_SWEEP,
+                     description="trails run one at a time with `harness run`")
+    return run_trail_dir(single.run_dir, on_step=on_step)

@@ -1,4 +1,4 @@
-"""`harness sweep` and `harness status`: validate every trail, launch the unfinished ones on a backend, watch them.
+"""`harness sweep`: validate every trail, launch the unfinished ones on a backend, watch them.
 
 Order of work: compose + validate all trails (and the engine's preflight) → nothing launches on any error; take
 the sweep's lock (one `harness sweep` per sweep dir at a time); write run dirs; skip finished trails, resume
@@ -21,7 +21,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -31,19 +31,11 @@ from harness.backends.base import Backend, get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.journal_index import JournalIndex
-from harness.listing import PLAIN_ABOVE, plain_table
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
-from harness.progress import STATUS_COLUMNS, SweepDisplay, duration, open_display, trail_row, trail_table
+from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
-from harness.sweepdir import (
-    read_sweep_meta,
-    read_trail_meta,
-    resolve_sweep_dir,
-    trail_dirs,
-    write_sweep_meta,
-    write_trail_meta,
-)
+from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs, write_sweep_meta, write_trail_meta
 from harness.sweepspec import SweepSpec, build_spec, build_trails
 from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import Trail
@@ -368,12 +360,12 @@ def mark_interrupted(run_dir: Path) -> bool:
         lock.release()
 
 
-def main_status(sweep: str, root: str = "runs") -> int:
-    sweep_dir = resolve_sweep_dir(sweep, root)
-    dirs = trail_dirs(sweep_dir)
+def status_rows(sweep_dir: Path) -> List[Dict[str, Any]]:
+    """A row per trail for `harness status`: what its run dir says, the scheduler's word for a detached job still
+    active, and a running trail whose process died without a word recorded interrupted."""
     index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
     rows = []
-    for run_dir in dirs:
+    for run_dir in trail_dirs(sweep_dir):
         row = trail_row(run_dir, index=index)
         if row["state"] in ACTIVE:
             try:
@@ -384,11 +376,4 @@ def main_status(sweep: str, root: str = "runs") -> int:
             row = trail_row(run_dir, index=index) | {"state": TrailState.INTERRUPTED.value}
         rows.append(row)
     index.save()
-    meta = read_sweep_meta(sweep_dir)
-    title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
-             f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
-    if len(rows) > PLAIN_ABOVE:
-        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
-    else:
-        console.print(trail_table(rows, title))
-    return 0
+    return rows

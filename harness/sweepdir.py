@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -11,6 +13,7 @@ from harness.rundir import read_json, write_json_atomic
 from harness.trails import Trail
 
 SWEEP_META = "sweep.json"
+META_LOCK = ".sweep.json.lock"  # flocked around each change of sweep.json; never deleted (see harness/locks.py)
 TRAIL_META = "trail.json"
 
 
@@ -37,11 +40,19 @@ def read_trail_meta(run_dir: Path) -> Dict[str, Any]:
 
 
 def write_sweep_meta(sweep_dir: Path, **fields: Any) -> Dict[str, Any]:
-    """Merge fields into sweep.json (created on first write)."""
+    """Merge fields into sweep.json (created on first write), under an exclusive flock.
+
+    Why the lock: the sweep command and its MLflow tracker process both merge fields into sweep.json (the sweep its
+    state, the tracker its summary run); two unlocked read-merge-writes at once would drop one side's fields."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    meta = read_json(sweep_dir / SWEEP_META) or {"created": time.time()}
-    meta.update(fields)
-    write_json_atomic(sweep_dir / SWEEP_META, meta)
+    fd = os.open(sweep_dir / META_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        meta = read_json(sweep_dir / SWEEP_META) or {"created": time.time()}
+        meta.update(fields)
+        write_json_atomic(sweep_dir / SWEEP_META, meta)
+    finally:
+        os.close(fd)  # releases the lock
     return meta
 
 

@@ -28,5 +28,5 @@ SLURM_DIR="${HARNESS_SLURM_DIR:-/tmp/harness-slurm}"
 bash scripts/slurm_cluster.sh start "$SLURM_DIR"
 trap 'bash scripts/slurm_cluster.sh stop "$SLURM_DIR" || true' EXIT
 export SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
-.venv/bin/python -m pytest -q -m integration -p no:cacheprovider || status=$?
+.venv/bin/python -m pytest -q -m integration -p no:cacheprovider -n 0 || status=$?  # one session: one set of services
 exit $status

@@ -1,8 +1,8 @@
 """MLflow stores holding a synthetic sweep as tracking writes it: for the report's MLflow tests and the scale benchmark.
 
 Why a template: migrating a fresh sqlite store takes seconds, so one is kept per MLflow version and copied (a copy of
-a fresh store is a fresh store). Metrics go in through MLflow's own batch API (log_batch, 1000 values a call), so
-the store holds exactly what MLflow writes.
+a fresh store is a fresh store; tracking_support builds it). Metrics go in through MLflow's own batch API (log_batch,
+1000 values a call), so the store holds exactly what MLflow writes.
 """
 
 from __future__ import annotations
@@ -21,18 +21,10 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch
 
 
 def empty_store(db: Path) -> str:
-    """A migrated, empty sqlite store at `db`; returns its URI."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    """A migrated, empty sqlite store at `db` (a copy of tracking_support's template); returns its URI."""
+    from tracking_support import template_db
 
-    cache = Path(os.environ.get("HARNESS_CACHE_DIR", tempfile.gettempdir()))
-    template = cache / f"mlflow-empty-{mlflow.__version__}.db"
-    if not template.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        scratch = cache / f".mlflow-empty-{os.getpid()}.db"
-        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments()  # creates and migrates the schema
-        os.replace(scratch, template)
-    shutil.copyfile(template, db)
+    shutil.copyfile(template_db(Path(os.environ.get("HARNESS_CACHE_DIR", tempfile.gettempdir()))), db)
     return f"sqlite:///{db}"
 
 

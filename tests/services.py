@@ -30,12 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 FINAL = tuple(s.value for s in TERMINAL)
 
-# A trail that finishes in a few seconds on one core.
-# A tiny model and base model too: the default base model takes minutes to pretrain on a cold cache.
-TINY = ["engine.steps=4", "engine.batch_prompts=2", "engine.group_size=2", "engine.eval_every=2",
-        "engine.eval_size=8", "engine.checkpoint_every=2", "engine.max_new_tokens=6", "engine.n_layer=1",
-        "engine.n_embd=16", "engine.n_head=2", "engine.base_max_steps=30", "engine.base_check_every=30",
-        "engine.base_target_acc=0.0", "tracking=none"]
 # Metrics that depend on the machine's speed, not on the computation.
 TIMING_KEYS = ("time", "perf/tokens_per_s", "perf/sec_per_step")
 

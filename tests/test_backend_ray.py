@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from services import TINY, corrupt_config, final_metrics, make_sweep, process_gone, run_directly, wait_for_states
+from services import corrupt_config, final_metrics, make_sweep, process_gone, run_directly, wait_for_states
+from tiny_trail import TINY
 
 from harness.compose import compose_trail
 from harness.rundir import read_status

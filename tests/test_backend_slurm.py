@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from services import TINY, corrupt_config, final_metrics, job_meta, make_sweep, run_directly, wait_for_states
+from services import corrupt_config, final_metrics, job_meta, make_sweep, run_directly, wait_for_states
+from tiny_trail import TINY
 
 from harness.backends.slurm import (
     JOB_META,

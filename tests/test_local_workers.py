@@ -50,7 +50,7 @@ def _sweep(root: Path, *overrides: str) -> List[Path]:
 
 
 def test_warm_workers_run_trail_after_trail_each_from_a_fresh_state(probe: None, tmp_path: Path) -> None:
-    run_dirs = _sweep(tmp_path / "runs")
+    run_dirs = _sweep(tmp_path / "runs", "engine.torch=true")
     records = [seen(d) for d in run_dirs]
     assert len({r["pid"] for r in records}) == 1 and records[0]["pid"] != os.getpid(), records
     assert [read_status(d)["pid"] for d in run_dirs] == [r["pid"] for r in records]

@@ -16,18 +16,24 @@ NEW_STORE = ("import sys; from harness.logs import configure_logging; configure_
              "import mlflow; mlflow.MlflowClient(sys.argv[2]).search_experiments()")
 
 
-def _stderr(tmp_path: Path, verbose: bool) -> str:
+def _new_store(tmp_path: Path, verbose: bool) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
     uri = f"sqlite:///{tmp_path / ('v' if verbose else 'q')}.db"
-    done = subprocess.run([sys.executable, "-c", NEW_STORE, "v" if verbose else "q", uri], capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stderr
+    return subprocess.Popen([sys.executable, "-c", NEW_STORE, "v" if verbose else "q", uri],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _stderr(proc: subprocess.Popen) -> str:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
 
 
 def test_mlflow_info_shows_only_when_verbose(tmp_path: Path) -> None:
-    assert "Creating initial MLflow database tables" in _stderr(tmp_path, verbose=True)
-    assert "INFO" not in _stderr(tmp_path, verbose=False)
+    # both at once: creating a store is seconds of waiting on sqlite, which the two processes overlap
+    verbose, quiet = _new_store(tmp_path, verbose=True), _new_store(tmp_path, verbose=False)
+    assert "Creating initial MLflow database tables" in _stderr(verbose)
+    assert "INFO" not in _stderr(quiet)
 
 
 @pytest.mark.parametrize("argv", [["-v", "status", "x"], ["status", "x", "--verbose"], ["--verbose", "sweep", "-v"]])

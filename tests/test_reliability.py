@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FinishedSweep
 from omegaconf import OmegaConf
+from tiny_trail import tiny_trail
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -128,22 +130,21 @@ def test_status_shows_a_running_trail_whose_holder_died_as_interrupted(tmp_path:
     assert not TrailState.INTERRUPTED.finished and TrailState.INTERRUPTED.terminal
 
 
-def _sweep_cmd(root: Path, tiny: list[str], *extra: str) -> list[str]:
-    overrides = [o for o in tiny if not o.startswith(("engine.steps", "engine.checkpoint_every"))]
-    return [sys.executable, "-m", "harness.cli", "sweep", "stale=0", "algo=grpo,m2po", *overrides,
-            "engine.steps=30", "engine.checkpoint_every=5", "--name", "same", "--root", str(root), "--no-report",
-            *extra]
+def _sweep_cmd(root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "sweep", "stale=0", "algo=grpo,m2po",
+            *tiny_trail("engine.steps=30", "engine.checkpoint_every=5"), "backend.max_parallel=1", "--name", "same",
+            "--root", str(root), "--no-report", *extra]
 
 
-def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path, tiny: list[str]) -> None:
-    procs = [subprocess.Popen(_sweep_cmd(root, tiny), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path) -> None:
+    procs = [subprocess.Popen(_sweep_cmd(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=REPO) for _ in range(2)]
     waiting = None
     deadline = time.time() + 60
     while time.time() < deadline and not is_locked(root / "same" / SWEEP_LOCK):
         time.sleep(0.1)
     if is_locked(root / "same" / SWEEP_LOCK):  # a third one that waits for the sweep instead of refusing
-        waiting = subprocess.Popen(_sweep_cmd(root, tiny, "--wait"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        waiting = subprocess.Popen(_sweep_cmd(root, "--wait"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, cwd=REPO)
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = sorted(rc for rc, _, _ in results)
@@ -249,31 +250,37 @@ def _resize(mnt: Path, size: str) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
 
 
-def _harness(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=300)
+def _harness(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`harness ARGS` in this process (its workers are processes of their own): exit code, stdout, stderr. An
+    exception that escapes the command fails the test as a traceback would."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_a_full_disk_ends_the_sweep_cleanly_and_a_rerun_completes_once(small_disk: Path, tiny: list[str]) -> None:
-    args = ["sweep", "stale=0,1", *tiny, "--name", "full", "--root", str(small_disk), "--no-report"]
+def test_a_full_disk_ends_the_sweep_cleanly_and_a_rerun_completes_once(small_disk: Path, tiny: list[str],
+                                                                        capsys) -> None:
+    args = ["sweep", "stale=0,1", *tiny, "backend.max_parallel=1", "--name", "full", "--root", str(small_disk),
+            "--no-report"]
     # no room for the run dirs: one line naming the path and the errno
-    first = _harness(*args)
-    assert first.returncode != 0 and "Traceback" not in first.stderr, first.stderr
-    (line,) = [ln for ln in first.stderr.splitlines() if ln.strip()]
+    code, _, err = _harness(capsys, *args)
+    assert code != 0, err
+    (line,) = [ln for ln in err.splitlines() if ln.strip()]
     assert line.startswith(f"harness: error: {small_disk}/full") and "(errno 28, ENOSPC)" in line, line
     # room for the run dirs, not for the checkpoints: the trails fail with the reason, no temp file is left
     _resize(small_disk, "128k")
-    second = _harness(*args)
-    assert second.returncode != 0 and "Traceback" not in second.stdout + second.stderr, second.stdout
+    code, out, err = _harness(capsys, *args)
+    assert code != 0 and "Traceback" not in out + err, out
     assert not list(small_disk.rglob("*.tmp")), "temp files are removed"
     for run_dir in trail_dirs(small_disk / "full"):
         status = read_status(run_dir)
         assert status["state"] in ("failed", "done"), status
-    assert "did not finish cleanly" in second.stdout and "full disk" in second.stdout
+    assert "did not finish cleanly" in out and "full disk" in out
     # with space, a rerun completes every trail, each step exactly once
     _resize(small_disk, "4m")
-    third = _harness(*args)
-    assert third.returncode == 0, third.stdout + third.stderr
+    code, out, err = _harness(capsys, *args)
+    assert code == 0, out + err
     for run_dir in trail_dirs(small_disk / "full"):
         assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
 
@@ -364,11 +371,11 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
-def _trail_dir(tmp_path: Path, tiny: list[str]) -> Path:
+def _trail_dir(tmp_path: Path, *extra: str) -> Path:
     from harness.compose import compose_trail
     from harness.rundir import save_config
 
-    overrides = [*tiny, f"engine.cache_dir={tmp_path / 'cache'}"]
+    overrides = tiny_trail(*extra)
     run_dir = tmp_path / "trail"
     save_config(run_dir, compose_trail(overrides), overrides)
     return run_dir
@@ -381,8 +388,8 @@ def _plant(path: Path, marker: Path) -> None:
     torch.save({"state": _Payload(marker), "info": {}, "step": _Payload(marker)}, path)
 
 
-def test_a_planted_checkpoint_never_runs_and_the_trail_fails_naming_it(tmp_path: Path, tiny: list[str]) -> None:
-    run_dir = _trail_dir(tmp_path, tiny)
+def test_a_planted_checkpoint_never_runs_and_the_trail_fails_naming_it(tmp_path: Path) -> None:
+    run_dir = _trail_dir(tmp_path)
     marker, ckpt = tmp_path / "pwned", run_dir / "checkpoint" / "state.pt"
     _plant(ckpt, marker)
     assert run_trail_dir(run_dir) == TrailState.FAILED
@@ -392,12 +399,11 @@ def test_a_planted_checkpoint_never_runs_and_the_trail_fails_naming_it(tmp_path:
     assert f"Delete the trail's checkpoint directory {ckpt.parent}" in reason, reason
 
 
-def test_a_planted_base_model_cache_never_runs_and_is_named_with_what_to_do(tmp_path: Path,
-                                                                            tiny: list[str]) -> None:
+def test_a_planted_base_model_cache_never_runs_and_is_named_with_what_to_do(tmp_path: Path) -> None:
     from harness.engines.embedded.base_model import cache_path
     from harness.rundir import load_config
 
-    run_dir = _trail_dir(tmp_path, tiny)
+    run_dir = _trail_dir(tmp_path, f"engine.cache_dir={tmp_path / 'cache'}")  # its own cache, to plant a file in
     marker, cached = tmp_path / "pwned", cache_path(load_config(run_dir).engine)
     _plant(cached, marker)
     assert run_trail_dir(run_dir) == TrailState.FAILED
@@ -408,8 +414,8 @@ def test_a_planted_base_model_cache_never_runs_and_is_named_with_what_to_do(tmp_
     assert run_trail_dir(run_dir) == TrailState.DONE
 
 
-def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Path, tiny: list[str]) -> None:
-    run_dir = _trail_dir(tmp_path, tiny)
+def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Path) -> None:
+    run_dir = _trail_dir(tmp_path)
     assert run_trail_dir(run_dir) == TrailState.DONE
     ckpt = run_dir / "checkpoint" / "state.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
@@ -427,24 +433,46 @@ def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Pa
 # --- finished means complete -----------------------------------------------------------------------------------
 
 def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it(
-        root: Path, tiny: list[str], capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+        finished_sweep: FinishedSweep, root: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import sweep
 
     monkeypatch.setattr(sweep.console, "width", 250)  # one table row per trail
-    args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny, "--name", "torn", "--root", str(root), "--no-report"]
-    assert main(args) == 0
-    torn, middle = trail_dirs(root / "torn")
+    sweep_dir = finished_sweep.copy_to(root)
+    torn, middle, *_ = trail_dirs(sweep_dir)
     lines = (torn / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (torn / "journal.jsonl").write_bytes(b"".join(lines[:-1]) + lines[-1][:10])   # a torn last line
     lines = (middle / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (middle / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))         # step 3 lost
     capsys.readouterr()
-    assert main(["status", "torn", "--root", str(root)]) == 0
+    name = finished_sweep.name
+    assert main(["status", name, "--root", str(root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "0/2 done" in out and "lacks step 6 of 6" in out and "lacks step 3 of 6" in out, out
-    assert main(args) == 0
+    assert "2/4 done" in out and "lacks step 6 of 6" in out and "lacks step 3 of 6" in out, out
+    assert main(finished_sweep.args(root)) == 0
     for run_dir in (torn, middle):
         assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
         assert read_status(run_dir)["state"] == "done"
-    assert main(["status", "torn", "--root", str(root)]) == 0
-    assert "2/2 done" in " ".join(capsys.readouterr().out.split())
+    assert main(["status", name, "--root", str(root)]) == 0
+    assert "4/4 done" in " ".join(capsys.readouterr().out.split())
+
+
+# --- sweep.json has more than one writer --------------------------------------------------------------------------
+
+def _write_keys(sweep_dir: str, prefix: str, n: int) -> None:
+    for i in range(n):
+        write_sweep_meta(Path(sweep_dir), **{f"{prefix}{i}": i})
+
+
+def test_fields_written_to_sweep_json_by_two_processes_at_once_are_all_kept(tmp_path: Path) -> None:
+    """The sweep command and its tracker process both merge fields into sweep.json: neither loses the other's."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_write_keys, args=(str(tmp_path), prefix, 40)) for prefix in ("a", "b")]
+    for proc in writers:
+        proc.start()
+    for proc in writers:
+        proc.join(120)
+        assert proc.exitcode == 0
+    meta = json.loads((tmp_path / "sweep.json").read_text())
+    assert {f"{p}{i}" for p in "ab" for i in range(40)} <= set(meta)

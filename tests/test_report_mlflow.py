@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow_stores import empty_store, fill_store
+from mlflow_stores import fill_store
 from synthetic_sweeps import finish_sweep, write_trail
 from test_report_tables import axes, flat_trail
+from tracking_support import cache_dir_of, fresh_store
 
 from harness.report import write_report
 from harness.report.load import load_journals, load_mlflow
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     tmp_path = tmp_path_factory.mktemp("mlflow-report")
-    tracking = {"uri": empty_store(tmp_path / "mlflow.db"), "experiment": "report-test"}
+    tracking = {"uri": fresh_store(cache_dir_of(request), tmp_path / "store"), "experiment": "report-test"}
     sweep_dir = tmp_path / "runs" / "demo"
     dirs = [write_trail(sweep_dir, axes(stale, algo, seed), flat_trail(0.7 + 0.01 * seed, 0.3 + 0.1 * seed),
                         ended=1010.0, tracking=tracking)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
 
@@ -96,6 +96,8 @@ def test_newcombe_published_example() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.floats(0.25, 1.0, width=32), st.floats(0.25, 1.0, width=32)), min_size=3, max_size=6),
        st.booleans())
+@example([(0.8125, 0.8125), (0.8125, 0.8125), (0.59375, 0.59375)], True)  # a = b: a point, as wide as rounding
+@example([(1.0, 1.0), (1.0, 1.0), (0.59375, 0.59375)], True)              # ... and ā / b̄ rounded below it
 def test_fieller_is_the_inverted_t_test(pairs: list, paired: bool) -> None:
     """Fieller's set = the ρ for which a t test of mean(a − ρ b) = 0 does not reject (paired: one-sample t on the
     pairs' a − ρ b; unpaired: Welch-free, covariance 0, dof min(n) − 1)."""
@@ -117,10 +119,10 @@ def test_fieller_is_the_inverted_t_test(pairs: list, paired: bool) -> None:
     if not math.isfinite(lo):
         assert accepted(np.array([-1e6, 1e6])).any()  # unbounded: the set reaches arbitrarily far
         return
-    assert lo <= ratio <= hi
-    if hi - lo < 1e-9:  # no spread at all: the set is the single point ā / b̄
-        return
     eps = 1e-6 * max(1.0, abs(lo), abs(hi))
+    assert lo - 1e-12 <= ratio <= hi + 1e-12
+    if hi - lo < 2 * eps:  # no spread (a = ρ b for every pair): a point, up to the square root of a rounding error
+        return
     assert accepted(np.array([lo + eps, hi - eps])).all()   # just inside: the test does not reject
     assert not accepted(np.array([lo - eps, hi + eps])).any()  # just outside: it rejects
     grid = np.linspace(lo - 1.0, hi + 1.0, 20001)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from services import TINY, final_metrics
+from services import final_metrics
+from tiny_trail import TINY
 
 from harness.cli import main
 from harness.rundir import read_status

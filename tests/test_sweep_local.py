@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import FinishedSweep
+from tiny_trail import tiny_trail
+
 from harness.cli import main
 from harness.journal import read_records
 from harness.rundir import read_status
@@ -20,10 +23,8 @@ def states(sweep_dir: Path) -> dict[str, str]:
     return {d.name: read_status(d)["state"] for d in trail_dirs(sweep_dir)}
 
 
-def test_sweep_runs_every_trail_and_leaves_finished_dirs(root: Path, tiny: list[str]):
-    rc = main(["sweep", "stale=0,2", "algo=grpo,m2po", *tiny, "--name", "four", "--root", str(root), "--no-report"])
-    assert rc == 0
-    sweep_dir = root / "four"
+def test_sweep_runs_every_trail_and_leaves_finished_dirs(finished_sweep: FinishedSweep):
+    sweep_dir = finished_sweep.dir
     assert sorted(states(sweep_dir).values()) == ["done"] * 4
     for run_dir in trail_dirs(sweep_dir):
         for name in ("config.yaml", "overrides.yaml", "trail.json", "status.json", "journal.jsonl"):
@@ -37,7 +38,8 @@ def test_a_failing_trail_does_not_stop_the_others(root: Path, tiny: list[str], t
     # An unwritable base-model cache: the engine raises at run time, which no validation can foresee.
     sweep_file = tmp_path / "mixed.yaml"
     sweep_file.write_text("trails:\n  - [seed=1]\n  - [seed=2, engine.cache_dir=/proc/harness-cannot-write]\n")
-    rc = main(["sweep", str(sweep_file), *tiny, "--name", "mixed", "--root", str(root), "--no-report"])
+    rc = main(["sweep", str(sweep_file), *tiny, "backend.max_parallel=1", "--name", "mixed", "--root", str(root),
+               "--no-report"])
     assert rc == 1, "a sweep with a failed trail exits non-zero"
     sweep_dir = root / "mixed"
     by_state = sorted(states(sweep_dir).values())
@@ -47,21 +49,18 @@ def test_a_failing_trail_does_not_stop_the_others(root: Path, tiny: list[str], t
     assert "did not finish cleanly" in capsys.readouterr().out
 
 
-def test_rerun_skips_finished_trails(root: Path, tiny: list[str]):
-    args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny, "--name", "again", "--root", str(root), "--no-report"]
-    assert main(args) == 0
-    before = {d.name: (read_status(d)["attempts"], (d / "journal.jsonl").read_bytes()) for d in
-              trail_dirs(root / "again")}
-    assert main(args) == 0
-    after = {d.name: (read_status(d)["attempts"], (d / "journal.jsonl").read_bytes()) for d in
-             trail_dirs(root / "again")}
+def test_rerun_skips_finished_trails(finished_sweep: FinishedSweep, root: Path):
+    sweep_dir = finished_sweep.copy_to(root)
+    before = {d.name: (read_status(d)["attempts"], (d / "journal.jsonl").read_bytes()) for d in trail_dirs(sweep_dir)}
+    assert main(finished_sweep.args(root)) == 0
+    after = {d.name: (read_status(d)["attempts"], (d / "journal.jsonl").read_bytes()) for d in trail_dirs(sweep_dir)}
     assert after == before, "finished trails are neither rerun nor touched"
 
 
-def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path, tiny: list[str]):
-    overrides = [o for o in tiny if not o.startswith(("engine.steps", "engine.checkpoint_every"))]
-    args = ["sweep", "stale=0", "algo=grpo,m2po", *overrides, "engine.steps=40", "engine.checkpoint_every=2",
-            "--name", "killed", "--root", str(root), "--no-report"]
+def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path):
+    # one trail at a time: however fast the first trail runs, the kill finds trails still to run
+    args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny_trail("engine.steps=40", "engine.checkpoint_every=2"),
+            "backend.max_parallel=1", "--name", "killed", "--root", str(root), "--no-report"]
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sweep_dir = root / "killed"
@@ -82,12 +81,11 @@ def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path, tiny: list[st
     assert max(read_status(d)["attempts"] for d in trail_dirs(sweep_dir)) >= 2
 
 
-def test_status_prints_the_trail_table(root: Path, tiny: list[str], capsys):
-    assert main(["sweep", "stale=0", *tiny, "--name", "st", "--root", str(root), "--no-report"]) == 0
-    capsys.readouterr()
-    assert main(["status", "st", "--root", str(root)]) == 0
+def test_status_prints_the_trail_table(finished_sweep: FinishedSweep, root: Path, capsys):
+    finished_sweep.copy_to(root)  # status records what it read (the journal index) in the sweep dir
+    assert main(["status", finished_sweep.name, "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "stale 0 d2+d1 rollout 96 grpo" in out and "done" in out and "6/6" in out
+    assert "stale 0 d2+d1 rollout 96 grpo" in out and "done" in out and "6/6" in out and "4/4 done" in out
 
 
 def test_dry_run_launches_nothing(root: Path, capsys):

@@ -115,8 +115,8 @@ def test_on_a_terminal_the_work_before_launch_has_its_own_row(tmp_path: Path) ->
 def test_the_base_model_is_built_once_before_any_trail_starts(root: Path, tiny: list[str], tmp_path: Path,
                                                               capsys) -> None:
     cache = tmp_path / "cache"
-    args = ["sweep", "stale=0,1", *tiny, f"engine.cache_dir={cache}", "--name", "base", "--root", str(root),
-            "--no-report"]
+    args = ["sweep", "stale=0,1", *tiny, f"engine.cache_dir={cache}", "backend.max_parallel=1", "--name", "base",
+            "--root", str(root), "--no-report"]
     assert main([*args, "--dry-run"]) == 0
     assert not cache.exists(), "a dry run builds nothing"
     assert main(args) == 0

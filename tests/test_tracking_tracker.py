@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tiny_trail import ENGINE
 from tracking_support import append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep, run_id_of
 
 from harness.locks import FileLock
@@ -151,17 +152,16 @@ def test_no_tracker_for_backends_whose_trails_run_elsewhere(tmp_path):
     assert SweepTracking(TrackingConfig(), sweep_dir, same_host=True).use_tracker
 
 
-def test_a_sweep_on_the_local_backend_is_tracked_by_one_process(tmp_path, store, tiny, monkeypatch):
+def test_a_sweep_on_the_local_backend_is_tracked_by_one_process(tmp_path, store, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from harness.cli import main
     from harness.journal import read_records
     from harness.sweepdir import trail_dirs
 
-    tiny = [o for o in tiny if not o.startswith("tracking=")]
     monkeypatch.chdir(tmp_path)
-    rc = main(["sweep", "stale=0,2", *tiny, f"tracking.uri={store}", "tracking.sync_every_s=0.2", "--name", "two",
-               "--root", str(tmp_path / "runs"), "--no-report"])
+    rc = main(["sweep", "stale=0,2", *ENGINE, "backend.max_parallel=1", f"tracking.uri={store}",
+               "tracking.sync_every_s=0.2", "--name", "two", "--root", str(tmp_path / "runs"), "--no-report"])
     assert rc == 0
     sweep_dir = tmp_path / "runs" / "two"
     client = MlflowClient(tracking_uri=store)

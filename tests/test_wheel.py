@@ -35,13 +35,15 @@ def test_wheel_installs_and_runs_a_dry_run_elsewhere(tmp_path: Path) -> None:
     assert "harness/conf/config.yaml" in names and "harness/sweeps/demo.yaml" in names
 
     # a fresh venv that reuses the installed dependencies (torch, hydra, …) of the environment running the tests (a
-    # venv's own site-packages are not "system" ones, so they are named in a .pth); harness itself comes from the wheel
+    # venv's own site-packages are not "system" ones, so they are named in a .pth); harness itself comes from the wheel.
+    # No pip of its own (installing one takes seconds): this environment's pip installs into it with --python
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
     purelib = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).strip()
     (Path(purelib) / "_tested_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    _run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", wheel, cwd=tmp_path)
+    _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index",
+         "--force-reinstall", wheel, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     where = _run(python, "-c", "import harness; print(harness.__file__)", cwd=elsewhere).strip()

@@ -6,6 +6,7 @@ the report is computed from the two frames that `load` returns, whichever source
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +16,9 @@ from harness.report.load import SweepData, load_sweep
 from harness.report.markdown import render
 from harness.report.plots import captions, write_plots
 from harness.report.tables import cell_table, trail_table
-from harness.sweepdir import resolve_sweep_dir
 
 REPORT_NAME = "REPORT.md"
+log = logging.getLogger(__name__)
 
 
 def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> Path:
@@ -34,6 +35,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
                   captions())
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
+    log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
     return path
 
 
@@ -44,11 +46,4 @@ def write_report(sweep_dir: Path | str, out: Optional[Path | str] = None, source
     return build_report(data, Path(out) if out else sweep_dir / "report")
 
 
-def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, source: str = "journal") -> int:
-    """CLI entry: resolve the sweep by name or path, write its report, print where."""
-    path = write_report(resolve_sweep_dir(sweep, root), out, source)
-    print(f"report: {path}")
-    return 0
-
-
-__all__ = ["build_report", "main_report", "write_report"]
+__all__ = ["build_report", "write_report"]
