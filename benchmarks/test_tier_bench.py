@@ -106,8 +106,9 @@ def report(runs: List[Run], base: str, new: str, command: str, variants: Sequenc
     for extra in variants:
         label = _label(extra)
         wall = mean(label)
+        change = f"{1 - wall / base_wall:.0%} less" if wall <= base_wall else f"{wall / base_wall - 1:.0%} more"
         lines.append(f"Mean wall of {label}: {_fmt(wall)}, {of(label)[0].counts.get('passed', 0)} tests: "
-                     f"{wall / base_wall:.0%} of the base's wall time, {1 - wall / base_wall:.0%} less.")
+                     f"{wall / base_wall:.0%} of the base's wall time ({change}).")
     return "\n".join(lines) + "\n"
 
 
