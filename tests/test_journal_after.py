@@ -8,9 +8,10 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_journal_columns import write_damaged_journal
 
 from harness import journal as journal_mod
-from harness.journal import JOURNAL_NAME, Journal, iter_records
+from harness.journal import Journal, iter_records
 
 
 @settings(max_examples=80, deadline=None)
@@ -20,15 +21,7 @@ from harness.journal import JOURNAL_NAME, Journal, iter_records
 def test_past_a_step_as_a_full_read_filtered(tmp_path_factory, steps: list[int], after: int, cut: int,
                                              damage: str) -> None:
     run_dir = tmp_path_factory.mktemp("j")
-    lines = [json.dumps({"step": s, "time": 1000.0 + i, **({"m": s / 7} if s % 3 else {"e": "nan"})})
-             for i, s in enumerate(steps)]
-    data = "".join(line + "\n" for line in lines).encode()
-    at = min(cut, len(data))
-    if damage == "cut":
-        data = data[:at]
-    elif damage == "blank":
-        data = data[:at] + b"\n" + data[at:]
-    (run_dir / JOURNAL_NAME).write_bytes(data)
+    write_damaged_journal(run_dir, steps, cut, damage, lambda s: {"e": "nan"})
     past = [json.dumps(r) for r in iter_records(run_dir, after=after)]  # as text: "nan" reads as NaN, never equal
     assert past == [json.dumps(r) for r in iter_records(run_dir) if r["step"] > after]
 
