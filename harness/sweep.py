@@ -289,11 +289,11 @@ def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], 
 
 
 def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool,
-            phases: Optional[PhaseClock] = None) -> int:
-    work = [what for what, on in (("catching up MLflow", tracking.cfg.enabled),
-                                  ("writing the report", report)) if on]
+            phases: PhaseClock) -> int:
+    work = [(doing, what) for doing, what, on in (("catching up MLflow", "MLflow", tracking.cfg.enabled),
+                                                  ("writing the report", "report", report)) if on]
     if work:
-        console.print(f"trails ended; {' and '.join(work)}")
+        console.print(f"trails ended; {' and '.join(doing for doing, _ in work)}")
     rows = [trail_row(d) for d in all_dirs]
     bad = [r for r in rows if r["state"] != TrailState.DONE or not r["complete"]]
     outcome = TrailState.FAILED if bad else TrailState.DONE
@@ -309,10 +309,8 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
             console.print(f"[yellow]report not written: {exc}[/]")
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
-    if phases is not None:
-        phases.lap(" and ".join(what for what, on in (("MLflow", tracking.cfg.enabled), ("report", report)) if on)
-                   or "wrap-up")
-        console.print(phases.summary())
+    phases.lap(" and ".join(what for _, what in work) or "wrap-up")
+    console.print(phases.summary())
     meta = read_sweep_meta(sweep_dir)
     if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
         from harness.tracking.view import view_line
