@@ -70,8 +70,9 @@ def base_spec(eng: Any) -> Dict[str, Any]:
             "base_target_acc", "base_max_steps", "base_check_every", "base_lr", "base_batch", "max_new_tokens",
             "base_format_frac")
     spec = {k: eng[k] for k in keys}
-    if float(eng.get("base_ema", 0.0)) > 0:  # at its neutral value it stays out, so caches built before it stay valid
-        spec["base_ema"] = float(eng.base_ema)
+    ema = float(eng.get("base_ema", 0.0))
+    if ema > 0:  # at its neutral value it stays out, so caches built before it stay valid
+        spec["base_ema"] = ema
     spec["format"] = BASE_FORMAT
     spec["task_format"] = TASK_FORMAT
     return spec
