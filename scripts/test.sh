@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All tests on a fresh machine: installs what they need (into .venv), runs the fast tier, then starts the services of
 # the integration tier (a single-node Slurm cluster with slurmdbd; the tests start their own Ray head, MLflow server
-# and Chromium), runs the integration tier, and stops every service it started by PID.
+# and Chromium), runs the integration tier with the end-to-end tests (marked e2e: whole sweeps, trackers and a wheel
+# install in processes of their own), and stops every service it started by PID.
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh --fast     only the fast tier (a few minutes on 2 cores), after installing the Python packages
 set -euo pipefail
@@ -28,5 +29,5 @@ SLURM_DIR="${HARNESS_SLURM_DIR:-/tmp/harness-slurm}"
 bash scripts/slurm_cluster.sh start "$SLURM_DIR"
 trap 'bash scripts/slurm_cluster.sh stop "$SLURM_DIR" || true' EXIT
 export SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
-.venv/bin/python -m pytest -q -m integration -p no:cacheprovider -n 0 || status=$?  # one session: one set of services
+.venv/bin/python -m pytest -q -m "integration or e2e" -p no:cacheprovider -n 0 || status=$?  # one session: one set of services
 exit $status

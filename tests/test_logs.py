@@ -29,6 +29,7 @@ def _stderr(proc: subprocess.Popen) -> str:
     return err
 
 
+@pytest.mark.e2e
 def test_mlflow_info_shows_only_when_verbose(tmp_path: Path) -> None:
     # both at once: creating a store is seconds of waiting on sqlite, which the two processes overlap
     verbose, quiet = _new_store(tmp_path, verbose=True), _new_store(tmp_path, verbose=False)

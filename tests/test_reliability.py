@@ -136,6 +136,7 @@ def _sweep_cmd(root: Path, *extra: str) -> list[str]:
             "--root", str(root), "--no-report", *extra]
 
 
+@pytest.mark.e2e
 def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path) -> None:
     procs = [subprocess.Popen(_sweep_cmd(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=REPO) for _ in range(2)]
@@ -259,6 +260,7 @@ def _harness(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, out, err
 
 
+@pytest.mark.e2e
 def test_a_full_disk_ends_the_sweep_cleanly_and_a_rerun_completes_once(small_disk: Path, tiny: list[str],
                                                                         capsys) -> None:
     args = ["sweep", "stale=0,1", *tiny, "backend.max_parallel=1", "--name", "full", "--root", str(small_disk),

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FinishedSweep
 from tiny_trail import tiny_trail
 
@@ -57,6 +58,7 @@ def test_rerun_skips_finished_trails(finished_sweep: FinishedSweep, root: Path):
     assert after == before, "finished trails are neither rerun nor touched"
 
 
+@pytest.mark.e2e
 def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path):
     # one trail at a time: however fast the first trail runs, the kill finds trails still to run
     args = ["sweep", "stale=0", "algo=grpo,m2po", *tiny_trail("engine.steps=40", "engine.checkpoint_every=2"),

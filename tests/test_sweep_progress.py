@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from harness.cli import main
@@ -28,6 +29,7 @@ def _active(sweep_dir: Path) -> int:
     return sum(read_status(d).get("state") in ACTIVE for d in trail_dirs(sweep_dir))
 
 
+@pytest.mark.e2e
 def test_a_piped_sweep_says_each_change_and_its_progress_while_trails_run(root: Path, tiny: list[str]) -> None:
     args = ["sweep", "stale=0,1,2", *tiny, "backend.max_parallel=1", "sweep.progress_every_s=1", "--name", "piped",
             "--root", str(root), "--no-report"]

@@ -63,6 +63,7 @@ def test_live_sync_pushes_while_the_trail_runs_and_finishes_on_stop(tmp_path, st
     assert live.errors == 0 and "[tracking]" not in read_log(run_dir)
 
 
+@pytest.mark.e2e
 def test_unreachable_mlflow_never_stops_or_slows_training_and_sync_catches_up(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
@@ -123,6 +124,7 @@ os.kill(os.getpid(), 9)  # killed: no stop(), no final sync from this process
 """
 
 
+@pytest.mark.e2e
 def test_sidecar_process_does_the_final_sync_even_when_the_trail_process_is_killed(tmp_path, store, request):
     import os
     import subprocess

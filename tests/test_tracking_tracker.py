@@ -39,6 +39,7 @@ def _run_trail(run_dir: Path, steps: range, seed: int, end: TrailState, pause_s:
     record_outcome(run_dir, end, "worker killed by signal 9" if end == TrailState.FAILED else "")
 
 
+@pytest.mark.e2e
 def test_one_tracker_logs_several_trails_exactly_once_while_they_run(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
@@ -85,6 +86,7 @@ def test_a_tracker_started_on_a_synced_sweep_sends_nothing_again(tmp_path, store
     assert again.tick() == 0 and again.syncs == 0  # settled trails are not even read past their cursors
 
 
+@pytest.mark.e2e
 def test_the_tracker_killed_mid_sweep_is_started_again_and_loses_or_repeats_nothing(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
@@ -152,6 +154,7 @@ def test_no_tracker_for_backends_whose_trails_run_elsewhere(tmp_path):
     assert SweepTracking(TrackingConfig(), sweep_dir, same_host=True).use_tracker
 
 
+@pytest.mark.e2e
 def test_a_sweep_on_the_local_backend_is_tracked_by_one_process(tmp_path, store, monkeypatch):
     from mlflow.tracking import MlflowClient
 

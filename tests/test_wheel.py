@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -21,6 +23,7 @@ def _run(*args: object, cwd: Path) -> str:
     return proc.stdout
 
 
+@pytest.mark.e2e
 def test_wheel_installs_and_runs_a_dry_run_elsewhere(tmp_path: Path) -> None:
     # build from a copy, so the shared checkout gets no build/ or egg-info
     src = tmp_path / "src"
