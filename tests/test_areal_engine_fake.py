@@ -110,6 +110,7 @@ def test_fake_areal_failure_marks_trail_failed(tmp_path, fake_checkout, monkeypa
     assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3]   # what AReaL logged before dying is kept
 
 
+@pytest.mark.e2e
 def test_fake_areal_rerun_resumes_without_duplicate_steps(tmp_path, fake_checkout, monkeypatch):
     monkeypatch.setenv("FAKE_AREAL_FAIL_AT", "2")
     run_dir = _trail_dir(tmp_path, fake_checkout)

@@ -434,6 +434,7 @@ def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Pa
 
 # --- finished means complete -----------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it(
         finished_sweep: FinishedSweep, root: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import sweep

@@ -35,6 +35,7 @@ def test_sweep_runs_every_trail_and_leaves_finished_dirs(finished_sweep: Finishe
     assert len(read_sweep_meta(sweep_dir)["trails"]) == 4
 
 
+@pytest.mark.e2e
 def test_a_failing_trail_does_not_stop_the_others(root: Path, tiny: list[str], tmp_path: Path, capsys):
     # An unwritable base-model cache: the engine raises at run time, which no validation can foresee.
     sweep_file = tmp_path / "mixed.yaml"

@@ -114,6 +114,7 @@ def test_on_a_terminal_the_work_before_launch_has_its_own_row(tmp_path: Path) ->
     assert "preparing" not in row, "its clock stops when the work before launch is over"
 
 
+@pytest.mark.e2e
 def test_the_base_model_is_built_once_before_any_trail_starts(root: Path, tiny: list[str], tmp_path: Path,
                                                               capsys) -> None:
     cache = tmp_path / "cache"
