@@ -79,11 +79,13 @@ def attend_grouped(q: torch.Tensor, kp_t: torch.Tensor, vp: torch.Tensor, kc: to
     lp = kp_t.shape[3]
     s_p = torch.matmul(q.reshape(b, h, r * t, d), kp_t).view(b, h, r, t, lp)
     s = torch.cat([s_p, torch.matmul(q, kc.transpose(-1, -2))], -1).mul_(1.0 / math.sqrt(d))
-    w = torch.softmax(s.add_(bias), -1)
-    y = torch.matmul(w.view(b, h, r * t, -1)[..., :lp], vp).view(b, h, r, t, d)
+    # split, not two slices: the backward of a split joins the two gradients, where each slice's backward would fill a
+    # zero tensor of the whole of w and the two would then be added (the same numbers, three passes over w fewer)
+    w_p, w_c = torch.softmax(s.add_(bias), -1).split([lp, s.shape[-1] - lp], -1)
+    y = torch.matmul(w_p.reshape(b, h, r * t, lp), vp).view(b, h, r, t, d)
     if t == 1:  # a decode step: R·B·H products of a 1 × Lk by an Lk × D matrix, cheaper as multiply-and-sum
-        return y + (w[..., lp:].transpose(-1, -2) * vc).sum(-2, keepdim=True)
-    return y + torch.matmul(w[..., lp:], vc)
+        return y + (w_c.transpose(-1, -2) * vc).sum(-2, keepdim=True)
+    return y + torch.matmul(w_c, vc)
 
 
 class Block(nn.Module):
@@ -325,9 +327,9 @@ def sample_greedy_and_tempered(model: TinyGPT, prompt_ids: torch.Tensor, max_new
 def sequence_logprobs(model: TinyGPT, prompt_ids: torch.Tensor, group: int, tokens: torch.Tensor,
                       temperature: float = 1.0, mask: Optional[torch.Tensor] = None
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs [B*G, Lc] of `tokens` under `model` (with grad), and per-token entropy, in one prompt pass plus one
-    continuation pass. Both are of the sampling distribution softmax(logits / temperature) (temperature 0, greedy,
-    means 1), so they agree with `sample`'s behaviour log-probs when the weights are the same.
+    """Log-probs [B*G, Lc] of `tokens` under `model` (with grad), and per-token entropy (without), in one prompt pass
+    plus one continuation pass. Both are of the sampling distribution softmax(logits / temperature) (temperature 0,
+    greedy, means 1), so they agree with `sample`'s behaviour log-probs when the weights are the same.
     With `mask` (the valid tokens, a prefix of each row) only the positions that predict a valid token are computed;
     the others read 0."""
     logits0, cache, valid, lengths = model.prompt(prompt_ids)
@@ -353,12 +355,16 @@ def sequence_logprobs(model: TinyGPT, prompt_ids: torch.Tensor, group: int, toke
 
 def _logp_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature: float
                   ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Log-prob of `tokens` and entropy under softmax(logits / temperature) (0 means 1), over the last dim."""
+    """Log-prob of `tokens` and entropy under softmax(logits / temperature) (0 means 1), over the last dim. The
+    entropy is a statistic no loss reads: computed without autograd, it records no graph and keeps no tensor for a
+    backward that never comes."""
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
-    return logp, -(logp_all.exp() * logp_all).sum(-1)
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
 
 
 def param_count(model: nn.Module) -> int:
