@@ -8,6 +8,7 @@ sweep's live display, which follows the order of work that module holds.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 from harness.errors import HarnessError
@@ -69,16 +70,32 @@ def main_status(sweep: str, root: str = "runs") -> int:
 
 
 def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, source: str = "journal") -> int:
-    """`harness report <sweep>`: write the sweep's report (by name under `root`, or a path) and say where."""
+    """`harness report <sweep>`: write the sweep's report (by name under `root`, or a path) and say where. The
+    sweep's own report (no `out`) also replaces the one on its MLflow summary run, where it has one, as the sweep's
+    end does: what `mlflow ui` shows is the latest report. A report written elsewhere stays there."""
     from harness.report import write_report
 
-    path = write_report(resolve_sweep_dir(sweep, root), out, source)
+    sweep_dir = resolve_sweep_dir(sweep, root)
+    path = write_report(sweep_dir, out, source)
     print(f"report: {path}")
+    if out is None:
+        _attach_report(sweep_dir, path.parent, uri=None)
     return 0
 
 
+def _attach_report(sweep_dir: Path, report_dir: Path, uri: Optional[str]) -> None:
+    """Attach the report to the sweep's MLflow summary run, if it has one, and say so."""
+    from harness.tracking.sweep_run import attach_report
+
+    attached = attach_report(sweep_dir, report_dir, uri=uri)
+    if attached:
+        print(f"report attached to the sweep's MLflow summary run ({attached} file{'s' * (attached != 1)} under "
+              "report/)")
+
+
 def main_sync(sweep: str, root: str = "runs", uri: Optional[str] = None) -> int:
-    """`harness sync <sweep>`: catch MLflow up with the journals; ends the parent run once every trail has ended."""
+    """`harness sync <sweep>`: catch MLflow up with the journals and the sweep's report; ends the parent run once
+    every trail has ended."""
     from harness.tracking.client import resolve_uri
     from harness.tracking.sweep_run import finish_sweep_run
     from harness.tracking.sync import sync_sweep
@@ -92,6 +109,8 @@ def main_sync(sweep: str, root: str = "runs", uri: Optional[str] = None) -> int:
         line = f"error: {r.error}" if r.error else f"{r.logged} new values, step {r.synced_step}, {r.status}"
         print(f"{r.run_dir.name}: {line}")
     failed = [r for r in results if r.error]
+    if (sweep_dir / "report" / "REPORT.md").is_file():  # e.g. written while MLflow was unreachable
+        _attach_report(sweep_dir, sweep_dir / "report", uri=target)
     if not failed and all(r.status in TERMINAL for r in results):
         overall = TrailState.FAILED if any(r.status == TrailState.FAILED for r in results) else TrailState.DONE
         finish_sweep_run(sweep_dir, overall, uri=target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from tracking_support import (
@@ -17,7 +18,7 @@ from tracking_support import (
     make_sweep,
 )
 
-from harness.commands import main_sync
+from harness.commands import main_report, main_sync
 from harness.journal import truncate_after
 from harness.rundir import write_status
 from harness.tracking import sync as sync_mod
@@ -276,3 +277,28 @@ def test_sync_to_a_second_store_keeps_the_sweeps_own_store(tmp_path, store, requ
     copy = other_client.get_run(results[0].run_id)
     assert copy.info.experiment_id == other_client.get_run(meta["mlflow_summaries"][other]).info.experiment_id
     assert_exactly_once(MlflowClient(tracking_uri=other), results[0].run_id, 10)
+
+
+def test_sync_attaches_a_report_written_while_mlflow_was_away_and_a_later_report_replaces_it(tmp_path, store, client,
+                                                                                              capsys):
+    root = tmp_path / "runs"
+    sweep_dir = make_sweep(root, trails=["a", "b"])
+    for i, name in enumerate("ab"):
+        append_steps(sweep_dir / name, range(1, 11), seed=i)
+        write_status(sweep_dir / name, "done")
+    (sweep_dir / "report").mkdir()
+    (sweep_dir / "report" / "REPORT.md").write_text("# written while MLflow was away\n")
+    assert main_sync("demo", root=str(root), uri=store) == 0
+    run_id = json.loads((sweep_dir / "sweep.json").read_text())["mlflow_summary_run_id"]
+    assert [f.path for f in client.list_artifacts(run_id, "report")] == ["report/REPORT.md"]
+    assert "report attached to the sweep's MLflow summary run (1 file under report/)" in capsys.readouterr().out
+
+    assert main_report("demo", root=str(root)) == 0  # the sweep's own report: it replaces the attached one
+    attached = {f.path for f in client.list_artifacts(run_id, "report")}
+    assert {"report/REPORT.md", "report/trails.csv"} <= attached
+    text = Path(client.download_artifacts(run_id, "report/REPORT.md", str(tmp_path / "down"))).read_text()
+    assert text == (sweep_dir / "report" / "REPORT.md").read_text() and "MLflow was away" not in text
+
+    assert main_report("demo", root=str(root), out=str(tmp_path / "elsewhere")) == 0  # elsewhere: stays there
+    assert {f.path for f in client.list_artifacts(run_id, "report")} == attached
+    assert "attached" not in capsys.readouterr().out.splitlines()[-1]
