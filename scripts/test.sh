@@ -4,7 +4,7 @@
 # and Chromium), runs the integration tier with the end-to-end tests (marked e2e: whole sweeps, trackers and a wheel
 # install in processes of their own), and stops every service it started by PID.
 #   scripts/test.sh            everything (what CI runs)
-#   scripts/test.sh --fast     only the fast tier (a few minutes on 2 cores), after installing the Python packages
+#   scripts/test.sh --fast     only the fast tier (about a minute on 2 cores), after installing the Python packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the venv's tools (harness, ray, mlflow) first on PATH, for the services the tests start
