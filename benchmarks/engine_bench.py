@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_report import publish  # benchmarks/bench_report.py
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "bench_engine.md"
 BASELINE = "e1f5942"
@@ -307,9 +309,7 @@ def main(argv: list) -> int:
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg()[0]
     lines = report(args, pre, peak, trails, samples, flops, masks, full, load0, load1, time.time() - t_start)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(lines, REPORT)
     return 0
 
 

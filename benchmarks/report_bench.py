@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the synthetic sweeps are a test helpe
 
 import matplotlib  # noqa: E402
 import pandas as pd  # noqa: E402
+from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 from synthetic_sweeps import random_sweep  # noqa: E402
 
 from harness.report import write_report  # noqa: E402
@@ -116,9 +117,7 @@ def main() -> None:
         f"{min(r.cpu for r in runs):.2f} s (wall exceeds CPU when other work shares the cores).",
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

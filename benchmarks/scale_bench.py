@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 from scale_mlflow import Filled, extrapolate, filled_sweep, load_times, served_copy, with_server  # noqa: E402
 from synthetic_sweeps import random_sweep  # noqa: E402  (a test helper: tests/synthetic_sweeps.py)
 from tiny_trail import tiny_trail  # noqa: E402
@@ -277,9 +278,7 @@ def main() -> None:
         f"of two sweeps); the CPU figures move much less.",
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 from mlflow_stores import empty_store, fill_store  # noqa: E402  (test helpers: tests/mlflow_stores.py)
 from synthetic_sweeps import random_sweep  # noqa: E402
 from tracking_support import MlflowServer, group_cpu_s  # noqa: E402
@@ -177,9 +178,7 @@ def main() -> None:
         *bench.mlflow_rows(shape, filled, ml_old, ml_new, journal, loads, served, None, journal),
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

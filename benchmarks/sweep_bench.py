@@ -17,6 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
+
 from harness.rundir import read_status  # noqa: E402
 from harness.sweepdir import trail_dirs  # noqa: E402
 
@@ -70,9 +72,7 @@ def main() -> None:
         "Overhead counts everything outside the engine call: the sweep command's start-up and validation, process "
         "spawn and imports of each worker, status and run-dir bookkeeping, and the polling loop.",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":
