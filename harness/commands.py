@@ -109,8 +109,7 @@ def main_sync(sweep: str, root: str = "runs", uri: Optional[str] = None) -> int:
         line = f"error: {r.error}" if r.error else f"{r.logged} new values, step {r.synced_step}, {r.status}"
         print(f"{r.run_dir.name}: {line}")
     failed = [r for r in results if r.error]
-    if (sweep_dir / "report" / "REPORT.md").is_file():  # e.g. written while MLflow was unreachable
-        _attach_report(sweep_dir, sweep_dir / "report", uri=target)
+    _attach_report(sweep_dir, sweep_dir / "report", uri=target)  # e.g. written while MLflow was unreachable
     if not failed and all(r.status in TERMINAL for r in results):
         overall = TrailState.FAILED if any(r.status == TrailState.FAILED for r in results) else TrailState.DONE
         finish_sweep_run(sweep_dir, overall, uri=target)

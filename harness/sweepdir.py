@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness.errors import HarnessError
+from harness.locks import FileLock
 from harness.rundir import read_json, write_json_atomic
 from harness.trails import Trail
 
@@ -45,14 +44,10 @@ def write_sweep_meta(sweep_dir: Path, **fields: Any) -> Dict[str, Any]:
     Why the lock: the sweep command and its MLflow tracker process both merge fields into sweep.json (the sweep its
     state, the tracker its summary run); two unlocked read-merge-writes at once would drop one side's fields."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / META_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with FileLock(sweep_dir / META_LOCK, f"sweep.json of {sweep_dir.name!r}").acquire(wait=True):
         meta = read_json(sweep_dir / SWEEP_META) or {"created": time.time()}
         meta.update(fields)
         write_json_atomic(sweep_dir / SWEEP_META, meta)
-    finally:
-        os.close(fd)  # releases the lock
     return meta
 
 
