@@ -48,10 +48,9 @@ def _metrics(record: Dict[str, Any]) -> Dict[str, float]:
     """A record's numeric values as floats (a text value is no metric)."""
     out: Dict[str, float] = {}
     for key, value in record.items():
-        kind = type(value)
-        if kind is float:
+        if type(value) is float:  # the common case, without a conversion
             out[key] = value
-        elif kind is int or kind is bool or isinstance(value, (int, float)):
+        elif isinstance(value, (int, float)):  # bool is an int
             out[key] = float(value)
     for key in NON_METRIC_KEYS:
         out.pop(key, None)
