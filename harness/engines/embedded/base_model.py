@@ -114,6 +114,32 @@ def greedy_accuracy(model: TinyGPT, problems: ProblemSet, n: int, max_new: int, 
     return right / n
 
 
+def pretraining_batch(data: ProblemSet, start: int, batch: int, fmt_rng: random.Random, format_frac: float
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Problems start..start+batch-1 of the pretraining stream as (left-padded prompts [B, Lp], target answers
+    [B, La] padded with PAD, their valid-token mask); `fmt_rng` draws each answer's format."""
+    probs = [data[start + i] for i in range(batch)]
+    ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
+    targets = [target_ids(target_text(p, fmt_rng, format_frac)) for p in probs]
+    width = max(len(t) for t in targets)
+    tok = torch.tensor([t + [PAD] * (width - len(t)) for t in targets], dtype=torch.long)
+    mask = torch.tensor([[True] * len(t) + [False] * (width - len(t)) for t in targets])
+    return ids, tok, mask
+
+
+def pretraining_step(model: TinyGPT, opt: Adam, ids: torch.Tensor, tok: torch.Tensor, mask: torch.Tensor
+                     ) -> torch.Tensor:
+    """One supervised step: mean negative log-likelihood of the answer tokens, clipped at gradient norm 1, one Adam
+    step. Returns the loss (before the step)."""
+    logp, _ = sequence_logprobs(model, ids, 1, tok, mask=mask)
+    loss = -(logp * mask).sum() / mask.sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """torch on `n` intra-op threads within the block, and as it was after it."""
@@ -153,19 +179,9 @@ def _pretrain(eng: Any, log: Callable[[str], object]) -> Tuple[TinyGPT, Dict[str
     probes: list = []
     smoothed = 0.0
     for step in range(1, int(eng.base_max_steps) + 1):
-        probs = [data[cursor + i] for i in range(batch)]
+        ids, tok, mask = pretraining_batch(data, cursor, batch, fmt_rng, float(eng.base_format_frac))
         cursor += batch
-        ids = pad_prompts([[BOS] + encode(p.question) for p in probs])
-        targets = [target_ids(target_text(p, fmt_rng, float(eng.base_format_frac))) for p in probs]
-        width = max(len(t) for t in targets)
-        tok = torch.tensor([t + [PAD] * (width - len(t)) for t in targets], dtype=torch.long)
-        mask = torch.tensor([[True] * len(t) + [False] * (width - len(t)) for t in targets])
-        logp, _ = sequence_logprobs(model, ids, 1, tok, mask=mask)
-        loss = -(logp * mask).sum() / mask.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = pretraining_step(model, opt, ids, tok, mask)
         if decay > 0:
             with torch.no_grad():
                 torch._foreach_lerp_(averaged, trained, 1.0 - decay)
