@@ -279,16 +279,16 @@ def report(args: Any, results: Dict[str, Any], peak: float, tcmalloc: str, load0
             ms = med(r["ms"] for r in runs)
             compiled = variant.startswith("compile")
             compile_s = runs[0]["warmup_extra"] if compiled else 0.0
+            what = f"pretraining step, batch {runs[0]['batch']}" if workload == "pretrain" else \
+                "RL update, 16 prompts × 8"
             if workload == "pretrain":
                 implied = (f"{base_steps:,} pretraining steps (the default base model's): "
                            f"{(base_steps * ms / 1000 + compile_s):.1f} CPU-s, probes excluded (target ≤ 45 in all)")
-                what = f"pretraining step, batch {runs[0]['batch']}"
             elif variant == "eager":
                 implied = "the reference"
             else:
                 implied = (f"a {TRAIL_STEPS}-step trail {TRAIL_STEPS * (ms - eager[workload]) / 1000 + compile_s:+.1f} "
                            f"CPU-s against eager")
-                what = "RL update, 16 prompts × 8"
             lines.append(f"| {what} | {variant} | {_cell(runs)} | {ms / eager[workload]:.2f} | "
                          f"{f'{compile_s:.1f}' if compiled else ''} | {implied} |")
     prof = update["eager"][0]
@@ -302,7 +302,7 @@ def report(args: Any, results: Dict[str, Any], peak: float, tcmalloc: str, load0
         f"an update is {prof['flops'] / 1e9:.2f} GFLOP of matmuls, so the matmuls run at "
         f"{matmul_rate:.0f} GFLOP/s ({100 * matmul_rate / peak:.0f} % of the peak) and the update as a whole at "
         f"{update_rate:.0f} GFLOP/s ({100 * update_rate / peak:.0f} %). The rest is element-wise work, copies, "
-        f"softmax, layer norm and the cost of dispatching some two thousand small ops per update: at width 64 each op "
+        f"softmax, layer norm and the cost of dispatching each small op: at width 64 each op "
         f"moves a few hundred kB, which eager execution writes to memory and reads back between ops.",
     ]
     if "bf16" in update:

@@ -12,6 +12,9 @@ and an additive mask (no boolean-mask SDPA), drops rows that have finished, runs
 the LM head only where a next token is read. The random draw is the exponential race behind `torch.multinomial`
 (token = argmax p / q, q ~ Exp(1) per row and vocabulary entry), with q made from uniforms (`exponential_log`, a
 quarter of the cost of `exponential_`), drawn for every row of the batch, so dropping finished rows changes no sample.
+Why eager PyTorch: at this width torch.compile (Inductor) runs the training step slower than eager and costs minutes
+of compiling per process, and bf16 autocast rounds log-probs by about as much as the importance ratios M2PO reads
+(both measured by benchmarks/engine_alternatives_bench.py).
 Why one module of this size: the model, its cached forward and the sampler share the cache layout, and the sampler's
 equality with a plain full-sequence forward (tests/test_engine_model.py) is easiest to keep with both side by side.
 """
