@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from bench_report import publish  # benchmarks/bench_report.py
-from engine_bench import SHAPE, matmul_peak
+from engine_bench import _cfg, fmt_range, matmul_peak
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "bench_engine_alternatives.md"
@@ -51,12 +51,6 @@ ON_POLICY_M2 = 3e-4  # measured at lr 1e-4 on the default base model (docs/STUDY
 # ---------------------------------------------------------------------------------------------------------------
 # child side
 # ---------------------------------------------------------------------------------------------------------------
-
-def _cfg() -> Any:
-    from harness.compose import compose_trail
-
-    return compose_trail(["tracking=none", "engine.threads=1", *SHAPE])
-
 
 def _variant(variant: str, module: Any) -> Callable[[], Any]:
     """Install the variant into `module` (whose global `sequence_logprobs` the step calls); the context to step in."""
@@ -101,7 +95,7 @@ def child_pretrain(variant: str) -> Dict[str, Any]:
     from harness.engines.embedded.train import Adam
 
     torch.set_num_threads(1)
-    eng = _cfg().engine
+    eng = _cfg("").engine  # the reference trail shape, the default base-model cache
     torch.manual_seed(int(eng.base_seed))
     model = TinyGPT(ModelConfig.of(eng))
     opt = Adam(list(model.parameters()), lr=float(eng.base_lr))
@@ -129,7 +123,7 @@ def child_update(variant: str) -> Dict[str, Any]:
     from harness.engines.embedded.task import ProblemSet
 
     torch.set_num_threads(1)
-    cfg = _cfg()
+    cfg = _cfg("")
     eng = cfg.engine
     base, info = load_or_build(eng, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     problems = ProblemSet(f"{eng.task_seed}", "train/1", int(eng.difficulty), int(eng.max_number))
@@ -202,14 +196,9 @@ def run_child(workload: str, variant: str, tcmalloc: str, inductor_cache: Path) 
 
 
 def find_tcmalloc() -> str:
-    """The path of libtcmalloc_minimal if the dynamic linker finds it, else ''."""
-    name = ctypes.util.find_library("tcmalloc_minimal")
-    if not name:
-        return ""
-    for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"):
-        if (Path(folder) / name).exists():
-            return str(Path(folder) / name)
-    return name
+    """The file name of libtcmalloc_minimal if the dynamic linker finds it (LD_PRELOAD resolves it the same way), else
+    ''."""
+    return ctypes.util.find_library("tcmalloc_minimal") or ""
 
 
 def main(argv: List[str]) -> int:
@@ -229,25 +218,20 @@ def main(argv: List[str]) -> int:
                 and not (v == "tcmalloc" and not tcmalloc)]
     inductor_cache = Path(tempfile.mkdtemp(prefix="inductor-cache-"))  # empty: the first compile is a cold one
     results: Dict[str, Dict[str, List[Dict[str, Any]]]] = {w: {v: [] for v in variants} for w in WORKLOADS}
-    for r in range(args.rounds):
-        for workload in WORKLOADS:
-            for variant in variants:
-                if variant.startswith("compile") and r > 0:  # one compile per workload: it costs minutes
-                    continue
-                print(f"round {r + 1}/{args.rounds}: {workload}, {variant} ...", flush=True)
-                results[workload][variant].append(run_child(workload, variant, tcmalloc, inductor_cache))
-    shutil.rmtree(inductor_cache, ignore_errors=True)
+    try:
+        for r in range(args.rounds):
+            for workload in WORKLOADS:
+                for variant in variants:
+                    if variant.startswith("compile") and r > 0:  # one compile per workload: it costs minutes
+                        continue
+                    print(f"round {r + 1}/{args.rounds}: {workload}, {variant} ...", flush=True)
+                    results[workload][variant].append(run_child(workload, variant, tcmalloc, inductor_cache))
+    finally:
+        shutil.rmtree(inductor_cache, ignore_errors=True)
     peak = matmul_peak()
     lines = report(args, results, peak, tcmalloc, load0, time.time() - t_start)
     publish(lines, REPORT)
     return 0
-
-
-def _cell(runs: List[Dict[str, Any]]) -> str:
-    values = [r["ms"] for r in runs]
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{min(values):.1f} / {statistics.median(values):.1f}"
 
 
 def m2_threshold() -> float:
@@ -289,7 +273,7 @@ def report(args: Any, results: Dict[str, Any], peak: float, tcmalloc: str, load0
             else:
                 implied = (f"a {TRAIL_STEPS}-step trail {TRAIL_STEPS * (ms - eager[workload]) / 1000 + compile_s:+.1f} "
                            f"CPU-s against eager")
-            lines.append(f"| {what} | {variant} | {_cell(runs)} | {ms / eager[workload]:.2f} | "
+            lines.append(f"| {what} | {variant} | {fmt_range([r['ms'] for r in runs])} | {ms / eager[workload]:.2f} | "
                          f"{f'{compile_s:.1f}' if compiled else ''} | {implied} |")
     prof = update["eager"][0]
     matmul_rate, update_rate = prof["flops"] / prof["matmul_ms"] / 1e6, prof["flops"] / eager["update"] / 1e6
