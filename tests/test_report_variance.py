@@ -63,7 +63,9 @@ def test_unbiased_by_simulation_of_seeds_and_eval_sets() -> None:
 def test_which_buys_more_precision() -> None:
     # binomial SD at p = 0.6 on 512 problems ≈ 0.0217 (the 0.022); seeds far apart → more seeds
     spread = variance_split([0.50, 0.55, 0.60, 0.65, 0.70], 512)
-    assert spread.sampling_sd == pytest.approx(math.sqrt(0.6 * 0.4 / 511), rel=0.01)
+    p = np.array([0.50, 0.55, 0.60, 0.65, 0.70])
+    assert spread.sampling_sd == pytest.approx(math.sqrt(np.mean(p * (1 - p)) / 511), rel=1e-12)
+    assert spread.sampling_sd == pytest.approx(0.0217, abs=0.0003)
     assert spread.better_buy == SEEDS and spread.sampling_share < 0.5
     # seeds close together: the eval set is most of the noise → more eval problems
     tight = variance_split([0.59, 0.61, 0.60, 0.62, 0.58], 512)

@@ -30,12 +30,12 @@ def test_declared_seeds_are_the_seed_axis(tmp_path: Path) -> None:
 
 
 def test_a_file_seed_override_must_match_the_declaration(tmp_path: Path) -> None:
-    ok = build_spec([_file(tmp_path, "overrides: [seed=1,2,7]\nseeds: {exploratory: [1, 2], confirmatory: 7}\n")])
+    ok = build_spec([_file(tmp_path, "overrides: ['seed=1,2,7']\nseeds: {exploratory: [1, 2], confirmatory: 7}\n")])
     assert _seeds(ok) == [1, 2, 7]
-    unused = build_spec([_file(tmp_path, "overrides: [seed=1,2]\nseeds: {exploratory: [1, 2], confirmatory: [7]}\n")])
+    unused = build_spec([_file(tmp_path, "overrides: ['seed=1,2']\nseeds: {exploratory: [1, 2], confirmatory: [7]}\n")])
     with pytest.raises(HarnessError, match=r"declared confirmatory seed 7 is used by no trail"):
         build_trails(unused)
-    undeclared = build_spec([_file(tmp_path, "overrides: [seed=1,2,3]\nseeds: {exploratory: [1, 2]}\n")])
+    undeclared = build_spec([_file(tmp_path, "overrides: ['seed=1,2,3']\nseeds: {exploratory: [1, 2]}\n")])
     with pytest.raises(HarnessError, match=r"seed 3 \(sweep file .*\) is not declared in 'seeds'"):
         build_trails(undeclared)
 
@@ -65,7 +65,7 @@ def test_bad_declarations_fail_in_one_line(tmp_path: Path, seeds: str, message: 
 
 
 def test_a_sweep_without_declaration_is_unchanged(tmp_path: Path) -> None:
-    spec = build_spec([_file(tmp_path, "overrides: [seed=1,2]\n")])
+    spec = build_spec([_file(tmp_path, "overrides: ['seed=1,2']\n")])
     assert spec.seed_roles == {} and _seeds(spec) == [1, 2]
 
 
