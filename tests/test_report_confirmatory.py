@@ -94,7 +94,7 @@ def test_every_paired_comparison_carries_its_power(tmp_path: Path) -> None:
     found = findings(trails, items)
     sentence = next(f for f in found if "cannot tell M2PO/paper's final eval reward" in f)
     c = undecided[0]
-    assert f"separates ±{c.mde:.3f} with 80 % power" in sentence
+    assert f"80 % power to separate ±{c.mde:.3f}" in sentence
     assert f"about {c.needed} paired seeds would separate" in sentence and "(an estimate)" in sentence
     text = write_report(sweep).read_text(encoding="utf-8")
     frame = pd.read_csv(sweep / "report" / "contrasts.csv")

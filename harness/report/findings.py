@@ -102,10 +102,10 @@ def _sides(c: Contrast, a_name: str, b_name: str) -> str:
 
 
 def _mde(c: Contrast) -> str:
-    """', separates ±0.041 with 80 % power' for a paired comparison."""
+    """', 80 % power to separate ±0.041' for a paired comparison."""
     if c.method != PAIRED or not math.isfinite(c.mde):
         return ""
-    return f", separates ±{num(c.mde, c.metric)} with {POWER_TEXT} power"
+    return f", {POWER_TEXT} power to separate ±{num(c.mde, c.metric)}"
 
 
 def _needed(c: Contrast) -> str:

@@ -141,8 +141,11 @@ def _wall_split(data: SweepData, index: pd.Index) -> pd.DataFrame:
 
 
 def default_target(table: pd.DataFrame) -> float:
-    """TARGET_SHARE × the mean final eval reward of the baseline at its lowest staleness (else of the best cell)."""
+    """TARGET_SHARE × the mean final eval reward of the baseline at its lowest staleness (else of the best cell), on
+    the confirmatory trails where the sweep declared any (roles.py)."""
     done = aggregated(table)
+    if SEED_ROLE in done.columns and (done[SEED_ROLE] == "confirmatory").any():
+        done = done[done[SEED_ROLE] == "confirmatory"]
     if done["eval_final"].notna().sum() == 0:
         return math.nan
     base = done[(done["algo"] == BASELINE) & done["eval_final"].notna()]
