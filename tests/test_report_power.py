@@ -52,6 +52,14 @@ def test_seeds_needed_matches_statsmodels(effect: float) -> None:
     assert seeds_needed(-effect * sd, sd) == seeds_needed(effect * sd, sd)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.05, 3.0), st.sampled_from([0.01, 0.05, 0.1]), st.sampled_from([0.5, 0.8, 0.95]))
+def test_seeds_needed_is_the_first_n_that_reaches_the_power(effect: float, alpha: float, power: float) -> None:
+    n = seeds_needed(effect, 1.0, alpha, power)
+    assert n is not None and paired_power(effect, 1.0, n, alpha) >= power
+    assert n == 2 or paired_power(effect, 1.0, n - 1, alpha) < power
+
+
 def test_textbook_sample_size() -> None:
     # Cohen (1988) / G*Power "difference from constant": d = 0.5, two-sided α = 0.05, power 0.80 -> n = 34
     assert seeds_needed(0.5, 1.0) == 34

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ from scipy import optimize, stats
 ALPHA = 0.05        # two-sided, as the report's 95 % intervals
 POWER = 0.80        # the conventional target (Cohen 1988)
 MAX_SEEDS = 1_000_000
+WINDOW = 32        # seed counts whose power seeds_needed computes in one call
 
 
 def _critical(n: int, alpha: float) -> float:
@@ -53,8 +55,13 @@ def min_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float 
     λ σ / √n. nan when n < 2 or the SD is unknown; 0 when the SD is 0 (every pair agrees)."""
     if n < 2 or not math.isfinite(sd) or sd < 0:
         return math.nan
-    if sd == 0:
-        return 0.0
+    return _noncentrality(n, alpha, power) * sd / math.sqrt(n)
+
+
+@lru_cache(maxsize=1024)
+def _noncentrality(n: int, alpha: float, power: float) -> float:
+    """The noncentrality at which the two-sided test with n − 1 degrees of freedom has the given power (a function
+    of n alone at fixed α and power, so a report with one seed count solves it once)."""
     crit = _critical(n, alpha)
 
     def gap(lam: float) -> float:
@@ -63,16 +70,15 @@ def min_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float 
     hi = crit + 10.0
     while gap(hi) < 0:
         hi *= 2
-    lam = optimize.brentq(gap, 0.0, hi, xtol=1e-12)
-    return lam * sd / math.sqrt(n)
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-12))
 
 
 def seeds_needed(delta: float, sd: float, alpha: float = ALPHA, power: float = POWER,
                  max_seeds: int = MAX_SEEDS) -> Optional[int]:
     """The smallest number of pairs n ≥ 2 whose paired t test separates a true difference `delta` at SD `sd` with the
     given power; None when no n up to `max_seeds` does (delta 0, or tiny against the SD). Power rises with n, so the
-    search starts one below the normal approximation n ≈ ((z_{1−α/2} + z_power) σ / δ)² and steps to the first n
-    that reaches the target."""
+    powers of a window of n from just below the normal approximation n ≈ ((z_{1−α/2} + z_power) σ / δ)² are
+    computed at once and the first that reaches the target is taken."""
     if not (math.isfinite(delta) and math.isfinite(sd)) or sd < 0 or delta == 0:
         return None
     if sd == 0:
@@ -81,14 +87,19 @@ def seeds_needed(delta: float, sd: float, alpha: float = ALPHA, power: float = P
     approx = (z * sd / abs(delta)) ** 2
     if approx > max_seeds:
         return None
-    n = max(2, int(approx) - 1)
-    while n > 2 and paired_power(delta, sd, n - 1, alpha) >= power:
-        n -= 1
-    while paired_power(delta, sd, n, alpha) < power:
-        n += 1
-        if n > max_seeds:
-            return None
-    return n
+    lo = max(2, int(approx) - 2)
+    while lo <= max_seeds:
+        ns = np.arange(lo, min(lo + WINDOW, max_seeds + 1))
+        crit = stats.t.ppf(1 - alpha / 2, ns - 1)
+        lam = abs(delta) * np.sqrt(ns) / sd
+        reached = np.nonzero(stats.nct.sf(crit, ns - 1, lam) + stats.nct.sf(crit, ns - 1, -lam) >= power)[0]
+        if reached.size and reached[0] == 0 and lo > 2:
+            lo = max(2, lo - WINDOW + 1)    # the approximation overshot: look lower, the old start included
+        elif reached.size:
+            return int(ns[reached[0]])
+        else:
+            lo += WINDOW
+    return None
 
 
 def _directional(delta: np.ndarray, sd: np.ndarray, n: int, alpha: float) -> np.ndarray:
