@@ -149,3 +149,22 @@ def test_declared_roles_with_no_confirmatory_trail_yet(tmp_path: Path) -> None:
     text = write_report(sweep).read_text(encoding="utf-8")
     assert "No confirmatory trail has finished, so this sweep has no confirmatory finding yet" in text
     assert "## Exploratory seeds (not confirmatory)" in text
+
+
+def test_planning_a_run_from_a_finished_sweep(tmp_path: Path) -> None:
+    from harness.report.power import separation_probability
+    from harness.report.variance import difference_sampling_variance
+
+    sweep = study_sweep(tmp_path / "s", seeds=6, final_eval_size=4096, seed_sd=0.03, noise_sd=0.02,
+                        final={("grpo/clip", 1): 0.56, ("grpo/clip", 256): 0.53, ("m2po/paper", 1): 0.55,
+                               ("m2po/paper", 256): 0.55})
+    items = contrasts(trail_table(load_journals(sweep)))
+    c = next(c for c in items if c.kind == "algorithms" and c.metric == "eval_final" and c.a_key[2] == 256)
+    d = c.differences
+    assert list(d.index) == [1, 2, 3, 4, 5, 6] and d.to_numpy() == pytest.approx((c.a - c.b).to_numpy())
+    shift = difference_sampling_variance(c.a[d.index], c.b[d.index], 64, 64) \
+        - difference_sampling_variance(c.a[d.index], c.b[d.index], c.eval_size, c.eval_size_b)
+    assert c.eval_size == 4096 and shift > 0
+    base, more, noisier = (separation_probability(d, n=5), separation_probability(d, n=20),
+                           separation_probability(d, n=5, variance_shift=shift))
+    assert more.noncentral_t > base.noncentral_t > noisier.noncentral_t

@@ -76,6 +76,13 @@ class Contrast:
     sampling_sd: float = math.nan            # eval-set sampling SD of one paired difference (upper bound)
 
     @property
+    def differences(self) -> pd.Series:
+        """seed -> a − b over the seeds both cells have (finite values only): what power.separation_probability
+        takes to plan a run."""
+        common = [s for s in self.a.index if s in self.b.index]
+        return (self.a.loc[common].astype(float) - self.b.loc[common].astype(float)).dropna()
+
+    @property
     def n(self) -> str:
         """'n = 5 paired seeds' / 'n = 3 and 2 seeds' / 'n = 1 seed a side'."""
         if self.method == PAIRED:
