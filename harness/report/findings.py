@@ -279,8 +279,9 @@ def one_seed_note(cells: SeedCells) -> List[str]:
     if not single:
         return []
     return [f"{len(single)} of {len(cells)} cells have one seed: for them the seed-to-seed variance is unknown; "
-            "an eval reward then carries only the eval-set sampling interval (Wilson, over the trail's "
-            "engine.eval_size problems), which says how precisely that one trail was measured, not how another "
+            "an eval reward then carries only the eval-set sampling interval (Wilson, over the eval problems it "
+            "rests on: final/eval_size for the final eval, engine.eval_size for the others), which says how "
+            "precisely that one trail was measured, not how another "
             "seed would come out."]
 
 

@@ -36,8 +36,8 @@ DEFINITIONS = f"""\
   (`stale 256 d2+d1 rollout 96`).
 - A mean is shown as mean ± half-width of its 95 % Student-t interval, then n and every seed's value
   (`0.118 ± 0.263 (n = 3: 0.000, 0.205, 0.148)`), so a collapsed seed is never hidden by a mean. With one seed the
-  eval reward gets the Wilson 95 % interval over the trail's `engine.eval_size` eval problems: eval-set sampling only;
-  seed-to-seed variance is unknown.
+  eval reward gets the Wilson 95 % interval over the eval problems it rests on (`final/eval_size` for the final eval,
+  `engine.eval_size` for the intermediate ones): eval-set sampling only; seed-to-seed variance is unknown.
 - Comparisons pair seeds (same seed = same problem stream, base model and sampling seed): paired t interval of the
   differences when ≥ 2 seeds pair; Welch's interval when they do not; one seed a side: Newcombe's interval of a
   difference of two proportions over the eval problems (eval-set sampling only); ratios: Fieller's interval. A
