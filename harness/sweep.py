@@ -200,7 +200,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
-                     backend=backend_name, state=TrailState.RUNNING.value)
+                     backend=backend_name, state=TrailState.RUNNING.value, seeds=spec.seed_roles or None)
     to_run = prepare(trails, sweep_dir, spec.name)
     console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
                   f"{len(to_run)} to run on {backend_name} → {sweep_dir}")

@@ -1,7 +1,9 @@
 """`harness report <sweep>`: the markdown trail report (REPORT.md, trails.csv, cells.csv, contrasts.csv, PNGs).
 
-Pipeline: load (journals or MLflow → pandas) → tables → contrasts → findings → plots → markdown. Every number in
-the report is computed from the two frames that `load` returns, whichever source they came from.
+Pipeline: load (journals or MLflow → pandas) → tables → seed roles → contrasts → findings → plots → markdown. Every
+number in the report is computed from the two frames that `load` returns, whichever source they came from. Where the
+sweep file declared seed roles, findings, cells, comparisons and plots rest on the confirmatory seeds, and the
+exploratory ones are reported apart (roles.py); the CSVs carry both, told apart by their `seeds` column.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
 from harness.report.contrasts import contrast_frame, contrasts
 from harness.report.findings import findings
 from harness.report.load import SweepData, load_sweep
-from harness.report.markdown import render
+from harness.report.markdown import Exploratory, render
 from harness.report.plots import captions, write_plots
+from harness.report.roles import CONFIRMATORY, EXPLORATORY, role_notes, split_by_role
 from harness.report.tables import cell_table, trail_table
 
 REPORT_NAME = "REPORT.md"
@@ -26,13 +31,24 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     that 'steps to target' counts to (default: tables.default_target)."""
     out.mkdir(parents=True, exist_ok=True)
     trails = trail_table(data, target)
-    items = contrasts(trails)
+    sets = split_by_role(trails)
+    items = contrasts(sets.primary)
+    label = CONFIRMATORY if sets.declared else "undeclared"
+    exploratory = None
+    cells, frames = [cell_table(sets.primary).assign(seeds=label)], [contrast_frame(items).assign(seeds=label)]
+    if sets.declared and not sets.exploratory.empty:
+        explored = contrasts(sets.exploratory)
+        exploratory = Exploratory(sets.exploratory, explored, findings(sets.exploratory, explored))
+        cells.append(cell_table(sets.exploratory).assign(seeds=EXPLORATORY))
+        frames.append(contrast_frame(explored).assign(seeds=EXPLORATORY))
     trails.to_csv(out / "trails.csv", index=False)
-    cell_table(trails).to_csv(out / "cells.csv", index=False)
-    contrast_frame(items).to_csv(out / "contrasts.csv", index=False)
-    plots = {key: path.name for key, path in write_plots(data.metrics, trails, out).items()}
-    text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
-                  captions())
+    pd.concat(cells, ignore_index=True).to_csv(out / "cells.csv", index=False)
+    pd.concat(frames, ignore_index=True).to_csv(out / "contrasts.csv", index=False)
+    metrics = data.metrics[data.metrics["id"].isin(sets.primary["id"])] if sets.declared else data.metrics
+    plots = {key: path.name for key, path in write_plots(metrics, sets.primary, out).items()}
+    text = render(data.name, data.source, trails, items,
+                  [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
+                  exploratory)
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
