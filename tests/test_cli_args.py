@@ -56,7 +56,11 @@ def test_readme_demo_arguments_reach_the_sweep(tmp_path: Path, capsys, monkeypat
     """scripts/demo.sh passes its arguments after `harness sweep demo`: the README's first extra argument works."""
     demo_sh = (Path(__file__).resolve().parent.parent / "scripts" / "demo.sh").read_text()
     assert '.venv/bin/harness sweep demo "$@"' in demo_sh
-    monkeypatch.setenv("COLUMNS", "200")
+    from rich.console import Console
+
+    from harness import sweep
+
+    monkeypatch.setattr(sweep, "console", Console(soft_wrap=True, width=200))  # one table row per line
     rc = main(["sweep", "demo", "--name", "mine", "engine.steps=2", "--dry-run", "--root", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert rc == 0, out
