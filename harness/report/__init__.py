@@ -30,7 +30,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     trails.to_csv(out / "trails.csv", index=False)
     cell_table(trails).to_csv(out / "cells.csv", index=False)
     contrast_frame(items).to_csv(out / "contrasts.csv", index=False)
-    plots = {key: path.name for key, path in write_plots(data.metrics, trails, out).items()}
+    plots = {key: path.name for key, path in write_plots(data.metrics, trails, out, items).items()}
     text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
                   captions())
     path = out / REPORT_NAME

@@ -168,7 +168,8 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
     summary = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "summary"]
-    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k != "summary"]
+    forest = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "forest"]
+    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k not in ("summary", "forest")]
     lines = [
         f"# Trail report: {name}",
         "",
@@ -192,6 +193,7 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
         cell_markdown(trails),
         "## Comparisons",
         "",
+        *forest,
         contrast_markdown(items),
         "## Curves",
         "",
