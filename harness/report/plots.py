@@ -106,8 +106,10 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     curves = _series(metrics, metric, positive=log)
     if not curves:
         return None
+    starts = ""
     if metric == "eval/reward":
         curves = _from_base(curves, metrics)
+        starts = "; step 0: the base model" if any(c.index[0] == 0 for c in curves.values()) else ""
     xlim, ylim = _limits(curves, log)
     groups = _groups(trails)
     show_mode = trails["mode"].nunique() > 1
@@ -187,7 +189,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.35 / height), fontsize=8,
                ncol=len(handles), frameon=False)
-    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds)",
+    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds{starts})",
                  fontsize=10, x=0.01, y=1 - 0.1 / height, ha="left", va="top")
     # fixed margins: tight_layout measures every tick label and costs more than all the drawing
     fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 1.05 / height,
@@ -279,11 +281,12 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
 
 
 def _cell_name(key: tuple) -> str:
-    return f"{algo_title(key[3])} @ {key[2]}"
+    return f"{algo_title(key[3])} @ stale {key[2]}"
 
 
 def contrast_label(c: Contrast, show_setting: bool) -> str:
-    """A row's name: what is compared, the metric's panel says on what ('M2PO/paper @ 256 − GRPO/clip @ 256')."""
+    """A row's name: what is compared, as the table beside names it ('M2PO/paper @ stale 256 − GRPO/clip @ stale 256');
+    the metric's panel says on what."""
     if c.kind == "lift":
         what = f"{_cell_name(c.a_key)} − base model"
     elif c.kind == "staleness":
@@ -312,13 +315,15 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
     with_ratio = any(_has_ratio(c) for c in items)
     label_in = 0.06 * max(len(t) for t in labels.values()) + 0.3
     width = label_in + 4.6 + (2.6 if with_ratio else 0.0)
-    row_in, head_in = 0.26, 0.55
-    height = sum(len(b) * row_in + head_in for b in blocks) + 0.9
+    # sizes in inches: a row per comparison, a gap for each panel's title and tick labels
+    panels = [len(b) * 0.24 + 0.25 for b in blocks]
+    gap, top_in, bottom_in = 0.6, 0.95, 0.3
+    height = top_in + sum(panels) + gap * (len(blocks) - 1) + bottom_in
     fig = Figure(figsize=(width, height))
-    grid = fig.add_gridspec(len(blocks), 2 if with_ratio else 1, height_ratios=[len(b) + 1.5 for b in blocks],
+    grid = fig.add_gridspec(len(blocks), 2 if with_ratio else 1, height_ratios=panels,
                             width_ratios=[4.6, 2.6] if with_ratio else [1.0], left=label_in / width,
-                            right=1 - 0.2 / width, top=1 - 0.75 / height, bottom=0.35 / height, hspace=0.9 / len(blocks) + 0.35,
-                            wspace=0.08)
+                            right=1 - 0.2 / width, top=1 - top_in / height, bottom=bottom_in / height,
+                            hspace=gap / (sum(panels) / len(panels)), wspace=0.08)
     drawn = {"open": False, "none": False, "mark": False}
     for b, block in enumerate(blocks):
         ax = fig.add_subplot(grid[b, 0])
@@ -341,7 +346,7 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
         ax.grid(axis="x", color="0.9", lw=0.6)
         ax.set_axisbelow(True)
         ax.set_title(f"{CELL_METRICS.get(block[0].metric, block[0].metric)}: difference a − b, "
-                     f"{LEVEL:.0%} interval", fontsize=8, loc="left", y=1.0, pad=3)
+                     f"{LEVEL * 100:.0f} % interval", fontsize=8, loc="left", y=1.0, pad=3)
         if not with_ratio:
             continue
         rax = fig.add_subplot(grid[b, 1], sharey=ax)
@@ -354,11 +359,12 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
             r, lo, hi = c.ratio
             rax.plot([RETENTION, RETENTION], [y - 0.4, y + 0.4], color="C3", ls="--", lw=1.2)
             drawn["mark"] = True
+            colour = KIND_COLOURS.get(c.kind, "grey")
             if math.isfinite(lo) and math.isfinite(hi):
-                rax.errorbar([r], [y], xerr=[[r - lo], [hi - r]], color="black", marker="D", ms=4, capsize=2.5,
+                rax.errorbar([r], [y], xerr=[[r - lo], [hi - r]], color=colour, marker="D", ms=4, capsize=2.5,
                              elinewidth=1.3, lw=0)
-            else:
-                rax.plot([r], [y], color="black", marker="D", mfc="white", ms=4, lw=0)
+            else:  # Fieller's interval is unbounded (the denominator's interval contains 0) or there is none
+                rax.plot([r], [y], color=colour, marker="D", mfc="white", ms=4, lw=0)
         rax.tick_params(axis="y", left=False, labelleft=False)
         rax.tick_params(axis="x", labelsize=7)
         rax.grid(axis="x", color="0.9", lw=0.6)
