@@ -11,7 +11,7 @@ tag, `mlflow.sharedViewState.<key>`, that MLflow's UI reads when the link names 
   values in charts), and every group shown (`runsHiddenMode` SHOW_ALL: MLflow's default shows the first 10 rows);
 - one section of four charts two to a row: eval/reward, train/grad_norm on a log axis, m2po/masked_frac and
   train/clip_frac; the chart search keeps MLflow's own charts of the other metrics out of sight;
-- the trails only (the summary run has no curves), with the axes and the status as table columns.
+- the trails only (the summary run has no curves), sorted by run name, with the axes and the status as table columns.
 
 MLflow (3.17) takes from a shared view the search facets and the UI state fields it lists
 (`EXPERIMENT_PAGE_UI_STATE_FIELDS`) except runsExpanded, runsPinned, runsHidden, runsVisibilityMap and
@@ -34,10 +34,11 @@ CHART_METRICS: Dict[str, str] = {"eval/reward": "linear", "train/grad_norm": "lo
                                  "train/clip_frac": "linear"}
 CHARTS = "|".join(f"^{key}$" for key in CHART_METRICS)  # a regular expression over metric keys (MLflow's chart search)
 CHART_COLUMNS = 2
-CHART_HEIGHT = 330
+CHART_HEIGHT = 300  # pixels: both rows of charts, legends included, in a 1600 × 1000 window
 COLUMNS = ["attributes.`Run Name`", "attributes.`Duration`", "metrics.`eval/reward`", "metrics.`train/grad_norm`",
            "params.`algo`", "params.`stale`", "params.`seed`", "tags.`harness.status`"]
 TRAILS = "tags.`harness.kind` = 'trail'"  # the summary run has no curves: the view lists the trails only
+ORDER_BY = "tags.`mlflow.runName`"  # by run name: an algorithm's cells together, GRPO (the baseline) first
 GROUP_BY = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": CELL_TAG}]}
 
 
@@ -60,7 +61,7 @@ def view_state() -> str:
                "isReordered": True, "deleted": False, "isGenerated": False, "columns": CHART_COLUMNS,
                "cardHeight": CHART_HEIGHT}
     return json.dumps({
-        "searchFilter": TRAILS, "selectedColumns": COLUMNS,
+        "searchFilter": TRAILS, "orderByKey": ORDER_BY, "orderByAsc": True, "selectedColumns": COLUMNS,
         "groupBy": GROUP_BY, "useGroupedValuesInCharts": True, "groupsExpanded": {}, "runsHiddenMode": "SHOW_ALL",
         "compareRunCharts": charts(), "compareRunSections": [section], "isAccordionReordered": True,
         "chartsSearchFilter": CHARTS, "hideEmptyCharts": True,
