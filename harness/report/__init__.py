@@ -45,7 +45,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     pd.concat(cells, ignore_index=True).to_csv(out / "cells.csv", index=False)
     pd.concat(frames, ignore_index=True).to_csv(out / "contrasts.csv", index=False)
     metrics = data.metrics[data.metrics["id"].isin(sets.primary["id"])] if sets.declared else data.metrics
-    plots = {key: path.name for key, path in write_plots(metrics, sets.primary, out).items()}
+    plots = {key: path.name for key, path in write_plots(metrics, sets.primary, out, items).items()}
     text = render(data.name, data.source, trails, items,
                   [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
                   exploratory)

@@ -272,7 +272,8 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
     summary = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "summary"]
-    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k != "summary"]
+    forest = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "forest"]
+    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k not in ("summary", "forest")]
     which = " on the confirmatory seeds" if sets is not None and sets.declared else ""
     lines = [
         f"# Trail report: {name}",
@@ -301,6 +302,7 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
         variance_markdown(primary),
         "## Comparisons",
         "",
+        *forest,
         contrast_markdown(items),
         *(exploratory_markdown(exploratory) if exploratory is not None else []),
         "## Curves",
