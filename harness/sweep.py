@@ -21,27 +21,29 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
 
 from harness import plugins
-from harness.backends.base import Backend, get_backend
+from harness.backends.base import Backend, get_backend, wait_for_change, warm_up
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
-from harness.journal_index import JournalIndex
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
 from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
 from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
 from harness.states import ACTIVE, FINISHED, TrailState
 from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs, write_sweep_meta, write_trail_meta
 from harness.sweepspec import SweepSpec, build_spec, build_trails
-from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import Trail
 
-POLL_S = 0.2
+if TYPE_CHECKING:
+    from harness.tracking.sweep_tracking import SweepTracking
+
+POLL_S = 0.2  # the longest the watch waits between two looks at the trails; a backend's wait ends it sooner
 CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
+STATUS_NAME = "status.json"  # likewise: absent, a trail reads as pending
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
@@ -98,9 +100,11 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
             console.print(f"[yellow]{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
                           f"{holder.get('host', '?')}[/]")
             continue
+        fresh = not (run_dir / STATUS_NAME).exists()
         save_config(run_dir, trail.cfg, trail.overrides)
         write_trail_meta(run_dir, trail, sweep_name)
-        record_outcome(run_dir, TrailState.PENDING)
+        if not fresh:  # an earlier outcome is reset; a new trail reads as pending until _submit records it
+            record_outcome(run_dir, TrailState.PENDING)
         to_run.append(run_dir)
     return to_run
 
@@ -201,12 +205,20 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
                      backend=backend_name, state=TrailState.RUNNING.value)
-    to_run = prepare(trails, sweep_dir, spec.name)
-    console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
-                  f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
-    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
-    _tracking(tracking.start, "start")
     backend = get_backend(trails[0].cfg)
+    try:
+        if not detach:  # workers start while the run dirs are written and tracking starts
+            warm_up(backend, [t for t in trails if read_status(t.run_dir(sweep_dir)).get("state") not in FINISHED])
+        to_run = prepare(trails, sweep_dir, spec.name)
+        console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already "
+                      f"finished, {len(to_run)} to run on {backend_name} → {sweep_dir}")
+        from harness.tracking.sweep_tracking import SweepTracking
+
+        tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
+        _tracking(tracking.start, "start")
+    except BaseException:
+        backend.close()
+        raise
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False
     phases = PhaseClock()
@@ -277,7 +289,9 @@ def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
 
 
 def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:
-    """Poll the backend until no trail it runs is pending or running, showing each change on `display`."""
+    """Poll the backend until no trail it runs is pending or running, showing each change on `display`. Between two
+    looks it waits until a trail may have changed (the backend's `wait`: a local worker's answer), at most POLL_S, so
+    the display's clock and its periodic lines keep their pace."""
     states = {d: read_status(d)["state"] for d in all_dirs}
     while True:
         for run_dir, handle in handles.items():
@@ -285,7 +299,7 @@ def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], 
         display.update(states)
         if all(states[d] not in ACTIVE for d in handles):
             break
-        time.sleep(POLL_S)
+        wait_for_change(backend, POLL_S)
 
 
 def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool,
@@ -361,6 +375,8 @@ def mark_interrupted(run_dir: Path) -> bool:
 def status_rows(sweep_dir: Path) -> List[Dict[str, Any]]:
     """A row per trail for `harness status`: what its run dir says, the scheduler's word for a detached job still
     active, and a running trail whose process died without a word recorded interrupted."""
+    from harness.journal_index import JournalIndex
+
     index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
     rows = []
     for run_dir in trail_dirs(sweep_dir):

@@ -5,9 +5,9 @@ be written.
 
 `python -m harness.worker --serve`: a warm worker (harness.backends.pool) that runs trail after trail in one process,
 so Python, torch and the engine are imported once per worker rather than once per trail. It reads one JSON request
-per line on stdin ({"run_dir", "log", "threads"}) and answers each with one JSON line {"code": <exit code as above>}
-on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it ends a
-per-trail process; end of input ends it too.
+per line on stdin ({"run_dir", "log", "threads", "engine"}) and answers each with one JSON line {"code": <exit code
+as above>} on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it
+ends a per-trail process; end of input ends it too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import random
 import signal
 import sys
 import traceback
-from typing import IO, Dict, Set
+from typing import IO, Dict, Optional, Set
 
 from harness.engines import get_engine
 from harness.errors import describe_os_error
@@ -127,7 +127,7 @@ def serve() -> int:
             _point_output_at(request["log"])
             fresh.restore(int(request.get("threads", 1)))
             try:
-                _import_engine(request["run_dir"], engines)
+                _import_engine(request["run_dir"], engines, request.get("engine") or None)
                 code = run_one(request["run_dir"])
             except KeyboardInterrupt:
                 _reply(replies, TrailState.CANCELLED.exit_code)
@@ -145,15 +145,16 @@ def serve() -> int:
     return 0
 
 
-def _import_engine(run_dir: str, engines: Set[str]) -> None:
-    """Import the trail's engine the first time the worker meets it, then freeze everything imported so far out of
-    the garbage collector's reach (gc.freeze): the collection after each trail then scans what the trail made, not
-    torch's whole object graph (a third of a second each). A config that cannot be read is left to the runner,
-    which records why."""
-    try:
-        name = str(load_config(run_dir).engine.name)
-    except Exception:  # noqa: BLE001 - the runner reports it as the trail's failure
-        return
+def _import_engine(run_dir: str, engines: Set[str], name: Optional[str] = None) -> None:
+    """Import the trail's engine (`name`, as the request says, else read from its config) the first time the worker
+    meets it, then freeze everything imported so far out of the garbage collector's reach (gc.freeze): the collection
+    after each trail then scans what the trail made, not torch's whole object graph (a third of a second each). A
+    config that cannot be read is left to the runner, which records why."""
+    if name is None:
+        try:
+            name = str(load_config(run_dir).engine.name)
+        except Exception:  # noqa: BLE001 - the runner reports it as the trail's failure
+            return
     if name not in engines:
         engines.add(name)
         try:

@@ -10,18 +10,23 @@ trail is failed as a dead per-trail process is, and the next trail gets a new wo
 Both kinds run in sessions of their own (Ctrl-C reaches them only through the sweep, which cancels them) and get
 SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG). Either way a trail ends as an exit
 code with `harness.worker`'s meaning, which the backend turns into the trail's state.
+
+Each kind names the descriptors that become readable when one of its trails ends (`waitables`: a warm worker's reply
+pipe, which also reaches end of file when the worker dies; a per-trail process's pidfd), so the sweep sleeps until a
+trail ends rather than for a fixed interval (`wait_readable`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from harness.worker import THREAD_VARS
 
@@ -31,6 +36,7 @@ STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail c
 class Job(Protocol):
     run_dir: Path
     threads: int
+    engine: str
 
 
 def _end_with_parent() -> None:
@@ -48,16 +54,38 @@ def _end_with_parent() -> None:
         pass
 
 
-def spawn(args: List[str], job: Job, **popen: Any) -> subprocess.Popen:
-    """`python -m harness.worker ARGS` in a session of its own, output appended to the job's log.txt, the BLAS
-    thread variables set to the job's thread count."""
+def spawn(args: List[str], threads: int, log: Optional[Path], **popen: Any) -> subprocess.Popen:
+    """`python -m harness.worker ARGS` in a session of its own, output appended to `log` (None: discarded, for a
+    warm worker started before its first trail, which points its output at each trail's log), the BLAS thread
+    variables set to `threads`."""
     env = dict(os.environ)
     for var in THREAD_VARS:
-        env[var] = str(job.threads)
-    with open(Path(job.run_dir) / "log.txt", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=log,
-                                stdout=popen.pop("stdout", log), env=env, start_new_session=True,
+        env[var] = str(threads)
+    with open(log if log is not None else os.devnull, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=out,
+                                stdout=popen.pop("stdout", out), env=env, start_new_session=True,
                                 preexec_fn=_end_with_parent, **popen)
+
+
+def _log(job: Job) -> Path:
+    return Path(job.run_dir) / "log.txt"
+
+
+def wait_readable(fds: Sequence[int], timeout: float) -> bool:
+    """Block until one of `fds` is readable or `timeout` s have passed; whether one is. A signal's handler that raises
+    (Ctrl-C, the sweep's SIGTERM) ends the wait at once."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A descriptor that becomes readable when process `pid` ends (Linux ≥ 5.3); None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -79,22 +107,38 @@ class TrailProcesses:
 
     def __init__(self) -> None:
         self._procs: Dict[Job, subprocess.Popen] = {}
+        self._pidfds: Dict[Job, int] = {}
 
     def start(self, job: Job) -> int:
-        proc = spawn([str(job.run_dir)], job)
+        proc = spawn([str(job.run_dir)], job.threads, _log(job))
         self._procs[job] = proc
+        pidfd = _pidfd(proc.pid)
+        if pidfd is not None:
+            self._pidfds[job] = pidfd
         return proc.pid
+
+    def waitables(self) -> List[int]:
+        """Descriptors readable once a trail's process has ended; empty where some process has none (the caller
+        then falls back to its interval)."""
+        return list(self._pidfds.values()) if len(self._pidfds) == len(self._procs) else []
 
     def ended(self) -> List[Tuple[Job, int]]:
         done = [(job, code) for job, proc in self._procs.items() if (code := proc.poll()) is not None]
         for job, _ in done:
-            del self._procs[job]
+            self._forget(job)
         return done
 
     def stop(self, job: Job) -> None:
-        proc = self._procs.pop(job, None)
+        proc = self._procs.get(job)
         if proc is not None:
             stop(proc)
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        self._procs.pop(job, None)
+        pidfd = self._pidfds.pop(job, None)
+        if pidfd is not None:
+            os.close(pidfd)
 
     def close(self) -> None:
         for job in list(self._procs):
@@ -110,7 +154,8 @@ class _Worker:
     buffer: bytes = b""
 
     def send(self, job: Job) -> None:
-        request = {"run_dir": str(job.run_dir), "log": str(Path(job.run_dir) / "log.txt"), "threads": job.threads}
+        request = {"run_dir": str(job.run_dir), "log": str(Path(job.run_dir) / "log.txt"), "threads": job.threads,
+                   "engine": job.engine}
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
@@ -156,16 +201,31 @@ class WarmPool:
                 self._drop(worker)
         for idle in [w for w in self._workers if w.job is None]:
             self._retire(idle)
-        proc = spawn(["--serve"], job, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        worker = _Worker(proc, job.threads)
-        self._workers.append(worker)
+        worker = self._spawn(job.threads, _log(job))
         try:
             worker.send(job)
         except (BrokenPipeError, OSError):  # it could not even start: ended() reports its exit code for the job
             worker.job = job
-        return proc.pid
+        return worker.proc.pid
+
+    def prestart(self, count: int, threads: int) -> None:
+        """Start idle workers up to `count` for trails of `threads` threads, before any trail is handed over: each
+        imports Python and the harness while the sweep still writes run dirs and starts tracking."""
+        idle = [w for w in self._workers if w.job is None and w.threads == threads]
+        for _ in range(count - len(idle)):
+            self._spawn(threads, None)
+
+    def _spawn(self, threads: int, log: Optional[Path]) -> _Worker:
+        proc = spawn(["--serve"], threads, log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        worker = _Worker(proc, threads)
+        self._workers.append(worker)
+        return worker
+
+    def waitables(self) -> List[int]:
+        """The reply pipes of the busy workers: readable when a worker answers, and at end of file when it dies."""
+        return [w.proc.stdout.fileno() for w in self._workers if w.job is not None and w.proc.stdout is not None]
 
     def ended(self) -> List[Tuple[Job, int]]:
         """Jobs whose trail has ended since last asked, each with its exit code: the worker's answer, or the
