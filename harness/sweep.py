@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 POLL_S = 0.2  # the longest the watch waits between two looks at the trails; a backend's wait ends it sooner
 CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
 STATUS_NAME = "status.json"  # likewise: absent, a trail reads as pending
+REPORT_FILE = Path("report") / "REPORT.md"  # where harness.report writes a sweep's report by default
+WRITERS = 8  # run dirs written at once
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
@@ -100,13 +102,32 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
             console.print(f"[yellow]{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
                           f"{holder.get('host', '?')}[/]")
             continue
+        to_run.append(trail)
+
+    def write(trail: Trail) -> None:
+        run_dir = trail.run_dir(sweep_dir)
         fresh = not (run_dir / STATUS_NAME).exists()
         save_config(run_dir, trail.cfg, trail.overrides)
         write_trail_meta(run_dir, trail, sweep_name)
         if not fresh:  # an earlier outcome is reset; a new trail reads as pending until _submit records it
             record_outcome(run_dir, TrailState.PENDING)
-        to_run.append(run_dir)
-    return to_run
+
+    for_each(write, to_run)
+    return [t.run_dir(sweep_dir) for t in to_run]
+
+
+def for_each(action: Callable[[Any], object], items: Sequence[Any]) -> None:
+    """`action` on every item, up to WRITERS at once; the first error is raised once all have ended. For the run
+    dirs' files: each is fsynced, so writing them one after the other waits on the disk N times in a row."""
+    if len(items) < 2:
+        for item in items:
+            action(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(WRITERS, len(items))) as pool:
+        for _ in pool.map(action, items):
+            pass
 
 
 def _tracking(action: Callable[[], None], what: str) -> None:
@@ -283,8 +304,7 @@ class PhaseClock:
 def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
     """Hand the trails to the backend, noting when (the report's queue time is from here to the trail's start)."""
     now = time.time()
-    for run_dir in run_dirs:
-        record_outcome(run_dir, TrailState.PENDING, submitted=now)
+    for_each(lambda run_dir: record_outcome(run_dir, TrailState.PENDING, submitted=now), run_dirs)
     return backend.submit(run_dirs) if run_dirs else []
 
 
@@ -302,8 +322,30 @@ def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], 
         wait_for_change(backend, POLL_S)
 
 
+def _mtime(path: Path) -> Optional[float]:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def report_skipped(sweep_dir: Path, all_dirs: List[Path]) -> Optional[str]:
+    """Why the report a sweep writes when it ends would say nothing new (None: it would): a sweep of one trail
+    compares nothing, and its row is the table printed at the end; a report newer than every trail's status and
+    journal is the one a new report would be."""
+    if len(all_dirs) == 1:
+        return f"a single trail (`harness report {sweep_dir}` writes it)"
+    written = _mtime(sweep_dir / REPORT_FILE)
+    changed = [t for d in all_dirs for t in (_mtime(d / STATUS_NAME), _mtime(d / "journal.jsonl")) if t is not None]
+    if written is not None and written >= max(changed, default=0.0):
+        return f"unchanged since it was written, no trail has changed ({sweep_dir / REPORT_FILE})"
+    return None
+
+
 def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool,
             phases: PhaseClock) -> int:
+    skipped = report_skipped(sweep_dir, all_dirs) if report else None
+    report = report and skipped is None
     work = [(doing, what) for doing, what, on in (("catching up MLflow", "MLflow", tracking.cfg.enabled),
                                                   ("writing the report", "report", report)) if on]
     if work:
@@ -322,6 +364,8 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
             console.print(f"report: {path}")
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
             console.print(f"[yellow]report not written: {exc}[/]")
+    elif skipped:
+        console.print(f"report: not written: {skipped}", highlight=False, markup=False)
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
     phases.lap(" and ".join(what for _, what in work) or "wrap-up")
     console.print(phases.summary())

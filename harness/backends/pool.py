@@ -8,7 +8,8 @@ matters: each trail runs in its own run dir under its own lock, with the process
 trail is failed as a dead per-trail process is, and the next trail gets a new worker.
 
 Both kinds run in sessions of their own (Ctrl-C reaches them only through the sweep, which cancels them) and get
-SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG). Either way a trail ends as an exit
+SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG, which the worker sets itself:
+harness.worker.end_with_parent). Either way a trail ends as an exit
 code with `harness.worker`'s meaning, which the backend turns into the trail's state.
 
 Each kind names the descriptors that become readable when one of its trails ends (`waitables`: a warm worker's reply
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
-from harness.worker import THREAD_VARS
+from harness.worker import PARENT_VAR, THREAD_VARS
 
 STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail cancelled before SIGKILL
 
@@ -39,32 +40,16 @@ class Job(Protocol):
     engine: str
 
 
-def _end_with_parent() -> None:
-    """In the worker, before exec: SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG).
-
-    Why: the workers run in their own sessions (so Ctrl-C reaches them only through the sweep), so a SIGKILLed
-    sweep would otherwise leave them running, holding their trails' locks, unseen by the next run of the sweep.
-    SIGTERM lets each record itself cancelled and release its lock; a rerun resumes it from its checkpoint.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
-        pass
-
-
 def spawn(args: List[str], threads: int, log: Optional[Path], **popen: Any) -> subprocess.Popen:
     """`python -m harness.worker ARGS` in a session of its own, output appended to `log` (None: discarded, for a
     warm worker started before its first trail, which points its output at each trail's log), the BLAS thread
     variables set to `threads`."""
-    env = dict(os.environ)
+    env = dict(os.environ, **{PARENT_VAR: str(os.getpid())})  # the worker ends when this process dies
     for var in THREAD_VARS:
         env[var] = str(threads)
     with open(log if log is not None else os.devnull, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=out,
-                                stdout=popen.pop("stdout", out), env=env, start_new_session=True,
-                                preexec_fn=_end_with_parent, **popen)
+                                stdout=popen.pop("stdout", out), env=env, start_new_session=True, **popen)
 
 
 def _log(job: Job) -> Path:
