@@ -28,6 +28,7 @@ from rich.console import Console
 
 from harness import plugins
 from harness.backends.base import Backend, get_backend, wait_for_change, warm_up
+from harness.backends.spawn import end_spare
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
@@ -226,7 +227,8 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
                      backend=backend_name, state=TrailState.RUNNING.value)
-    backend = get_backend(trails[0].cfg)
+    backend = get_backend(trails[0].cfg)  # the local backend adopts the command line's spare worker
+    end_spare()  # one no backend adopted
     try:
         if not detach:  # workers start while the run dirs are written and tracking starts
             warm_up(backend, [t for t in trails if read_status(t.run_dir(sweep_dir)).get("state") not in FINISHED])

@@ -5,9 +5,10 @@ be written.
 
 `python -m harness.worker --serve`: a warm worker (harness.backends.pool) that runs trail after trail in one process,
 so Python, torch and the engine are imported once per worker rather than once per trail. It reads one JSON request
-per line on stdin ({"run_dir", "log", "threads", "engine"}) and answers each with one JSON line {"code": <exit code
-as above>} on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it
-ends a per-trail process; end of input ends it too.
+per line on stdin ({"run_dir", "log", "threads", "engine", "entry_points"}: the trail, its log, its thread count, its
+engine and the plug-in entry points the sweep read) and answers each with one JSON line {"code": <exit code as above>}
+on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it ends a
+per-trail process; end of input ends it too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import traceback
 from typing import IO, Dict, Optional, Set
 
+from harness import plugins
+from harness.backends.spawn import PARENT_VAR, THREAD_VARS  # noqa: F401 - THREAD_VARS re-exported
 from harness.engines import get_engine
 from harness.errors import describe_os_error
 from harness.interrupts import raise_interrupt
@@ -29,10 +32,8 @@ from harness.rundir import load_config
 from harness.runner import run_trail_dir
 from harness.states import TrailState
 
-PARENT_VAR = "HARNESS_WORKER_PARENT"  # the PID of the sweep process that started this worker
 LOCKED_EXIT = 75  # EX_TEMPFAIL: the trail is being run by another process
 IO_EXIT = 74      # EX_IOERR: the run dir could not be written (a full disk, a read-only file system)
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def run_one(run_dir: str) -> int:
@@ -151,6 +152,7 @@ def serve() -> int:
             request = json.loads(line)
             _point_output_at(request["log"])
             fresh.restore(int(request.get("threads", 1)))
+            plugins.use_entry_points(request.get("entry_points", ()))  # as the sweep read them
             try:
                 _import_engine(request["run_dir"], engines, request.get("engine") or None)
                 code = run_one(request["run_dir"])

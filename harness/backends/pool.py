@@ -24,12 +24,12 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
-from harness.worker import PARENT_VAR, THREAD_VARS
+from harness import plugins
+from harness.backends.spawn import spawn, take_spare
 
 STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail cancelled before SIGKILL
 
@@ -38,18 +38,6 @@ class Job(Protocol):
     run_dir: Path
     threads: int
     engine: str
-
-
-def spawn(args: List[str], threads: int, log: Optional[Path], **popen: Any) -> subprocess.Popen:
-    """`python -m harness.worker ARGS` in a session of its own, output appended to `log` (None: discarded, for a
-    warm worker started before its first trail, which points its output at each trail's log), the BLAS thread
-    variables set to `threads`."""
-    env = dict(os.environ, **{PARENT_VAR: str(os.getpid())})  # the worker ends when this process dies
-    for var in THREAD_VARS:
-        env[var] = str(threads)
-    with open(log if log is not None else os.devnull, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=out,
-                                stdout=popen.pop("stdout", out), env=env, start_new_session=True, **popen)
 
 
 def _log(job: Job) -> Path:
@@ -133,18 +121,19 @@ class TrailProcesses:
 @dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen
-    threads: int
+    threads: Optional[int]  # None: a spare, whose first trail sets it
     job: Optional[Job] = None
     trails: int = 0
     buffer: bytes = b""
 
     def send(self, job: Job) -> None:
         request = {"run_dir": str(job.run_dir), "log": str(Path(job.run_dir) / "log.txt"), "threads": job.threads,
-                   "engine": job.engine}
+                   "engine": job.engine, "entry_points": plugins.entry_point_refs()}
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
         self.job = job
+        self.threads = job.threads
 
     def replies(self) -> Tuple[List[int], bool]:
         """The exit codes the worker has answered since last asked, and whether its pipe has closed (it ended)."""
@@ -166,18 +155,23 @@ class _Worker:
 class WarmPool:
     """`backend.workers=warm`: long-lived workers, at most one per running trail plus idle ones kept for the next.
 
-    A worker is reused only for trails with its thread count (the BLAS variables are read once, at start-up); an
-    idle worker of another count is retired when a new one is spawned, so the pool never holds more processes than
-    the backend's slots. `max_trails` > 0 retires a worker after that many trails (bounding any leak an engine has).
+    A worker is reused only for trails with its thread count (the BLAS variables are read once, when its first
+    trail's engine is imported; a spare has no count until then); an idle worker of another count is retired when a
+    new one is spawned, so the pool never holds more processes than the backend's slots. `max_trails` > 0 retires a
+    worker after that many trails (bounding any leak an engine has).
     """
 
     def __init__(self, max_trails: int = 0):
         self.max_trails = max_trails
         self._workers: List[_Worker] = []
         self._retired: List[subprocess.Popen] = []
+        spare = take_spare()  # the command line's, already importing (harness.backends.spawn)
+        if spare is not None:
+            self._workers.append(self._adopt(spare, None))
 
     def start(self, job: Job) -> int:
-        worker = next((w for w in self._workers if w.job is None and w.threads == job.threads), None)
+        ready = [w for w in self._workers if w.job is None and w.threads in (job.threads, None)]
+        worker = min(ready, key=lambda w: w.threads is None, default=None)  # one of its count first, then a spare
         if worker is not None:
             try:
                 worker.send(job)
@@ -196,17 +190,21 @@ class WarmPool:
     def prestart(self, count: int, threads: int) -> None:
         """Start idle workers up to `count` for trails of `threads` threads, before any trail is handed over: each
         imports Python and the harness while the sweep still writes run dirs and starts tracking."""
-        idle = [w for w in self._workers if w.job is None and w.threads == threads]
+        idle = [w for w in self._workers if w.job is None and w.threads in (threads, None)]
         for _ in range(count - len(idle)):
             self._spawn(threads, None)
 
     def _spawn(self, threads: int, log: Optional[Path]) -> _Worker:
         proc = spawn(["--serve"], threads, log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        worker = _Worker(proc, threads)
+        worker = self._adopt(proc, threads)
         self._workers.append(worker)
         return worker
+
+    @staticmethod
+    def _adopt(proc: subprocess.Popen, threads: Optional[int]) -> _Worker:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        return _Worker(proc, threads)
 
     def waitables(self) -> List[int]:
         """The reply pipes of the busy workers: readable when a worker answers, and at end of file when it dies."""
