@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 
 PR_SET_CHILD_SUBREAPER = 36
-ORPHAN_WAIT_S = 60.0  # how long daemons a tool left behind may take to end before they are killed
+ORPHAN_WAIT_S = 60.0
+RETRIES = 2  # how long daemons a tool left behind may take to end before they are killed
 
 
 @dataclass
@@ -164,11 +165,26 @@ def run_once(tool: Tool, trials: int, scratch: Path, peer_python: str) -> Run:
     return Run(wall, cpu, killed)
 
 
+def run_retrying(fig: Figures, trials: int, scratch: Path, peer_python: str) -> Run:
+    """run_once, again up to RETRIES times when the tool fails (Ray's head can time out starting on a loaded
+    machine); each failure is kept for the report."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return run_once(fig.tool, trials, scratch, peer_python)
+        except RuntimeError as exc:
+            if attempt == RETRIES:
+                raise
+            fig.failures.append(f"N = {trials}: {str(exc).splitlines()[-1][:200]}")
+            print(f"{fig.tool.name}, N = {trials}: failed, running it again", flush=True)
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Figures:
     tool: Tool
     one: List[Run] = field(default_factory=list)
     many: List[Run] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)  # runs that failed and were run again
 
     def per_trial(self, trials: int, what: str) -> List[float]:
         """(N-trial − 1-trial) / (N − 1) of each round."""
@@ -213,6 +229,9 @@ def report(figures: List[Figures], trials: int, rounds: int, started: float, loa
     killed = sum(r.killed for fig in figures for r in fig.one + fig.many)
     lines += ["", f"Processes a tool left running past {ORPHAN_WAIT_S:.0f} s after its command ended, killed: "
               f"{killed}."]
+    failed = [f"{fig.tool.name}, {failure}" for fig in figures for failure in fig.failures]
+    lines += [f"Runs that failed and were run again (not counted): {len(failed)}" + (": " if failed else ".")]
+    lines += [f"- {line}" for line in failed]
     by_name = {fig.tool.name: fig for fig in figures}
     lines += ["", *verdicts(by_name, trials)]
     return lines
@@ -273,7 +292,7 @@ def main() -> None:
             order = figures[round_no % len(figures):] + figures[:round_no % len(figures)]
             for fig in order:
                 for trials, runs in ((1, fig.one), (args.trials, fig.many)):
-                    run = run_once(fig.tool, trials, scratch, peer_python)
+                    run = run_retrying(fig, trials, scratch, peer_python)
                     runs.append(run)
                     print(f"round {round_no + 1}: {fig.tool.name}, N = {trials}: {run.wall:.2f} s wall, "
                           f"{run.cpu:.2f} CPU-s", flush=True)
