@@ -2,16 +2,20 @@
 multirun (BasicLauncher, and the joblib launcher), Ray Tune (default, and with `reuse_actors=True`) and submitit's
 LocalExecutor, all on the same trivial trial.
 
-    python benchmarks/peer_bench.py [--rounds 3] [--trials 50] [--tools NAME,…]      → reports/bench_peers.md
+    python benchmarks/peer_bench.py [--rounds 3] [--trials 50] [--starts 3] [--tools NAME,…]
+                                                                                   → reports/bench_peers.md
 
 The trial is the toy engine's work (tests/toy_engine: three steps, a metric and a flushed JSON line each), run by the
 harness as a trail of `engine=toy` and by the peers through benchmarks/peers/toy_work.py. Every tool runs it N = 1
-and N = `--trials` times, in rounds: each round runs every tool once at each N, the tools in a rotated order, so a
-change in the machine's load touches all of them alike. Per tool and N the figures are medians over the rounds:
-wall time of the tool's command (from its start to its exit, every trial's result back), and CPU time of its whole
-process tree — this process is a child subreaper (Linux PR_SET_CHILD_SUBREAPER), so daemons a tool leaves behind
-(Ray's) are reparented here, waited for and counted by getrusage(RUSAGE_CHILDREN). Per trial: the median over the
-rounds of (N-trial run − 1-trial run) / (N − 1) of the same round; start-up: the 1-trial run.
+and N = `--trials` times, in rounds: each round runs every tool at each N, the tools in a rotated order, so a change
+in the machine's load touches all of them alike. Measured: wall time of the tool's command (from its start to its
+exit, every trial's result back), and CPU time of its whole process tree — this process is a child subreaper (Linux
+PR_SET_CHILD_SUBREAPER), so daemons a tool leaves behind (Ray's) are reparented here, waited for and counted by
+getrusage(RUSAGE_CHILDREN). Start-up: the 1-trial run (for the tools compared on it, the median of `--starts` runs a
+round); per trial: (N-trial run − start-up) / (N − 1) of the same round; each figure the median over the rounds. A
+peer that was far from the fastest per trial when this benchmark was written (Hydra's joblib launcher 0.133 s, submitit
+0.250 s, Ray Tune's default 1.36 s, against 0.047 s for Ray Tune with reused actors) runs one round, after the others'
+rounds: its runs take minutes on a loaded machine and cannot change a comparison.
 
 The peers run from a venv of their own (`.venv-peers`, built from benchmarks/peers/requirements.txt on first use),
 so that neither the harness's runtime nor its dev install grows; the harness runs from the interpreter running this
@@ -44,8 +48,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 
 PR_SET_CHILD_SUBREAPER = 36
-ORPHAN_WAIT_S = 60.0
-RETRIES = 2  # how long daemons a tool left behind may take to end before they are killed
+ORPHAN_WAIT_S = 60.0  # how long daemons a tool left behind may take to end before they are killed
+RETRIES = 2  # a failed run is run again this often (Ray's head can time out starting on a loaded machine)
 
 
 @dataclass
@@ -55,6 +59,8 @@ class Tool:
     command: Callable[[int, Path], List[str]]  # (trials, run dir) -> argv
     env: Dict[str, str] = field(default_factory=dict)
     peer: bool = True  # runs from the peers' venv
+    startup: bool = False  # in the start-up comparison: its 1-trial run is repeated `--starts` times a round
+    every_round: bool = True  # False: one round, after the others' rounds (see `main`)
 
 
 def _seeds(n: int) -> str:
@@ -74,20 +80,22 @@ def tools(peer_python: str) -> List[Tool]:
     hydra = [peer_python, str(PEERS / "hydra_app.py"), "-m"]
     return [
         Tool("harness, `tracking=none`, `--no-report`", "2 warm workers",
-             _harness("tracking=none", "--no-report"), harness_env, peer=False),
+             _harness("tracking=none", "--no-report"), harness_env, peer=False, startup=True),
         Tool("harness, `tracking=none`", "2 warm workers", _harness("tracking=none"), harness_env, peer=False),
         Tool("harness, default sqlite MLflow", "2 warm workers", _harness(), harness_env, peer=False),
         Tool("Hydra BasicLauncher", "serial",
-             lambda n, d: [*hydra, _seeds(n), f"hydra.sweep.dir={d}/multirun"], peer_env),
+             lambda n, d: [*hydra, _seeds(n), f"hydra.sweep.dir={d}/multirun"], peer_env, startup=True),
         Tool("Hydra joblib launcher", "2 (a job per core)",
-             lambda n, d: [*hydra, _seeds(n), f"hydra.sweep.dir={d}/multirun", "hydra/launcher=joblib"], peer_env),
+             lambda n, d: [*hydra, _seeds(n), f"hydra.sweep.dir={d}/multirun", "hydra/launcher=joblib"], peer_env,
+             every_round=False),
         Tool("Ray Tune, default", "2 (a trial per CPU)",
-             lambda n, d: [peer_python, str(PEERS / "ray_tune_app.py"), str(n), str(d / "ray")], peer_env),
+             lambda n, d: [peer_python, str(PEERS / "ray_tune_app.py"), str(n), str(d / "ray")], peer_env,
+             every_round=False),
         Tool("Ray Tune, `reuse_actors=True`", "2 (a trial per CPU)",
              lambda n, d: [peer_python, str(PEERS / "ray_tune_app.py"), str(n), str(d / "ray"), "--reuse-actors"],
              peer_env),
         Tool("submitit LocalExecutor", "all at once",
-             lambda n, d: [peer_python, str(PEERS / "submitit_app.py"), str(n), str(d)], peer_env),
+             lambda n, d: [peer_python, str(PEERS / "submitit_app.py"), str(n), str(d)], peer_env, every_round=False),
     ]
 
 
@@ -182,14 +190,17 @@ def run_retrying(fig: Figures, trials: int, scratch: Path, peer_python: str) -> 
 @dataclass
 class Figures:
     tool: Tool
-    one: List[Run] = field(default_factory=list)
-    many: List[Run] = field(default_factory=list)
+    one: List[List[Run]] = field(default_factory=list)  # each round's 1-trial runs
+    many: List[Run] = field(default_factory=list)  # each round's N-trial run
     failures: List[str] = field(default_factory=list)  # runs that failed and were run again
+
+    def starts(self, what: str) -> List[float]:
+        """Each round's start-up: the median of its 1-trial runs."""
+        return [_med([getattr(r, what) for r in runs]) for runs in self.one]
 
     def per_trial(self, trials: int, what: str) -> List[float]:
         """(N-trial − 1-trial) / (N − 1) of each round."""
-        return [(getattr(b, what) - getattr(a, what)) / (trials - 1) for a, b in zip(self.one, self.many,
-                                                                                        strict=True)]
+        return [(getattr(b, what) - a) / (trials - 1) for a, b in zip(self.starts(what), self.many, strict=True)]
 
 
 def _med(values: Sequence[float]) -> float:
@@ -204,15 +215,17 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def report(figures: List[Figures], trials: int, rounds: int, started: float, load_before: str,
+def report(figures: List[Figures], trials: int, rounds: int, starts: int, started: float, load_before: str,
            command: str) -> List[str]:
     lines = [
         "# Orchestration latency beside Hydra, Ray Tune and submitit",
         "",
         f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average (1 / 5 / 15 min) before: {load_before}, after: {load_average()} "
-        f"(the machine is shared: every figure is a median over {rounds} rounds, each round running every tool once "
-        f"at N = 1 and N = {trials}, in an order rotated from round to round); the benchmark took "
+        f"(the machine is shared: each figure is a median over {rounds} rounds, each round running the tools at "
+        f"N = 1 and N = {trials}, in an order rotated from round to round; the 1-trial run of the tools in the "
+        f"start-up comparison {starts} times a round, their median counting; the peers that were far from the "
+        f"fastest per trial when this benchmark was written run one round, after the others); the benchmark took "
         f"{(time.time() - started) / 60:.1f} min.",
         "",
         f"| tool | parallelism | per trial: wall / CPU (s) | start-up, N = 1: wall / CPU (s) | "
@@ -223,10 +236,10 @@ def report(figures: List[Figures], trials: int, rounds: int, started: float, loa
         wall_pt, cpu_pt = fig.per_trial(trials, "wall"), fig.per_trial(trials, "cpu")
         lines.append(
             f"| {fig.tool.name} | {fig.tool.parallelism} | **{_med(wall_pt):.3f}** / {_med(cpu_pt):.3f} | "
-            f"{_med([r.wall for r in fig.one]):.2f} / {_med([r.cpu for r in fig.one]):.2f} | "
+            f"{_med(fig.starts('wall')):.2f} / {_med(fig.starts('cpu')):.2f} | "
             f"{_med([r.wall for r in fig.many]):.2f} / {_med([r.cpu for r in fig.many]):.2f} | "
-            f"{_range(wall_pt, 3)} |")
-    killed = sum(r.killed for fig in figures for r in fig.one + fig.many)
+            f"{_range(wall_pt, 3)} ({len(wall_pt)} round{'s' if len(wall_pt) > 1 else ''}) |")
+    killed = sum(r.killed for fig in figures for r in [*(x for runs in fig.one for x in runs), *fig.many])
     lines += ["", f"Processes a tool left running past {ORPHAN_WAIT_S:.0f} s after its command ended, killed: "
               f"{killed}."]
     failed = [f"{fig.tool.name}, {failure}" for fig in figures for failure in fig.failures]
@@ -245,7 +258,7 @@ def verdicts(by_name: Dict[str, Figures], trials: int) -> List[str]:
 
     def start_up(name: str) -> Optional[float]:
         fig = by_name.get(name)
-        return _med([r.wall for r in fig.one]) if fig else None
+        return _med(fig.starts("wall")) if fig else None
 
     lines = ["## Held against the peers (this run's medians)", ""]
     harness_off = "harness, `tracking=none`, `--no-report`"
@@ -270,10 +283,18 @@ def verdicts(by_name: Dict[str, Figures], trials: int) -> List[str]:
     return lines
 
 
+def command(args: argparse.Namespace) -> str:
+    return "python benchmarks/peer_bench.py" + (f" --rounds {args.rounds}" if args.rounds != 3 else "") + \
+        (f" --starts {args.starts}" if args.starts != 3 else "") + \
+        (f" --trials {args.trials}" if args.trials != 50 else "") + (f" --tools '{args.tools}'" if args.tools else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--starts", type=int, default=3,
+                        help="1-trial runs a round for the tools in the start-up comparison (their median counts)")
     parser.add_argument("--tools", default="", help="comma-separated names (a part of each is enough); default all")
     parser.add_argument("--venv", default=str(REPO / ".venv-peers"), help="the peers' venv (built when missing)")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench_peers.md"))
@@ -288,17 +309,22 @@ def main() -> None:
     figures = [Figures(tool) for tool in chosen]
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         scratch = Path(tmp)
-        for round_no in range(args.rounds):
-            order = figures[round_no % len(figures):] + figures[:round_no % len(figures)]
-            for fig in order:
-                for trials, runs in ((1, fig.one), (args.trials, fig.many)):
+        # the comparisons' tools in `--rounds` rounds, then one round of the peers far from the fastest per trial
+        # (minutes a run on a loaded machine)
+        rounds = [[f for f in figures if f.tool.every_round]] * args.rounds
+        rounds += [[f for f in figures if not f.tool.every_round]]
+        for round_no, active in enumerate(r for r in rounds if r):
+            shift = round_no % len(active)
+            for fig in active[shift:] + active[:shift]:
+                fig.one.append([])
+                for trials in [1] * (args.starts if fig.tool.startup else 1) + [args.trials]:
                     run = run_retrying(fig, trials, scratch, peer_python)
-                    runs.append(run)
+                    (fig.one[-1].append if trials == 1 else fig.many.append)(run)
                     print(f"round {round_no + 1}: {fig.tool.name}, N = {trials}: {run.wall:.2f} s wall, "
                           f"{run.cpu:.2f} CPU-s", flush=True)
-    command = "python benchmarks/peer_bench.py" + (f" --rounds {args.rounds}" if args.rounds != 3 else "") + \
-        (f" --trials {args.trials}" if args.trials != 50 else "") + (f" --tools '{args.tools}'" if args.tools else "")
-    publish(report(figures, args.trials, args.rounds, started, load_before, command), args.out)
+            done = [f for f in figures if f.many]  # the report so far, rewritten after every round
+            publish(report(done, args.trials, args.rounds, args.starts, started, load_before, command(args)),
+                    args.out)
 
 
 if __name__ == "__main__":
