@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import platform
 import resource
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -215,14 +216,18 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def report(figures: List[Figures], trials: int, rounds: int, starts: int, started: float, load_before: str,
+def report(figures: List[Figures], trials: int, planned: int, starts: int, started: float, load_before: str,
            command: str) -> List[str]:
+    missing = [f.tool.name for f in figures if not f.many]
+    figures = [f for f in figures if f.many]
+    rounds = max((len(f.many) for f in figures if f.tool.every_round), default=0)
     lines = [
         "# Orchestration latency beside Hydra, Ray Tune and submitit",
         "",
         f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average (1 / 5 / 15 min) before: {load_before}, after: {load_average()} "
-        f"(the machine is shared: each figure is a median over {rounds} rounds, each round running the tools at "
+        f"(the machine is shared: each figure is a median over the rounds run, {rounds} of the {planned} planned "
+        f"for the comparisons' tools, each round running the tools at "
         f"N = 1 and N = {trials}, in an order rotated from round to round; the 1-trial run of the tools in the "
         f"start-up comparison {starts} times a round, their median counting; the peers that were far from the "
         f"fastest per trial when this benchmark was written run one round, after the others); the benchmark took "
@@ -239,6 +244,8 @@ def report(figures: List[Figures], trials: int, rounds: int, starts: int, starte
             f"{_med(fig.starts('wall')):.2f} / {_med(fig.starts('cpu')):.2f} | "
             f"{_med([r.wall for r in fig.many]):.2f} / {_med([r.cpu for r in fig.many]):.2f} | "
             f"{_range(wall_pt, 3)} ({len(wall_pt)} round{'s' if len(wall_pt) > 1 else ''}) |")
+    if missing:
+        lines += ["", f"Not measured in this run (the benchmark was stopped before their round): {', '.join(missing)}."]
     killed = sum(r.killed for fig in figures for r in [*(x for runs in fig.one for x in runs), *fig.many])
     lines += ["", f"Processes a tool left running past {ORPHAN_WAIT_S:.0f} s after its command ended, killed: "
               f"{killed}."]
@@ -297,7 +304,8 @@ def main() -> None:
                         help="1-trial runs a round for the tools in the start-up comparison (their median counts)")
     parser.add_argument("--tools", default="", help="comma-separated names (a part of each is enough); default all")
     parser.add_argument("--venv", default=str(REPO / ".venv-peers"), help="the peers' venv (built when missing)")
-    parser.add_argument("--out", default=str(REPO / "reports" / "bench_peers.md"))
+    parser.add_argument("--out", default=str(REPO / "reports" / "bench_peers.md"),
+                        help="the report; every run's figures go beside it as .json")
     args = parser.parse_args()
     started, load_before = time.time(), load_average()
     peer_python = peers_venv(Path(args.venv))
@@ -323,8 +331,11 @@ def main() -> None:
                     print(f"round {round_no + 1}: {fig.tool.name}, N = {trials}: {run.wall:.2f} s wall, "
                           f"{run.cpu:.2f} CPU-s", flush=True)
             done = [f for f in figures if f.many]  # the report so far, rewritten after every round
-            publish(report(done, args.trials, args.rounds, args.starts, started, load_before, command(args)),
+            publish(report(figures, args.trials, args.rounds, args.starts, started, load_before, command(args)),
                     args.out)
+            Path(args.out).with_suffix(".json").write_text(json.dumps(
+                {f.tool.name: {"one": [[asdict(r) for r in runs] for runs in f.one],
+                               "many": [asdict(r) for r in f.many]} for f in done}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from harness.yamlfile import load_plain
 if TYPE_CHECKING:
     from harness.trails import Trail
 
+FRESH_S = 0.05  # this soon after a wait, poll answers from the wait's look at the workers instead of looking again
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
 WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
 
@@ -89,6 +90,7 @@ class LocalBackend:
         self._queue: Deque[LocalJob] = deque()
         self._running: List[LocalJob] = []
         self._max_parallel: Optional[int] = int(cfg.max_parallel) or None
+        self._waited = float("-inf")  # when wait() last looked at the workers
         warm = str(cfg.get("workers", "warm")) == "warm"
         self._workers = WarmPool(int(cfg.get("worker_max_trails", 0) or 0)) if warm else TrailProcesses()
 
@@ -132,7 +134,9 @@ class LocalBackend:
             self._start(self._queue.popleft())
 
     def poll(self, handle: LocalJob) -> TrailState:
-        if handle.state.terminal:  # final: nothing to ask the workers (a sweep asks of every trail each round)
+        # A sweep asks of every trail after each wait: an ended trail's state is final, and just after a wait the
+        # wait's own look at the workers answers (news since is still readable, so the next wait returns at once).
+        if handle.state.terminal or time.monotonic() - self._waited < FRESH_S:
             return handle.state
         self._pump()
         return handle.state
@@ -146,6 +150,7 @@ class LocalBackend:
         else:
             time.sleep(timeout)
         self._pump()
+        self._waited = time.monotonic()
 
     def cancel(self, handle: LocalJob) -> None:
         if handle in self._queue:
