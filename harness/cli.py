@@ -89,11 +89,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return main_run(args.overrides, root=args.root)
         if args.command == "sweep":
-            from harness.sweep import main_sweep
+            from harness.backends.spawn import end_spare, start_spare
 
-            return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
-                              report=not args.no_report, root=args.root, wait=args.wait,
-                              run_preflight=args.preflight, yes=args.yes)
+            if not (args.dry_run or args.detach):
+                start_spare()  # a warm worker importing while the sweep composes (harness.backends.spawn)
+            try:
+                from harness.sweep import main_sweep
+
+                return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
+                                  report=not args.no_report, root=args.root, wait=args.wait,
+                                  run_preflight=args.preflight, yes=args.yes)
+            finally:
+                end_spare()
         if args.command == "status":
             from harness.commands import main_status
 

@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 
 from harness.engines import StepCallback, get_engine
 from harness.errors import naming
@@ -36,21 +36,27 @@ class LiveSyncer(Protocol):
 MakeLiveSync = Callable[[Path], Optional[LiveSyncer]]
 
 
-def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback:
-    last = [0.0]
+class _StatusWriter:
+    """The trail's progress in status.json at most every STATUS_EVERY_S, the first a period after its start; the
+    last step seen goes into the outcome record (`progress`). Why not every step, nor the first: each write is an
+    fsynced file, and a trail that ends within a period needs none between its start and its outcome."""
 
-    def on_step(step: int, total: int, metrics: dict) -> None:
+    def __init__(self, run_dir: Path, extra: Optional[StepCallback]):
+        self.run_dir, self.extra = run_dir, extra
+        self.last = time.monotonic()  # the start was just recorded
+        self.progress: Dict[str, int] = {}
+
+    def __call__(self, step: int, total: int, metrics: dict) -> None:
+        self.progress = {"step": step, "total_steps": total}
         now = time.monotonic()
-        if now - last[0] >= STATUS_EVERY_S or step >= total:
-            last[0] = now
+        if now - self.last >= STATUS_EVERY_S:
+            self.last = now
             # progress never overwrites an outcome another process recorded meanwhile (a scheduler's cancel)
-            recorded = read_status(run_dir).get("state")
+            recorded = read_status(self.run_dir).get("state")
             keep = TrailState(recorded) if recorded in TERMINAL else TrailState.RUNNING
-            write_status(run_dir, keep, step=step, total_steps=total)
-        if extra is not None:
-            extra(step, total, metrics)
-
-    return on_step
+            write_status(self.run_dir, keep, **self.progress)
+        if self.extra is not None:
+            self.extra(step, total, metrics)
 
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
@@ -75,15 +81,16 @@ def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
                    pid=os.getpid(), attempts=attempts, ended=None)
     sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
     journal = Journal(run_dir)
+    progress = _StatusWriter(run_dir, on_step)
     try:
         if sync is not None:
             sync.start()
         run = get_engine(cfg.engine.name)
-        result = run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
+        result = run(cfg, run_dir, journal, progress)
         state = TrailState(result.state)
-        record_outcome(run_dir, state, result.reason, step=result.step)
+        record_outcome(run_dir, state, result.reason, **{**progress.progress, "step": result.step})
     except KeyboardInterrupt:
-        record_outcome(run_dir, TrailState.CANCELLED, "interrupted")
+        record_outcome(run_dir, TrailState.CANCELLED, "interrupted", **progress.progress)
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
@@ -91,7 +98,7 @@ def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
         try:
             with naming(run_dir / "log.txt"), open(run_dir / "log.txt", "a", encoding="utf-8") as log:
                 log.write(traceback.format_exc())
-            record_outcome(run_dir, state, reason)
+            record_outcome(run_dir, state, reason, **progress.progress)
         except OSError:
             if not isinstance(exc, OSError):
                 raise
