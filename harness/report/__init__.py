@@ -48,7 +48,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     plots = {key: path.name for key, path in write_plots(metrics, sets.primary, out, items).items()}
     text = render(data.name, data.source, trails, items,
                   [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
-                  exploratory)
+                  exploratory, data.description)
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)

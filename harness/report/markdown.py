@@ -265,7 +265,7 @@ def exploratory_markdown(part: Exploratory) -> List[str]:
 
 def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], findings: List[str],
            plots: Dict[str, str], captions: Dict[str, str], sets: Optional[SeedSets] = None,
-           exploratory: Optional[Exploratory] = None) -> str:
+           exploratory: Optional[Exploratory] = None, description: str = "") -> str:
     """The whole REPORT.md. `trails` is every trail (the trail table); `sets.primary` the trails the findings, cells
     and comparisons rest on (default: all); `exploratory` the part reported apart."""
     primary = trails if sets is None else sets.primary
@@ -278,6 +278,7 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
     lines = [
         f"# Trail report: {name}",
         "",
+        *([f"**The sweep.** {' '.join(description.split())}", ""] if description else []),
         f"{len(trails)} trails{f' ({states})' if states else ''}. Source: {source}. "
         f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         f"Aggregates use {', '.join(AGGREGATED_STATES)} trails only; the others appear in the trail table with "
