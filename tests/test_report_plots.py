@@ -87,8 +87,9 @@ def test_the_forest_plot_draws_every_comparison_against_zero_and_the_ratio_mark(
         for i, c in enumerate(mine):
             y = float(len(mine) - 1 - i)
             assert labels[y] == f"{contrast_label(c, False)}  ({c.n.removeprefix('n = ')})"
-            points = [line for line in ax.get_lines() if list(line.get_ydata()) == [y] and line.get_marker() == "o"]
-            assert len(points) == 1 and points[0].get_xdata()[0] == pytest.approx(c.diff.mean)
+            points = [x for line in ax.get_lines() if line.get_marker() == "o"
+                      for x, at in zip(line.get_xdata(), line.get_ydata(), strict=True) if at == y]
+            assert points == [pytest.approx(c.diff.mean)]
             bars = [seg for coll in ax.collections for seg in coll.get_segments()
                     if np.allclose(seg[:, 1], y) and np.ptp(seg[:, 0]) > 0]
             assert len(bars) == 1 and sorted(bars[0][:, 0]) == pytest.approx([c.diff.lo, c.diff.hi])
