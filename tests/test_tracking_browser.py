@@ -70,15 +70,17 @@ def undrawn(shown: Dict[str, List[str]], cells: List[str]) -> Dict[str, List[str
 
 
 def _wait_until_drawn(browser: Chromium, cells: List[str], expect: Dict[str, List[str]],
-                      timeout_s: float = 120.0) -> dict:
-    """Poll the page until the charts leave exactly `expect` undrawn; the page's state (the assertion shows it)."""
+                      timeout_s: float = 300.0) -> dict:
+    """Poll the page until the charts leave exactly `expect` undrawn and the runs list has a group row per cell; the
+    page's state (the assertions show it)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             state = browser.evaluate(CHARTS_JS)
         except ChromiumError as exc:  # the page is still loading: nothing is drawn yet
             state = {"legends": {}, "groups": {}, "error": str(exc)}
-        if undrawn(state["legends"], cells) == expect or time.monotonic() > deadline:
+        settled = undrawn(state["legends"], cells) == expect and set(state["groups"]) == set(cells)
+        if settled or time.monotonic() > deadline:
             return state
         time.sleep(1.0)
 
@@ -149,7 +151,9 @@ def test_the_printed_link_draws_every_cell_of_a_real_sweep_grouped(tmp_path, req
             # A cell hidden in the runs list is no longer drawn, and the check says which.
             browser.evaluate(_hide_group_js("grpo · stale 1"))
             hidden = {metric: ["grpo · stale 1"] for metric in CHART_METRICS}
-            assert undrawn(_wait_until_drawn(browser, cells, hidden)["legends"], cells) == hidden
+            state = _wait_until_drawn(browser, cells, hidden)
+            assert undrawn(state["legends"], cells) == hidden, state
+            assert state["groups"] == {cell: cell != "grpo · stale 1" for cell in cells}, state
 
         pixels = matplotlib.image.imread(png)
         assert pixels.shape[:2] == (1000, 1600) and pixels[..., :3].std() > 0.05  # not a blank page

@@ -324,22 +324,26 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
                             width_ratios=[4.6, 2.6] if with_ratio else [1.0], left=label_in / width,
                             right=1 - 0.2 / width, top=1 - top_in / height, bottom=bottom_in / height,
                             hspace=gap / (sum(panels) / len(panels)), wspace=0.08)
-    drawn = {"open": False, "none": False, "mark": False}
+    drawn = {"filled": False, "open": False, "none": False, "mark": False}
     for b, block in enumerate(blocks):
         ax = fig.add_subplot(grid[b, 0])
         ys = np.arange(len(block))[::-1].astype(float)  # report order, top down
         ax.axvline(0.0, color="black", lw=0.8)
+        # one errorbar call per colour and marker style (artists are the drawing's cost): (colour, style) -> rows
+        styles: Dict[Tuple[str, str], List[Tuple[float, Contrast]]] = {}
         for y, c in zip(ys, block, strict=True):
-            colour = KIND_COLOURS.get(c.kind, "grey")
-            if c.diff.has_interval:
-                filled = c.diff.excludes(0.0)
-                drawn["open"] = drawn["open"] or not filled
-                ax.errorbar([c.diff.mean], [y], xerr=[[c.diff.mean - c.diff.lo], [c.diff.hi - c.diff.mean]],
-                            color=colour, marker="o", mfc=colour if filled else "white", ms=5, capsize=2.5,
-                            elinewidth=1.3, lw=0)
-            else:
-                drawn["none"] = True
-                ax.plot([c.diff.mean], [y], color=colour, marker="x", ms=6, lw=0)
+            style = ("filled" if c.diff.excludes(0.0) else "open") if c.diff.has_interval else "none"
+            styles.setdefault((KIND_COLOURS.get(c.kind, "grey"), style), []).append((y, c))
+            drawn[style] = True
+        for (colour, style), rows in styles.items():
+            x = np.array([c.diff.mean for _, c in rows])
+            at = np.array([row_y for row_y, _ in rows])
+            if style == "none":
+                ax.plot(x, at, color=colour, marker="x", ms=6, lw=0)
+                continue
+            xerr = [x - np.array([c.diff.lo for _, c in rows]), np.array([c.diff.hi for _, c in rows]) - x]
+            ax.errorbar(x, at, xerr=xerr, color=colour, marker="o", mfc=colour if style == "filled" else "white",
+                        ms=5, capsize=2.5, elinewidth=1.3, lw=0)
         ax.set_yticks(ys, [labels[id(c)] for c in block], fontsize=7)
         ax.set_ylim(-0.7, len(block) - 0.3)
         ax.tick_params(axis="x", labelsize=7)
@@ -372,7 +376,8 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
         rax.set_title("ratio a / b, Fieller interval", fontsize=8, loc="left", y=1.0, pad=3)
     handles: List[Artist] = [Line2D([], [], color=colour, marker="o", lw=1.2, label=kind)
                              for kind, colour in KIND_COLOURS.items() if any(c.kind == kind for c in items)]
-    handles.append(Line2D([], [], color="grey", marker="o", lw=1.2, label="interval excludes 0"))
+    if drawn["filled"]:
+        handles.append(Line2D([], [], color="grey", marker="o", lw=1.2, label="interval excludes 0"))
     if drawn["open"]:
         handles.append(Line2D([], [], color="grey", marker="o", mfc="white", lw=1.2, label="interval contains 0"))
     if drawn["none"]:
