@@ -164,7 +164,7 @@ def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str,
     env: Dict[str, str] = {}
     launcher: List[str] = []
     if on_cpu:
-        overrides += [f"++{key}={_value(value)}" for key, value in cpu.cpu_overrides(run_dir)]
+        overrides += [f"++{key}={_value(value)}" for key, value in cpu.cpu_overrides(run_dir, eng.startup_timeout_s)]
         env.update(cpu.cpu_env(cfg))
         launcher = cpu.launcher()
     if eng.get("tiny_task"):

@@ -43,7 +43,7 @@ class AReaLEngineConfig:
     preflight: bool = True                 # validate commands with AReaL's parser before launch (needs `python`)
     preflight_timeout_s: int = 600         # AReaL's parser, all trails in one process (imports take a while)
     timeout_s: Optional[float] = None      # wall-clock limit of one AReaL run; past it AReaL is stopped, trail failed
-    startup_timeout_s: float = 600.0       # device=cpu: AReaL's worker start-up limits (30 s in AReaL) raised to this
+    startup_timeout_s: float = 600.0       # device=cpu: AReaL's start-up limits (30 to 300 s in AReaL) raised to this
     tiny_task: bool = False                # a tiny random Qwen2, tokenizer and GSM8K-format data, built offline
     cache_dir: str = ""                    # where the tiny task is built; "" -> $HARNESS_CACHE_DIR or ~/.cache/harness
 

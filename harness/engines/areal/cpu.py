@@ -66,9 +66,24 @@ CPU_ENV = {
 }
 
 
-def cpu_overrides(run_dir: Path) -> List[Tuple[str, object]]:
+# AReaL's start-up limits that are settings (the hard-coded ones are raised by areal_side/cpu_entry.py); all become
+# engine.startup_timeout_s. Each bounds a step that imports torch, transformers or vLLM in a fresh process, which takes
+# minutes on a loaded two-core machine:
+STARTUP_LIMITS = (
+    # the data service loading and registering the dataset (areal/api/cli_args.py, _DatasetConfig.setup_timeout,
+    # 120 s; areal/infra/data_service/controller/controller.py, _ensure_initialized)
+    "train_dataset.setup_timeout",
+    "valid_dataset.setup_timeout",
+    # the vLLM server coming up (areal/api/cli_args.py, InferenceEngineConfig.setup_timeout, 300 s;
+    # areal/infra/remote_inf_engine.py: "Launch local server timeouted")
+    "rollout.setup_timeout",
+)
+
+
+def cpu_overrides(run_dir: Path, startup_timeout_s: float) -> List[Tuple[str, object]]:
     """(AReaL key, value) of device=cpu, in a fixed order (they come before the user's own engine.overrides)."""
     return [(key, value) for key, value, _why in CPU_OVERRIDES] + [
+        (key, float(startup_timeout_s)) for key in STARTUP_LIMITS] + [
         # AReaL's name records default to /tmp/areal/name_resolve, one folder for every AReaL run on the machine,
         # cleared per experiment and trial at start-up (LocalScheduler.__init__); a CPU run is on one machine, so its
         # records live in its own run dir and runs of two sweep roots never see each other's servers.

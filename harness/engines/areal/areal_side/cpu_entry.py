@@ -16,6 +16,7 @@ import functools
 import os
 import runpy
 import sys
+import traceback
 
 
 def raise_startup_limits(seconds: float) -> None:
@@ -41,7 +42,20 @@ def main() -> None:
     entrypoint = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(entrypoint))  # what `python ENTRYPOINT` would have there
-    runpy.run_path(entrypoint, run_name="__main__")
+    try:
+        runpy.run_path(entrypoint, run_name="__main__")
+    except BaseException as exc:  # noqa: BLE001 - every way out of a failed run ends the process
+        # Why os._exit: when PPOTrainer's construction fails (e.g. a worker missing a start-up limit), AReaL's main
+        # process prints the traceback and then waits at interpreter exit for threads it started and never stops
+        # (seen with areal 1.0.4: alive and sleeping, 10 threads, minutes after its TimeoutError). Ending it here lets
+        # the harness see the failure at once; the harness then stops the workers it leaves behind.
+        code = exc.code if isinstance(exc, SystemExit) else 1
+        code = 0 if code is None else code if isinstance(code, int) else 1
+        if code:
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
