@@ -130,3 +130,25 @@ def test_the_shipped_areal_cpu_sweep_covers_stale_rollout_and_both_algorithms(tm
         keys = _keys(cmd.overrides)
         assert keys["rollout.enable_rollout_tracing"] == "true" and keys["recover.mode"] == "auto"
         assert cmd.cwd == str(BUNDLED_EXAMPLES)
+
+
+AREAL_LOG = """\
+(AReaL) 20261207-04:15:58.086 RolloutController INFO: Submit rollout. enqueued: 0, running: 4, accepted: 0, rejected: 0.
+(AReaL) 20261207-04:16:35.838 RolloutController INFO: Submit rollout. enqueued: 17, running: 8, accepted: 3, \
+rejected: 0.
+(AReaL) 20261207-04:16:37.286 [RemoteInfEngine Rank 0] INFO: Submit rollout. enqueued: 0, running: 9, accepted: 12, \
+rejected: 0.
+(AReaL) 20261207-04:17:00.444 StatsLogger INFO: Epoch 1/10 Step 1/16 Train step 1/160 done.
+"""
+
+
+def test_areals_rollout_counters_are_read_from_its_controllers_lines(tmp_path):
+    from harness.engines.areal.rollout_stats import max_running, read_submissions
+
+    log = tmp_path / "areal.log"
+    log.write_text(AREAL_LOG)
+    assert [s.running for s in read_submissions(log)] == [4, 8]
+    assert [s.source for s in read_submissions(log, source=None)][-1] == "[RemoteInfEngine Rank 0]"
+    assert max_running(log) == 8
+    log.write_text("no tracing here\n")
+    assert max_running(log) is None

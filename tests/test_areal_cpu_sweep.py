@@ -34,14 +34,15 @@ from harness.engines.areal.rollout_stats import max_running
 from harness.journal import read_records
 from harness.rundir import load_config, read_status
 
-pytestmark = [pytest.mark.integration, pytest.mark.areal_real]
+# the first test also runs the module's sweep (the fixture): its limit covers both runs on a loaded machine
+pytestmark = [pytest.mark.integration, pytest.mark.areal_real, pytest.mark.timeout(4 * 3600)]
 
 SWEEP = "areal_cpu"
 STEPS = 8
 CHECKPOINT_SAVED = "Saved recover checkpoint"    # areal/utils/recover.py, RecoverHandler.dump
 RECOVERED = "Recovering from"                     # areal/utils/recover.py, RecoverHandler.load
-INTERRUPT_WAIT_S = 2400
-SWEEP_WAIT_S = 3600
+INTERRUPT_WAIT_S = 3600       # caps for a hang only; a trail starts in minutes on an idle 2-core machine
+SWEEP_WAIT_S = 3 * 3600
 
 
 @dataclass
@@ -89,19 +90,26 @@ def _areal_processes(root: Path, venv: Path, before: Set[int]) -> List[str]:
 def _watch(proc: subprocess.Popen, root: Path, runs_live: Set[str], timeout: float,
            interrupt_on: Optional[str] = None) -> Optional[Path]:
     """Follow a running sweep; note every trail whose journal has records while its AReaL runs. With `interrupt_on`,
-    send Ctrl-C (SIGINT to the sweep's process group) once a trail's AReaL log holds that text; return that trail."""
+    send Ctrl-C (SIGINT to the sweep's process group) once a trail's AReaL log shows that text; return that trail."""
     deadline = time.monotonic() + timeout
+    offsets: Dict[Path, int] = {}
     while proc.poll() is None and time.monotonic() < deadline:
         for run_dir in (root / SWEEP).glob("*/"):
-            if not (run_dir / LOG_NAME).exists():
+            log = run_dir / LOG_NAME
+            if not log.exists():
                 continue
-            if processes.marked(str(run_dir.resolve())) and (run_dir / "journal.jsonl").exists() \
-                    and (run_dir / "journal.jsonl").stat().st_size > 0:
+            journal = run_dir / "journal.jsonl"
+            if journal.exists() and journal.stat().st_size > 0 and processes.marked(str(run_dir.resolve())):
                 runs_live.add(run_dir.name)
-            if interrupt_on and interrupt_on in (run_dir / LOG_NAME).read_text(errors="replace"):
-                os.killpg(proc.pid, signal.SIGINT)
-                return run_dir
-        time.sleep(0.2)
+            if interrupt_on:
+                with open(log, "rb") as fh:   # only what was appended since the last look (AReaL's logs are long)
+                    fh.seek(max(0, offsets.get(log, 0) - len(interrupt_on)))
+                    text = fh.read().decode(errors="replace")
+                    offsets[log] = fh.tell()
+                if interrupt_on in text:
+                    os.killpg(proc.pid, signal.SIGINT)
+                    return run_dir
+        time.sleep(0.5)
     return None
 
 
@@ -197,15 +205,15 @@ def test_realised_staleness_respects_stale(runs):
 
 
 def test_rollout_cap_shows_in_areals_own_counters(runs):
+    by_cap: Dict[int, List[int]] = {}
     for run_dir in runs.trail_dirs:
         cfg = _cfg(run_dir)
         most = max_running(run_dir / LOG_NAME)
-        assert most is not None, f"{run_dir.name}: no 'Submit rollout' line in AReaL's log"
+        assert most is not None, f"{run_dir.name}: no 'Submit rollout' line of AReaL's controller in its log"
         assert most <= cfg.rollout, (run_dir.name, most)
-        if cfg.rollout == 2 or cfg.stale == 4:
-            assert most == cfg.rollout, (run_dir.name, most)    # the cap binds
-        else:
-            assert most <= 4, (run_dir.name, most)              # η = 0: (0 + v + 1) · 4 − accepted binds first
+        by_cap.setdefault(int(cfg.rollout), []).append(most)
+    # the cap binds: AReaL ran as many rollouts at once as it allowed, and the trails of the larger cap ran more
+    assert by_cap[2] == [2, 2] and max(by_cap[8]) == 8, by_cap
 
 
 def test_m2po_logs_its_kept_tokens(runs):

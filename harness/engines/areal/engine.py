@@ -87,6 +87,12 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     (run_dir / TENSORBOARD_DIR).mkdir(parents=True, exist_ok=True)
     log = run_dir / LOG_NAME
     total = [int(cfg.engine.total_train_steps or 0)]
+    fixed_total = bool(total[0])
+
+    def from_log() -> int:
+        """AReaL's progress line names the epochs' length ("Train step 1/160"), which total_train_steps cuts short:
+        the log is read only when the trail sets no total_train_steps."""
+        return total[0] if fixed_total else _total_from_log(log) or total[0]
 
     def on_record(step: int, metrics: Dict[str, float]) -> None:
         on_step(step, max(total[0], step), metrics)
@@ -109,13 +115,13 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
                 break
             except subprocess.TimeoutExpired:
                 pass
-            total[0] = _total_from_log(log) or total[0]
+            total[0] = from_log()
             sync.sync()
             if time.monotonic() >= deadline:
                 timed_out = True
                 break
         processes.stop(proc, mark)
-        total[0] = _total_from_log(log) or total[0]
+        total[0] = from_log()
         sync.sync(final=not timed_out)
     finally:
         processes.stop(proc, mark)
