@@ -48,7 +48,11 @@ def test_entry_wrapper_raises_areals_startup_limits_and_a_failed_run_ends_at_onc
 
 PROBE = textwrap.dedent('''
     import torch
+    from vllm.platforms import current_platform
+    current_platform.import_kernels()          # as vLLM's CPU worker does before it loads a model
+    from vllm import _custom_ops
     from vllm.model_executor.layers import utils
+    print("onednn", _custom_ops._supports_onednn, "patched", utils.dispatch_cpu_unquantized_gemm.__module__)
     layer = torch.nn.Module()
     layer.weight = torch.nn.Parameter(torch.randn(64, 32), requires_grad=False)
     utils.dispatch_cpu_unquantized_gemm(layer, remove_weight=True)   # what UnquantizedLinearMethod does on CPU
@@ -67,6 +71,12 @@ def test_vllm_cpu_weight_fix_keeps_linear_weights_updatable(python, tmp_path):
                            cwd=tmp_path)
     fixed = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=600, cwd=tmp_path,
                            env=_env(PYTHONPATH=str(cpu.VLLM_CPU_SITE)))
-    # vLLM's own CPU path swaps the weight for an empty tensor: AReaL's update would have nothing to load into
-    assert "weight (0,)" in plain.stdout, plain.stdout + plain.stderr[-2000:]
+    assert "patched sitecustomize" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
     assert "weight (64, 32)" in fixed.stdout and "updated True" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert "patched vllm.model_executor.layers.utils" in plain.stdout, plain.stdout + plain.stderr[-2000:]
+    if "onednn True" in plain.stdout:
+        # vLLM's oneDNN path (its AVX-512 kernels) swaps the weight for an empty tensor: nothing to update in place
+        assert "weight (0,)" in plain.stdout, plain.stdout
+    else:
+        # an AVX2-only CPU (vLLM's _C_AVX2 has no oneDNN matmul): vLLM keeps torch's linear, the fix changes nothing
+        assert "weight (64, 32)" in plain.stdout and "updated True" in plain.stdout, plain.stdout

@@ -7,6 +7,8 @@ vllm/model_executor/layers/utils.py, dispatch_cpu_unquantized_gemm(layer, remove
 server's weights in place after every training step (load_weights), which then fails with "Attempted to load weight
 (torch.Size([128, 128])) into parameter (torch.Size([0]))". This keeps every such layer on torch's own linear, which
 reads layer.weight at each call, so an in-place update is what the next generation uses.
+The removing paths are vLLM's oneDNN matmul (its AVX-512 kernels, vllm/_C_AVX512 and vllm/_C), zentorch and its SGL
+kernels; on an AVX2-only CPU vLLM's own fallback is already torch's linear, and this changes nothing there.
 
 The patch is applied when vLLM's module is first imported (a meta-path finder wraps its loader), so processes that
 never import vLLM pay nothing.
