@@ -13,5 +13,8 @@ MAPPED = {"harness.conf": "conf", "harness.sweeps": "sweeps"}  # package name ->
 setup(
     packages=[*find_packages(include=["harness", "harness.*"]), *MAPPED],
     package_dir=MAPPED,
-    package_data={"harness.conf": ["*.yaml", "*/*.yaml"], "harness.sweeps": ["*.yaml"]},
+    package_data={"harness.conf": ["*.yaml", "*/*.yaml"], "harness.sweeps": ["*.yaml"],
+                  # what AReaL's own Python runs (not modules of the harness) and AReaL v1.0.4's GSM8K example
+                  "harness.engines.areal": ["areal_side/*.py", "areal_side/*/*.py", "areal_examples/*.md",
+                                            "areal_examples/examples/math/*"]},
 )
