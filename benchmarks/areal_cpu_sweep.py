@@ -51,6 +51,32 @@ def timed(argv: List[str], **kwargs) -> tuple[int, float]:
     return rc, time.perf_counter() - start
 
 
+def build_lines(venv: Path, check_s: float) -> List[str]:
+    """What building the venv cost (recorded by scripts/areal_cpu_venv.sh when it built it) and what checking it
+    cost now."""
+    lines = []
+    build = venv / "harness-build.json"
+    if build.exists():
+        info = json.loads(build.read_text())
+        lines.append(f"- building the venv (`scripts/areal_cpu_venv.sh`, {info['date']}): "
+                     f"{info['seconds'] / 60:.0f} min, {info['size']} (downloads from the registry included)")
+    lines.append(f"- `scripts/areal_cpu_venv.sh` on the built venv (a check: imports areal and vLLM): {check_s:.0f} s")
+    return lines
+
+
+def sweep_lines(sweep_dir: Path, sweep_s: Optional[float]) -> List[str]:
+    statuses = [read_status(d) for d in trail_dirs(sweep_dir)]
+    started = [float(s["started"]) for s in statuses if s.get("started")]
+    ended = [float(s["ended"]) for s in statuses if s.get("ended")]
+    lines = []
+    if sweep_s is not None:
+        lines.append(f"- `harness sweep {SWEEP}`: {sweep_s / 60:.1f} min (start to report)")
+    if started and ended:
+        lines.append(f"- trails, from the last start of the first to the end of the last: "
+                     f"{(max(ended) - min(started)) / 60:.1f} min (runs of the sweep command in between included)")
+    return lines
+
+
 def machine() -> List[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -202,8 +228,8 @@ def main() -> None:
         "",
         "## Timings",
         "",
-        f"- `scripts/areal_cpu_venv.sh`: {venv_s:.0f} s ({'a check of the venv' if venv_s < 300 else 'a build'})",
-        f"- the sweep: {sweep_s / 60:.1f} min" if sweep_s is not None else "- the sweep: run earlier (see wall)",
+        *build_lines(venv, venv_s),
+        *sweep_lines(sweep_dir, sweep_s),
         "",
         "## One row per trail",
         "",

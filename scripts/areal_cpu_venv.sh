@@ -87,4 +87,9 @@ PYEOF
 "$PYV" -m pip check || true
 echo "$STAMP" > "$DIR/harness-areal-cpu.stamp"
 ready
-echo "areal CPU venv built: $DIR ($STAMP) in $(( $(date +%s) - start )) s, $(du -sh "$DIR" | cut -f1)"
+seconds=$(( $(date +%s) - start ))
+size=$(du -sh "$DIR" | cut -f1)
+# what the build cost, for reports (benchmarks/areal_cpu_sweep.py)
+printf '{"seconds": %s, "size": "%s", "date": "%s", "cores": %s}\n' "$seconds" "$size" "$(date -u +%FT%TZ)" \
+  "$(nproc)" > "$DIR/harness-build.json"
+echo "areal CPU venv built: $DIR ($STAMP) in $seconds s, $size"

@@ -122,6 +122,7 @@ def test_invalid_cpu_settings_fail_at_composition(overrides, message):
 def test_the_shipped_areal_cpu_sweep_covers_stale_rollout_and_both_algorithms(tmp_path):
     trails = build_trails(build_spec(["areal_cpu", "engine.python=/nonexistent/python"]))
     cells = {(t.cfg.algo.name, t.cfg.algo.variant, t.cfg.stale, t.cfg.rollout) for t in trails}
+    assert len(cells) == len(trails) == 3
     assert {c[2] for c in cells} == {0, 4} and {c[3] for c in cells} == {8, 2}
     assert {c[:2] for c in cells} == {("grpo", "decoupled"), ("m2po", "areal")}
     for trail in trails:
