@@ -142,6 +142,17 @@ def trail_rows(sweep_dir: Path) -> List[str]:
     return rows
 
 
+def per_step_lines(sweep_dir: Path) -> List[str]:
+    """Each trail's realised staleness (max) and grad_norm, step by step."""
+    lines = ["| trail | staleness max, steps 1 … | grad_norm, steps 1 … |", "|---|---|---|"]
+    for run_dir in trail_dirs(sweep_dir):
+        records = read_records(run_dir)
+        stale = " ".join(fmt(r.get("staleness/max"), 2) for r in records)
+        grad = " ".join(fmt(r.get("train/grad_norm"), 2) for r in records)
+        lines.append(f"| {read_trail_meta(run_dir).get('name', run_dir.name)} | {stale} | {grad} |")
+    return lines
+
+
 def tag_lines(sweep_dir: Path) -> List[str]:
     seen: set = set()
     for run_dir in trail_dirs(sweep_dir):
@@ -163,8 +174,8 @@ def tag_lines(sweep_dir: Path) -> List[str]:
     for tag in kept:
         groups.setdefault(tag.rsplit("/", 1)[0] if "/" in tag else "", []).append(tag.rsplit("/", 1)[-1])
     lines += ["", f"{len(seen)} distinct tags in AReaL's event files; {len(mapped)} mapped above, the other "
-                  f"{len(kept)} kept as `{OTHER_PREFIX}<tag>` (in the journal and MLflow, not in the report's tables):",
-              ""]
+                  f"{len(kept)} kept as `{OTHER_PREFIX}<tag>` (in the journal and MLflow, not in the report's tables; "
+                  "the two `n_valid_tokens` of `m2po/masked_frac` among them):", ""]
     lines += [f"- `{prefix}/`: {', '.join(sorted(names))}" for prefix, names in sorted(groups.items())]
     return lines
 
@@ -237,7 +248,10 @@ def main() -> None:
         "",
         "staleness: AReaL's `ppo_actor/update/version_stats/sample_staleness_theta_max` / `_avg` (policy versions "
         "between sampling and training), max and mean over the steps; AReaL max running: the most rollouts its "
-        "StalenessManager had running at once (its `Submit rollout` counters), which `rollout` caps.",
+        "controller's StalenessManager had running at once (its `Submit rollout` counters, training and evaluation "
+        "rollouts), which `rollout` caps; AReaL start → step 1: per AReaL launch of the trail (two for a resumed one).",
+        "",
+        *per_step_lines(sweep_dir),
         "",
         "## AReaL's tags: mapped and kept",
         "",
