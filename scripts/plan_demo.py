@@ -1,6 +1,6 @@
 """How many paired seeds the demo needs: its two headline contrasts, read from a finished confirmatory sweep.
 
-The demo (harness/sweeps/demo.yaml) runs three cells: GRPO (`grpo/clip`) at lag 1 and 256, M2PO (`m2po/paper`) at lag
+The demo (sweeps/demo.yaml) runs three cells: GRPO (`grpo/clip`) at lag 1 and 256, M2PO (`m2po/paper`) at lag
 256. Its two claims are GRPO's drop (GRPO at 256 − GRPO at 1) and M2PO's gain (M2PO at 256 − GRPO at 256), each
 stated only when its paired 95 % t interval excludes 0. From the per-seed paired differences of those cells in a
 finished sweep (the confirmatory finding), this estimates for each candidate number of seeds n:
