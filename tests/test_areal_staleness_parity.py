@@ -90,14 +90,18 @@ def _generate(group: int):
     return generate
 
 
-# (η, rollout workers, trainers, rollout cap, B, rollout and train speed): the staleness bound binding (small η,
-# large cap), the cap binding (large η, small cap), both in turn, one and several workers, slow and fast training.
+# (η, rollout workers, trainers, rollout cap, B, rollout and train speed[, half saturation]): the staleness bound
+# binding (small η, large cap), the cap binding (large η, small cap), both in turn, one and several workers, slow and
+# fast training; constant-rate workers, and batching workers (r(s) = r_max · s / (s + s_half), clock.py), whose
+# rates change with every admission and finish and so reorder when groups finish.
 CASES = [
     (0, 1, 1, 64, 4, 300.0, 500.0),
     (1, 2, 1, 64, 4, 300.0, 500.0),
     (4, 2, 1, 3, 4, 300.0, 500.0),
     (2, 3, 2, 6, 3, 200.0, 2000.0),
     (8, 2, 1, 10, 2, 500.0, 50.0),
+    (2, 2, 1, 24, 4, 300.0, 500.0, 16.0),
+    (64, 3, 1, 12, 3, 200.0, 800.0, 64.0),
 ]
 
 
@@ -105,8 +109,8 @@ STEPS = 20
 
 
 def _decisions(case) -> List[Dict[str, int]]:
-    eta, x, y, cap, b, rollout_speed, train_speed = case
-    sim = RecordingAsyncSim(eta, x, y, cap, b, 2, rollout_speed, train_speed)
+    eta, x, y, cap, b, rollout_speed, train_speed, *half = case
+    sim = RecordingAsyncSim(eta, x, y, cap, b, 2, rollout_speed, train_speed, half_saturation=(half or [0.0])[0])
     sim.prompt_len = 5
     generate = _generate(2)
     for version in range(STEPS):
@@ -128,7 +132,8 @@ def replayed() -> Dict[str, Any]:
 
 
 @pytest.mark.timeout(3600)
-@pytest.mark.parametrize("index", range(len(CASES)), ids=["eta{}-x{}-y{}-cap{}-B{}".format(*c[:5]) for c in CASES])
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[
+    "eta{}-x{}-y{}-cap{}-B{}".format(*c[:5]) + (f"-shalf{c[7]:g}" if len(c) > 7 else "") for c in CASES])
 def test_asyncsim_admits_what_areals_staleness_manager_admits(index, replayed):
     b = CASES[index][4]
     decisions = _decisions(CASES[index])

@@ -23,6 +23,9 @@ def test_yaml_repeats_the_schema_defaults() -> None:
     ("engine.base_ema=1.0", "engine.base_ema"),
     ("engine.difficulty=0", "engine.difficulty"),
     ("engine.staleness_mode=lagged", "engine.staleness_mode"),
+    ("engine.rollout_half_saturation=-1", "engine.rollout_half_saturation"),
+    ("engine.rollout_worker_tokens_per_s=0", "engine.rollout_worker_tokens_per_s"),
+    ("engine.train_worker_tokens_per_s=-5", "engine.train_worker_tokens_per_s"),
 ])
 def test_bad_engine_values_fail_at_composition(override: str, key: str) -> None:
     with pytest.raises(HarnessError, match=key.replace(".", r"\.")):

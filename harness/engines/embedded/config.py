@@ -62,8 +62,11 @@ class EmbeddedEngineConfig:
     base_ema: float = 0.0            # > 0: the base model is this moving average of the pretraining weights
     base_format_frac: float = 0.3    # share of pretraining answers in GSM8K's "#### N" format (the rest: "so N")
     cache_dir: str = ""              # "" -> $HARNESS_CACHE_DIR or ~/.cache/harness/base_models
-    # async mode: simulated clock, tokens per second of each worker
-    rollout_worker_tokens_per_s: float = 2000.0
+    # the simulated clock (clock.py; both modes): a rollout worker's token rate with s concurrent sequences is
+    # r(s) = rollout_worker_tokens_per_s · s / (s + rollout_half_saturation) (0: a constant rate); a trainer's is
+    # constant. s_half = 64 is the middle of published vLLM throughput-vs-concurrency fits (clock.py cites them)
+    rollout_worker_tokens_per_s: float = 2400.0
+    rollout_half_saturation: float = 64.0
     train_worker_tokens_per_s: float = 4000.0
 
 
@@ -96,6 +99,12 @@ def check_embedded(cfg: Any) -> None:
     if not (isinstance(eng.final_eval_size, int) and not isinstance(eng.final_eval_size, bool)
             and eng.final_eval_size >= 0):
         raise ConfigError("engine.final_eval_size", eng.final_eval_size, "an integer ≥ 0 (0: no final eval)")
+    for key in ("rollout_worker_tokens_per_s", "train_worker_tokens_per_s"):
+        if not eng[key] > 0:
+            raise ConfigError(f"engine.{key}", eng[key], "a number > 0 (tokens per simulated second)")
+    if not eng.rollout_half_saturation >= 0:
+        raise ConfigError("engine.rollout_half_saturation", eng.rollout_half_saturation,
+                          "a number ≥ 0 (concurrent sequences at half the saturated rate; 0: a constant rate)")
     if eng.difficulty < 1:
         raise ConfigError("engine.difficulty", eng.difficulty, "an integer ≥ 1 (operations per problem)")
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -26,7 +27,7 @@ from harness.engines import EngineResult, StepCallback
 from harness.engines.embedded.base_model import load_or_build, load_tensors
 from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.rollout import Batch, generate
-from harness.engines.embedded.staleness import AsyncSim, FixedLag
+from harness.engines.embedded.staleness import AsyncSim, FixedLag, OneStepOffClock, WorkerModel
 from harness.engines.embedded.task import ProblemSet, distinct_indices
 from harness.engines.embedded.train import Trainer, evaluate
 from harness.journal import Journal
@@ -38,12 +39,18 @@ CKPT_KEYS = ("step", "model", "optim", "generator", "source")
 
 
 def make_source(cfg: DictConfig) -> FixedLag | AsyncSim:
+    """The trail's staleness source with its simulated clock (both modes: clock.py)."""
     eng = cfg.engine
-    if eng.staleness_mode == "fixed":
-        return FixedLag(int(cfg.stale), int(eng.steps), int(eng.batch_prompts))
     x, y = parse_alloc(cfg.alloc)
+    if eng.staleness_mode == "fixed":
+        model = WorkerModel(float(eng.rollout_worker_tokens_per_s), float(eng.rollout_half_saturation),
+                            int(eng.group_size))
+        clock = OneStepOffClock(int(cfg.stale), x, y, int(cfg.rollout), int(eng.group_size), model,
+                                float(eng.train_worker_tokens_per_s))
+        return FixedLag(int(cfg.stale), int(eng.steps), int(eng.batch_prompts), clock)
     return AsyncSim(int(cfg.stale), x, y, int(cfg.rollout), int(eng.batch_prompts), int(eng.group_size),
-                    float(eng.rollout_worker_tokens_per_s), float(eng.train_worker_tokens_per_s))
+                    float(eng.rollout_worker_tokens_per_s), float(eng.train_worker_tokens_per_s),
+                    half_saturation=float(eng.rollout_half_saturation))
 
 
 def save_checkpoint(run_dir: Path, step: int, trainer: Trainer, gen: torch.Generator, source: Any) -> None:
@@ -104,7 +111,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         start = int(ckpt["step"])
         journal.close()
         journal.rewind(start)
-    elif isinstance(source, AsyncSim):
+    else:
         source.prompt_len = 1 + max(len(train_set[i].question) for i in range(64))
 
     def sample_batch(indices: List[int], version: int, use_base: bool) -> Batch:
@@ -147,6 +154,8 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
             metrics["rollout/reward"] = float(batch.rewards.mean())
             metrics["staleness/mean"] = sum(staleness) / len(staleness)
             metrics["staleness/max"] = float(max(staleness))
+            metrics["staleness/p95"] = float(np.percentile(staleness, 95))  # linear, as the report's p95
+            metrics.update(source.stats)
         if not reason and (step % int(eng.eval_every) == 0 or step == steps):
             eval_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
             try:
