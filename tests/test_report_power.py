@@ -121,3 +121,10 @@ def test_separation_probability_is_directional_and_takes_a_variance_shift() -> N
     assert quieter.sd == pytest.approx(math.sqrt(0.5) * observed.std(ddof=1))
     assert quieter.noncentral_t > est.noncentral_t and quieter.resampled > est.resampled
     assert math.isnan(separation_probability([0.1], n=5).noncentral_t)
+
+
+def test_differences_equal_up_to_float_dust_need_two_seeds_at_once() -> None:
+    # a constant paired difference whose SD is float dust: scipy's noncentral t gives nan at a noncentrality of
+    # ~1e15, which once walked seeds_needed through every n up to MAX_SEEDS (seconds per comparison)
+    assert paired_power(1e3 / math.sqrt(2), 1.0, 2) > 0.999   # the threshold's noncentrality, still computable
+    assert seeds_needed(-0.0833, 1.4e-16) == 2

@@ -27,6 +27,7 @@ ALPHA = 0.05        # two-sided, as the report's 95 % intervals
 POWER = 0.80        # the conventional target (Cohen 1988)
 MAX_SEEDS = 1_000_000
 WINDOW = 32        # seed counts whose power seeds_needed computes in one call
+SURE_NONCENTRALITY = 1e3  # at n = 2 (1 dof, critical t 12.7) this noncentrality has power 1 to float precision
 
 
 def _critical(n: int, alpha: float) -> float:
@@ -81,8 +82,8 @@ def seeds_needed(delta: float, sd: float, alpha: float = ALPHA, power: float = P
     computed at once and the first that reaches the target is taken."""
     if not (math.isfinite(delta) and math.isfinite(sd)) or sd < 0 or delta == 0:
         return None
-    if sd == 0:
-        return 2
+    if sd == 0 or abs(delta) * math.sqrt(2) / sd > SURE_NONCENTRALITY:
+        return 2  # differences equal up to float dust: scipy's nct returns nan at such a noncentrality
     z = float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
     approx = (z * sd / abs(delta)) ** 2
     if approx > max_seeds:
