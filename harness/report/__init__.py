@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import pandas as pd
 
@@ -20,6 +20,8 @@ from harness.report.load import SweepData, load_sweep
 from harness.report.markdown import Exploratory, render
 from harness.report.plots import captions, write_plots
 from harness.report.roles import CONFIRMATORY, EXPLORATORY, role_notes, split_by_role
+from harness.report.systems import TIME_COLUMNS, cell_frame, contrast_rows, systems_markdown, systems_part
+from harness.report.systems_plots import systems_captions, write_systems_plots
 from harness.report.tables import cell_table, trail_table
 
 REPORT_NAME = "REPORT.md"
@@ -48,11 +50,25 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     plots = {key: path.name for key, path in write_plots(metrics, sets.primary, out, items).items()}
     text = render(data.name, data.source, trails, items,
                   [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
-                  exploratory, data.description)
+                  exploratory, data.description, systems_section(sets.primary, metrics, out))
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
     return path
+
+
+def systems_section(trails: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> Optional[List[str]]:
+    """The systems section (systems.py) of the trails the findings rest on: its CSVs and figures written into
+    `out`, its markdown lines returned; None where the sweep has no simulated clock over several settings."""
+    part = systems_part(trails, metrics)
+    if part is None:
+        return None
+    part.table[["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
+                "state", "target", "budget_s", *TIME_COLUMNS]].to_csv(out / "systems_trails.csv", index=False)
+    cell_frame(part).to_csv(out / "systems_cells.csv", index=False)
+    contrast_rows(part).to_csv(out / "systems_contrasts.csv", index=False)
+    plots = {key: path.name for key, path in write_systems_plots(part, metrics, out).items()}
+    return systems_markdown(part, plots, systems_captions())
 
 
 def write_report(sweep_dir: Path | str, out: Optional[Path | str] = None, source: str = "journal") -> Path:
@@ -62,4 +78,4 @@ def write_report(sweep_dir: Path | str, out: Optional[Path | str] = None, source
     return build_report(data, Path(out) if out else sweep_dir / "report")
 
 
-__all__ = ["build_report", "write_report"]
+__all__ = ["build_report", "systems_section", "write_report"]

@@ -23,6 +23,7 @@ from harness.report.tables import (
     SEED_ROLE,
     TARGET_SHARE,
     algo_order,
+    baseline_algo,
     cell_sizes,
     seed_cells,
     seed_values,
@@ -135,7 +136,8 @@ def cell_markdown(trails: pd.DataFrame) -> str:
         title = words
         if metric == "steps_to_target":
             title += (f" (target: eval reward ≥ {num(target)} = {TARGET_SHARE}× the mean final eval reward of "
-                      f"{algo_title(BASELINE)} at its lowest staleness)") if math.isfinite(target) else ""
+                      f"{algo_title(baseline_algo(algos) or BASELINE)} at its lowest staleness)") \
+                if math.isfinite(target) else ""
         parts.append(f"### {title}\n\n{pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)}\n")
     return "\n".join(parts) if parts else "_No completed trail logged any reported metric._\n"
 
@@ -265,9 +267,11 @@ def exploratory_markdown(part: Exploratory) -> List[str]:
 
 def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], findings: List[str],
            plots: Dict[str, str], captions: Dict[str, str], sets: Optional[SeedSets] = None,
-           exploratory: Optional[Exploratory] = None, description: str = "") -> str:
+           exploratory: Optional[Exploratory] = None, description: str = "",
+           systems: Optional[List[str]] = None) -> str:
     """The whole REPORT.md. `trails` is every trail (the trail table); `sets.primary` the trails the findings, cells
-    and comparisons rest on (default: all); `exploratory` the part reported apart."""
+    and comparisons rest on (default: all); `exploratory` the part reported apart; `systems` the systems section's
+    lines (systems.systems_markdown), where the sweep has one."""
     primary = trails if sets is None else sets.primary
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -305,6 +309,7 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
         "",
         *forest,
         contrast_markdown(items),
+        *(systems or []),
         *(exploratory_markdown(exploratory) if exploratory is not None else []),
         "## Curves",
         "",

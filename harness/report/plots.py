@@ -98,8 +98,10 @@ def _title(group: tuple, show_mode: bool) -> str:
     return (f"{group[0]}: " if show_mode else "") + group_label(group[2], group[1])
 
 
-def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path) -> Optional[Path]:
-    """Write one PNG for `metric`; None when no trail logged it."""
+def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path,
+                x_label: str = "step") -> Optional[Path]:
+    """Write one PNG for `metric`; None when no trail logged it. The x axis is the metrics' `step` column, named
+    `x_label` (the systems section passes simulated seconds there)."""
     if metric not in metrics.columns:
         return None
     log = metric in LOG_AXIS
@@ -176,7 +178,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     for ax in axes[:, 0]:
         ax.set_ylabel(label, fontsize=8)
     for ax in list(axes.flat)[max(0, len(groups) - ncols):len(groups)]:
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel(x_label, fontsize=8)
     # one legend for the figure, listing only what was drawn
     handles: List[Artist] = [Line2D([], [], color=colours[a], lw=1.2, label=algo_title(a)) for a in algos
                              if a in drawn_algos]
@@ -189,7 +191,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.35 / height), fontsize=8,
                ncol=len(handles), frameon=False)
-    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds{starts})",
+    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs {x_label} (line: mean of completed seeds{starts})",
                  fontsize=10, x=0.01, y=1 - 0.1 / height, ha="left", va="top")
     # fixed margins: tight_layout measures every tick label and costs more than all the drawing
     fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 1.05 / height,

@@ -142,15 +142,24 @@ def _wall_split(data: SweepData, index: pd.Index, metrics: pd.DataFrame) -> pd.D
     return out
 
 
+def baseline_algo(algos: List[str]) -> Optional[str]:
+    """The GRPO reading a sweep's on-policy reference is: BASELINE where it ran, else the first GRPO reading
+    (algo_order); None without any."""
+    if BASELINE in algos:
+        return BASELINE
+    grpo = [a for a in algo_order(algos) if a.startswith("grpo")]
+    return grpo[0] if grpo else None
+
+
 def default_target(table: pd.DataFrame) -> float:
-    """TARGET_SHARE × the mean final eval reward of the baseline at its lowest staleness (else of the best cell), on
-    the confirmatory trails where the sweep declared any (roles.py)."""
+    """TARGET_SHARE × the mean final eval reward of the baseline (baseline_algo) at its lowest staleness (else of
+    the best cell), on the confirmatory trails where the sweep declared any (roles.py)."""
     done = aggregated(table)
     if SEED_ROLE in done.columns and (done[SEED_ROLE] == "confirmatory").any():
         done = done[done[SEED_ROLE] == "confirmatory"]
     if done["eval_final"].notna().sum() == 0:
         return math.nan
-    base = done[(done["algo"] == BASELINE) & done["eval_final"].notna()]
+    base = done[(done["algo"] == baseline_algo(list(done["algo"].dropna()))) & done["eval_final"].notna()]
     if not base.empty:
         low = base[base["stale"] == base["stale"].min()]
         return TARGET_SHARE * float(low["eval_final"].mean())
