@@ -34,6 +34,7 @@ from harness.report.tables import CELL, aggregated, algo_order, seed_values
 FRONTIER, FRONTIER_FILE = "frontier", "frontier.png"
 EVAL_VS_TIME, EVAL_VS_TIME_FILE = "eval_vs_time", "eval_reward_vs_time.png"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+LABEL_OFFSETS = [(4, 3), (4, -9), (-44, 3), (-44, -9)]  # points: each algorithm's cell labels on their own side
 TIME_LABEL = "simulated time (s)"
 
 
@@ -92,8 +93,9 @@ def plot_frontier(part: SystemsPart, path: Path) -> Optional[Path]:
                             yerr=[[y.half if math.isfinite(y.half) else 0.0]] * 2, color=colours[algo],
                             marker=markers[key[2]], mfc="white" if hollow else colours[algo], ms=6, capsize=2,
                             elinewidth=0.9, lw=0, alpha=0.9)
-                ax.annotate(_short(key[1]), (x.mean, y.mean), textcoords="offset points", xytext=(4, 3),
-                            fontsize=6, color=colours[algo])
+                ax.annotate(_short(key[1]), (x.mean, y.mean), textcoords="offset points",
+                            xytext=LABEL_OFFSETS[algos.index(algo) % len(LABEL_OFFSETS)], fontsize=6,
+                            color=colours[algo])
                 points.append((x.mean, y.mean))
             front = _pareto(points, lower)
             if len(front) > 1:
@@ -107,7 +109,7 @@ def plot_frontier(part: SystemsPart, path: Path) -> Optional[Path]:
     handles: List[Artist] = [Line2D([], [], color=colours[a], marker="o", lw=0.8, label=algo_title(a))
                              for a in algos]
     handles += [Line2D([], [], color="grey", marker=markers[s], lw=0, label=f"stale {s}") for s in stales]
-    handles.append(Line2D([], [], color="grey", marker="o", lw=0, label="mean, 95 % t over seeds (both axes)"))
+    handles.append(Line2D([], [], color="grey", marker="|", ms=8, lw=0, label="bars: 95 % t over seeds, both axes"))
     if hollow_drawn:
         handles.append(Line2D([], [], color="grey", marker="o", mfc="white", lw=0,
                               label="not every seed reached the target"))
