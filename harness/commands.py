@@ -28,11 +28,11 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
     )
 
     from harness.run_one import run_single, single_trail
-    from harness.rundir import read_status
+    from harness.rundir import RunDir
 
     single = single_trail(overrides, root)
     name, run_dir = single.trail.name, single.run_dir
-    if read_status(run_dir).get("state") == TrailState.DONE:
+    if RunDir(run_dir).status().state == TrailState.DONE:
         print(f"{name}: already done in {run_dir}")
         return 0
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -45,8 +45,8 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
             progress.update(task, completed=step, total=total, info=info)
 
         state = run_single(single, on_step=on_step)
-    status = read_status(run_dir)
-    print(f"{name}: {state} at step {status.get('step')} {status.get('reason') or ''}".rstrip())
+    status = RunDir(run_dir).status()
+    print(f"{name}: {state} at step {status.step} {status.reason}".rstrip())
     print(f"run directory: {run_dir}")
     return state.exit_code
 
@@ -84,8 +84,14 @@ def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, sourc
 
 
 def _attach_report(sweep_dir: Path, report_dir: Path, uri: Optional[str]) -> None:
-    """Attach the report to the sweep's MLflow summary run, if it has one, and say so."""
-    from harness.tracking.sweep_run import attach_report
+    """Attach the report to the sweep's MLflow summary run, if it has one, and say so; a copy of the sweep's
+    directory changes nothing in MLflow (sweepdir.is_original)."""
+    from harness.sweepdir import is_original
+    from harness.tracking.sweep_run import COPY_NOT_ATTACHED, attach_report
+
+    if read_sweep_meta(sweep_dir).get("mlflow_summaries") and not is_original(sweep_dir):
+        print(COPY_NOT_ATTACHED.format(sweep_dir=sweep_dir))
+        return
 
     attached = attach_report(sweep_dir, report_dir, uri=uri)
     if attached:

@@ -21,6 +21,7 @@ import pyarrow.json as pajson
 import pyarrow.types as patypes
 
 from harness.journal import JOURNAL_NAME, read_records
+from harness.safe_files import read_bytes
 
 # a line with nothing but blanks: json.loads refuses it (the line reader stops there), pyarrow skips it
 _BLANK = b" \t\r\f\v"
@@ -34,7 +35,7 @@ _STEPS_ONLY = pajson.ParseOptions(explicit_schema=pa.schema([("step", pa.int64()
 def _complete_lines(path: Path) -> bytes:
     """The journal's bytes up to its last newline (a torn last line is not a record); empty when there is none."""
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)  # a link or a FIFO is refused, never followed or waited on
     except FileNotFoundError:
         return b""
     return data[: data.rfind(b"\n") + 1]

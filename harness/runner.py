@@ -9,6 +9,7 @@ An exception marks the trail failed with its reason; it never propagates to the 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -19,8 +20,9 @@ from harness.engines import StepCallback, get_engine
 from harness.errors import naming
 from harness.journal import Journal
 from harness.locks import trail_lock
-from harness.rundir import load_config, read_status, record_outcome, write_status
-from harness.states import TERMINAL, TrailState
+from harness.rundir import RunDir
+from harness.safe_files import open_regular
+from harness.states import TrailState
 
 STATUS_EVERY_S = 1.0
 
@@ -36,7 +38,7 @@ class LiveSyncer(Protocol):
 MakeLiveSync = Callable[[Path], Optional[LiveSyncer]]
 
 
-def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback:
+def _status_writer(run_dir: RunDir, extra: Optional[StepCallback]) -> StepCallback:
     last = [0.0]
 
     def on_step(step: int, total: int, metrics: dict) -> None:
@@ -44,9 +46,8 @@ def _status_writer(run_dir: Path, extra: Optional[StepCallback]) -> StepCallback
         if now - last[0] >= STATUS_EVERY_S or step >= total:
             last[0] = now
             # progress never overwrites an outcome another process recorded meanwhile (a scheduler's cancel)
-            recorded = read_status(run_dir).get("state")
-            keep = TrailState(recorded) if recorded in TERMINAL else TrailState.RUNNING
-            write_status(run_dir, keep, step=step, total_steps=total)
+            recorded = run_dir.status().state
+            run_dir.write_status(recorded if recorded.terminal else TrailState.RUNNING, step=step, total_steps=total)
         if extra is not None:
             extra(step, total, metrics)
 
@@ -61,37 +62,41 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
     beside the host name (the default) so the sweep's view and tracking can tell trails on shared hosts apart.
     Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
     """
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    with trail_lock(run_dir):
-        return _run_locked(run_dir, cfg, on_step, live_sync, node)
+    record = RunDir(run_dir)
+    record.check()  # no file of the run dir is a link or a FIFO: nothing is written through one
+    cfg = record.omega_config()
+    with trail_lock(record.path):
+        return _run_locked(record, cfg, on_step, live_sync, node)
 
 
-def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
+def _run_locked(record: RunDir, cfg: Any, on_step: Optional[StepCallback],
                 live_sync: Optional[MakeLiveSync], node: Optional[str] = None) -> TrailState:
-    attempts = int(read_status(run_dir).get("attempts", 0)) + 1
+    run_dir = record.path
+    attempts = record.status().attempts + 1
     host = socket.gethostname()
-    record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=host, node=node or host,
-                   pid=os.getpid(), attempts=attempts, ended=None)
+    record.record_outcome(TrailState.RUNNING, "", started=time.time(), host=host, node=node or host,
+                          pid=os.getpid(), attempts=attempts, ended=None)
     sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
     journal = Journal(run_dir)
+    if journal.cut_at is not None:  # records past a bad line were dropped: a checkpoint may be past them
+        shutil.rmtree(record.checkpoint_dir, ignore_errors=True)
     try:
         if sync is not None:
             sync.start()
         run = get_engine(cfg.engine.name)
-        result = run(cfg, run_dir, journal, _status_writer(run_dir, on_step))
+        result = run(cfg, run_dir, journal, _status_writer(record, on_step))
         state = TrailState(result.state)
-        record_outcome(run_dir, state, result.reason, step=result.step)
+        record.record_outcome(state, result.reason, step=result.step)
     except KeyboardInterrupt:
-        record_outcome(run_dir, TrailState.CANCELLED, "interrupted")
+        record.record_outcome(TrailState.CANCELLED, "interrupted")
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
         state = TrailState.FAILED
         try:
-            with naming(run_dir / "log.txt"), open(run_dir / "log.txt", "a", encoding="utf-8") as log:
+            with naming(record.log_path), open_regular(record.log_path, "a") as log:
                 log.write(traceback.format_exc())
-            record_outcome(run_dir, state, reason)
+            record.record_outcome(state, reason)
         except OSError:
             if not isinstance(exc, OSError):
                 raise

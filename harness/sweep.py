@@ -17,7 +17,9 @@ tracker, and their order is the sweep's crash semantics; split, that order would
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -25,23 +27,23 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from harness import plugins
 from harness.backends.base import Backend, get_backend
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
 from harness.journal_index import JournalIndex
-from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
+from harness.locks import is_locked, read_holder, sweep_lock, trail_lock
 from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
-from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
-from harness.states import ACTIVE, FINISHED, TrailState
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs, write_sweep_meta, write_trail_meta
+from harness.rundir import RunDir, describe_lost, read_status
+from harness.states import ACTIVE, TrailState
+from harness.sweepdir import check_sweep_files, read_sweep_meta, trail_dirs, write_sweep_meta, write_trail_meta
 from harness.sweepspec import SweepSpec, build_spec, build_trails
 from harness.tracking.sweep_tracking import SweepTracking
-from harness.trails import Trail
+from harness.trails import LEGACY_ID_DIGITS, Trail
 
 POLL_S = 0.2
-CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
@@ -76,33 +78,70 @@ def _single(trails: List[Trail], key: str) -> str:
     return values[0]
 
 
+def place(trails: List[Trail], sweep_dir: Path) -> None:
+    """Check each trail's run dir before anything is written: it is a real directory whose files are regular files,
+    and it holds this trail or none (a run dir of a trail with another id is refused, never shared). A run dir made
+    when ids were LEGACY_ID_DIGITS long, whose id is a prefix of the trail's, is the trail's own and kept."""
+    check_sweep_files(sweep_dir)
+    legacy: Dict[str, str] = {}
+    for run_dir in trail_dirs(sweep_dir) if sweep_dir.is_dir() else []:
+        meta = RunDir(run_dir).meta()
+        if len(meta.id) == LEGACY_ID_DIGITS:
+            legacy[meta.id] = run_dir.name
+    for trail in trails:
+        if trail.id[:LEGACY_ID_DIGITS] in legacy and not RunDir(trail.run_dir(sweep_dir)).has_meta():
+            trail.dirname_override = legacy[trail.id[:LEGACY_ID_DIGITS]]
+        record = RunDir(trail.run_dir(sweep_dir))
+        record.check()
+        if record.has_meta():
+            owner = record.meta().id
+            if owner != trail.id and not (len(owner) == LEGACY_ID_DIGITS and trail.id.startswith(owner)):
+                raise HarnessError(f"run directory {record.path} belongs to trail {owner}, not to trail {trail.id} "
+                                   f"({' '.join(trail.overrides)}); refused rather than shared (allowed: one trail "
+                                   f"per run directory; move that directory away, or change this trail's config)")
+
+
 def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]:
-    """Write each trail's run dir; return those still to run (not done or diverged, and not being run by another
-    live process, e.g. a job of an earlier detached sweep)."""
+    """Write each trail's run dir; return those still to run (not complete, and not being run by another live
+    process, e.g. a job of an earlier detached sweep)."""
     to_run = []
     grace = time.monotonic() + LOCK_GRACE_S
     for trail in trails:
-        run_dir = trail.run_dir(sweep_dir)
-        state = read_status(run_dir).get("state")
-        if state in FINISHED:
-            lost = lost_steps(run_dir)
+        run_dir = RunDir(trail.run_dir(sweep_dir))
+        status = run_dir.status()
+        if status.state.finished:
+            lost = run_dir.lost_steps(status=status)
             if not lost:
                 continue
-            console.print(f"[yellow]{trail.name}: {state} but {describe_lost(lost, read_status(run_dir)['step'])} "
-                          f"(from scratch)[/]")
-            shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)  # its steps may be past the first hole
-        while is_locked(run_dir / TRAIL_LOCK) and time.monotonic() < grace:
+            console.print(f"{trail.name}: {status.state} but {describe_lost(lost, status.step)} (from scratch)",
+                          style="yellow", markup=False)
+            shutil.rmtree(run_dir.checkpoint_dir, ignore_errors=True)  # its steps may be past the first hole
+        while is_locked(run_dir.lock_path) and time.monotonic() < grace:
             time.sleep(POLL_S)  # a worker of a sweep that just died is still recording itself cancelled
-        if is_locked(run_dir / TRAIL_LOCK):
-            holder = read_holder(run_dir / TRAIL_LOCK)
-            console.print(f"[yellow]{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
-                          f"{holder.get('host', '?')}[/]")
+        if is_locked(run_dir.lock_path):
+            holder = read_holder(run_dir.lock_path)
+            console.print(f"{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
+                          f"{holder.get('host', '?')}", style="yellow", markup=False)
             continue
-        save_config(run_dir, trail.cfg, trail.overrides)
-        write_trail_meta(run_dir, trail, sweep_name)
-        record_outcome(run_dir, TrailState.PENDING)
-        to_run.append(run_dir)
+        run_dir.save_config(trail.cfg, trail.overrides)
+        write_trail_meta(run_dir.path, trail, sweep_name)
+        run_dir.record_outcome(TrailState.PENDING)
+        to_run.append(run_dir.path)
     return to_run
+
+
+def check_binding(trails: List[Trail], sweep_dir: Path, extend: bool) -> None:
+    """A sweep name is bound to its trails: a rerun may run the same trails (or some of them) again, but trails the
+    sweep never had — another config under the same name — join it only with --extend, as cells of their own."""
+    known = set(read_sweep_meta(sweep_dir).get("trails") or [])
+    if not known or extend:
+        return
+    new = [t for t in trails if t.dirname not in known]
+    if new:
+        shown = "; ".join(" ".join(t.overrides) or t.name for t in new[:3]) + ("; …" if len(new) > 3 else "")
+        raise HarnessError(f"sweep {sweep_dir.name!r} in {sweep_dir.parent} has {len(known)} trails, and "
+                           f"{len(new)} of these are not among them ({shown}) (allowed: the sweep's own trails; "
+                           f"add --extend to add these as new cells of the sweep, or give another --name)")
 
 
 def _tracking(action: Callable[[], None], what: str) -> None:
@@ -110,7 +149,7 @@ def _tracking(action: Callable[[], None], what: str) -> None:
     try:
         action()
     except Exception as exc:  # noqa: BLE001
-        console.print(f"[yellow]tracking: {what} skipped: {exc}[/]")
+        console.print(f"tracking: {what} skipped: {exc}", style="yellow", markup=False)
 
 
 def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_preflight: bool) -> None:
@@ -137,7 +176,7 @@ def _print_descriptions(trails: List[Trail], sweep_dir: Path) -> None:
 
 def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
                report: bool = True, root: Optional[str] = None, wait: bool = False,
-               run_preflight: bool = False, yes: bool = False) -> int:
+               run_preflight: bool = False, yes: bool = False, extend: bool = False) -> int:
     spec = build_spec(args, name=name)
     trails = build_trails(spec, confirmed=yes)
     if not trails:
@@ -152,7 +191,10 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
     sweep_dir = Path(root or trails[0].cfg.root) / spec.name
     _preflight_or_note(trails, sweep_dir, dry_run, run_preflight)
     if dry_run:
-        rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
+        place(trails, sweep_dir)
+        check_binding(trails, sweep_dir, extend)
+        rows: List[Dict[str, object]] = [
+                {"trail": t.name, "id": t.id, "state": RunDir(t.run_dir(sweep_dir)).status().state,
                  "overrides": " ".join(t.overrides)} for t in trails]
         console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)",
                                   ("trail", "id", "state", "overrides")))
@@ -163,9 +205,12 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 
     def waiting(holder: Dict[str, object]) -> None:
         console.print(f"sweep {spec.name!r} is in use by PID {holder.get('pid', '?')} on host "
-                      f"{holder.get('host', '?')}; waiting for it to end (--wait)")
+                      f"{holder.get('host', '?')}; waiting for it to end (--wait)", markup=False)
 
+    check_sweep_files(sweep_dir)
     with sweep_lock(sweep_dir).acquire(wait=wait, on_wait=waiting):
+        place(trails, sweep_dir)
+        check_binding(trails, sweep_dir, extend)
         return _launch(spec, trails, sweep_dir, backend_name, backend_plugin, detach, report)
 
 
@@ -198,22 +243,24 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
+    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
-                     backend=backend_name, state=TrailState.RUNNING.value)
-    to_run = prepare(trails, sweep_dir, spec.name)
-    console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already finished, "
-                  f"{len(to_run)} to run on {backend_name} → {sweep_dir}")
-    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
-    _tracking(tracking.start, "start")
+                     backend=backend_name, state=TrailState.RUNNING.value, launched_from=os.getcwd(),
+                     **tracking.uri_fields())
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False
     phases = PhaseClock()
-    try:
+    follow = f"`harness status {shlex.quote(str(sweep_dir))}`"
+    try:  # from here on a Ctrl-C (writing run dirs, starting the tracker, watching) is recorded as an interrupt
+        to_run = prepare(trails, sweep_dir, spec.name)
+        console.print(f"sweep [bold]{escape(spec.name)}[/]: {len(trails)} trails, {len(trails) - len(to_run)} "
+                      f"already finished, {len(to_run)} to run on {escape(backend_name)} → {escape(str(sweep_dir))}")
+        _tracking(tracking.start, "start")
         if detach:
             handles = _submit(backend, to_run)
-            console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
+            console.print(f"submitted {len(handles)} trails; follow with {follow}", markup=False)
             return 0
         with sigterm_as_interrupt(), open_display(console, all_dirs,
                                                   float(trails[0].cfg.sweep.progress_every_s)) as display:
@@ -226,16 +273,18 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
             phases.lap("trails")
             watched = True
     except KeyboardInterrupt:
-        if backend_plugin.detachable:
-            # the jobs belong to the scheduler: say so rather than pretend they were stopped
-            console.print(f"[red]interrupted:[/] the submitted trails go on running on {backend_name}; follow them "
-                          f"with `harness status {sweep_dir}`" +
-                          (f", cancel them with {backend_plugin.cancel_hint}" if backend_plugin.cancel_hint else ""))
-            write_sweep_meta(sweep_dir, state="detached")
-        else:
-            console.print("[red]interrupted: cancelling running trails[/]")
-            backend.cancel_all()
-            write_sweep_meta(sweep_dir, state=TrailState.CANCELLED.value)
+        with further_interrupts_ignored():
+            if backend_plugin.detachable:
+                # the jobs belong to the scheduler: say so rather than pretend they were stopped; the sweep goes on
+                console.print(f"[red]interrupted:[/] the submitted trails go on running on {escape(backend_name)}; "
+                              f"follow them with {escape(follow)}" +
+                              (f", cancel them with {escape(backend_plugin.cancel_hint)}"
+                               if backend_plugin.cancel_hint else ""))
+                _best_effort(write_sweep_meta, sweep_dir, state=TrailState.RUNNING.value)
+            else:
+                console.print("[red]interrupted: cancelling running trails[/]")
+                _best_effort(write_sweep_meta, sweep_dir, state=TrailState.CANCELLED.value, ended=time.time())
+                _best_effort(backend.cancel_all)
         return 130
     except OSError as exc:
         # a full disk or a root gone read-only: stop every trail, record what can be recorded, say it in one line
@@ -244,11 +293,30 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
         raise HarnessError(f"{describe_os_error(exc)}; the sweep was stopped and its running trails cancelled "
                            f"(finished steps are kept: rerun the sweep once the problem is fixed)") from exc
     finally:
-        if not detach:
-            backend.close()
-        if not watched:
-            tracking.close()
+        with further_interrupts_ignored():
+            if not detach:
+                backend.close()
+            if not watched:
+                tracking.close()
     return _finish(tracking, sweep_dir, all_dirs, report, phases)
+
+
+class further_interrupts_ignored:
+    """Within the block, Ctrl-C and SIGTERM are noted and ignored: the sweep is already stopping, and a second or
+    third Ctrl-C must not cut short the bookkeeping that records how it stopped (trails cancelled, sweep.json)."""
+
+    def __enter__(self) -> further_interrupts_ignored:
+        def noted(signum: int, frame: object) -> None:
+            os.write(2, b"still stopping: recording the trails' states, a moment\n")
+
+        self._previous = [(sig, signal.getsignal(sig)) for sig in (signal.SIGINT, signal.SIGTERM)]
+        for sig, _ in self._previous:
+            signal.signal(sig, noted)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous:
+            signal.signal(sig, handler)
 
 
 class PhaseClock:
@@ -272,7 +340,7 @@ def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
     """Hand the trails to the backend, noting when (the report's queue time is from here to the trail's start)."""
     now = time.time()
     for run_dir in run_dirs:
-        record_outcome(run_dir, TrailState.PENDING, submitted=now)
+        RunDir(run_dir).record_outcome(TrailState.PENDING, submitted=now)
     return backend.submit(run_dirs) if run_dirs else []
 
 
@@ -299,15 +367,18 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
     outcome = TrailState.FAILED if bad else TrailState.DONE
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
     report_dir: Optional[Path] = None
+    report_failed = False
     if report:  # from the journals, before tracking ends: the summary run gets it as artifacts
         try:
             from harness.report import write_report
 
             path = write_report(sweep_dir)
             report_dir = path.parent
-            console.print(f"report: {path}")
+            console.print(f"report: {path}", markup=False)
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
-            console.print(f"[yellow]report not written: {exc}[/]")
+            report_failed = True
+            said = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            console.print(f"report not written: {said}", style="red", markup=False)
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
     phases.lap(" and ".join(what for _, what in work) or "wrap-up")
     console.print(phases.summary())
@@ -315,28 +386,29 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
     if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
         from harness.tracking.view import view_line
 
-        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True)
+        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True, markup=False)
     console.print(trail_table(rows, f"{sweep_dir.name}: {len(rows) - len(bad)}/{len(rows)} done"))
     if bad:
         console.print(f"[red]{len(bad)} trail(s) did not finish cleanly:[/] " +
-                      "; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad))
+                      escape("; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad)))
         return 1
-    return 0
+    return 1 if report_failed else 0
 
 
-def _poll_detached(run_dir: Path, state: object) -> object:
+def _poll_detached(run_dir: Path, state: TrailState) -> TrailState:
     """What the trail's backend says now, for backends whose jobs outlive the command that submitted them."""
-    name = read_trail_meta(run_dir).get("backend")
-    plugin = plugins.backends().get(str(name)) if name else None
+    name = RunDir(run_dir).meta().backend
+    plugin = plugins.backends().get(name) if name else None
     poll = plugin.load_poll_detached() if plugin is not None else None
-    return poll(run_dir) if poll is not None else state
+    return TrailState(poll(run_dir)) if poll is not None else state
 
 
 def mark_interrupted(run_dir: Path) -> bool:
     """A trail recorded as running on this host whose lock is free: its process died without a word (SIGKILL, OOM
     killer). Record it interrupted (under its lock, so a worker starting now is never overwritten)."""
-    status = read_status(run_dir)
-    if status.get("state") != TrailState.RUNNING or status.get("host", socket.gethostname()) != socket.gethostname():
+    record = RunDir(run_dir)
+    status = record.status()
+    if status.state != TrailState.RUNNING or (status.host or socket.gethostname()) != socket.gethostname():
         return False  # on another host the lock may not be visible from here: the scheduler's word counts
     lock = trail_lock(run_dir)
     try:
@@ -344,13 +416,13 @@ def mark_interrupted(run_dir: Path) -> bool:
     except (HarnessError, OSError):
         return False
     try:
-        status = read_status(run_dir)
-        if status.get("state") != TrailState.RUNNING:
+        status = record.status()
+        if status.state != TrailState.RUNNING:
             return False
         try:
-            record_outcome(run_dir, TrailState.INTERRUPTED,
-                           f"its process (PID {status.get('pid', '?')}) ended without recording an outcome; "
-                           f"a rerun of the sweep resumes it")
+            record.record_outcome(TrailState.INTERRUPTED,
+                                  f"its process (PID {status.pid or '?'}) ended without recording an outcome; "
+                                  f"a rerun of the sweep resumes it")
         except OSError:
             pass  # a read-only or full root: shown as interrupted all the same
         return True

@@ -5,6 +5,8 @@ The axes and the algorithm are checked here; engine and backend settings by thei
 
 from __future__ import annotations
 
+import math
+
 from omegaconf import DictConfig
 
 from harness import plugins
@@ -41,6 +43,10 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.tracking.live in LIVE, "tracking.live", cfg.tracking.live, " | ".join(LIVE))
         _check(cfg.tracking.live_mode in LIVE_MODES, "tracking.live_mode", cfg.tracking.live_mode,
                " | ".join(LIVE_MODES))
+        for key in ("deadline_s", "heartbeat_timeout_s"):
+            value = cfg.tracking.get(key)
+            _check(value is not None and math.isfinite(value) and value > 0, f"tracking.{key}", value,
+                   "a number of seconds > 0")
     engines, backends = plugins.engines(), plugins.backends()
     _check(cfg.engine.name in engines, "engine", cfg.engine.name, " | ".join(engines))
     _check(cfg.backend.name in backends, "backend", cfg.backend.name, " | ".join(backends))

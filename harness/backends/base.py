@@ -10,13 +10,15 @@ from typing import Any, List, Protocol
 
 from omegaconf import DictConfig
 
+from harness.states import TrailState
+
 
 class Backend(Protocol):
     def submit(self, run_dirs: List[Path]) -> List[Any]:
         """Start (or queue) one job per run dir; return opaque handles in the same order."""
 
-    def poll(self, handle: Any) -> str:
-        """A TrailState value: pending | running | done | diverged | failed | cancelled."""
+    def poll(self, handle: Any) -> TrailState:
+        """The trail's state now: pending | running | done | diverged | failed | cancelled | interrupted."""
 
     def cancel(self, handle: Any) -> None:
         """Stop one trail and record it cancelled."""

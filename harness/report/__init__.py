@@ -7,15 +7,19 @@ the report is computed from the two frames that `load` returns, whichever source
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
+from harness.errors import naming
 from harness.report.contrasts import contrast_frame, contrasts
 from harness.report.findings import findings
 from harness.report.load import SweepData, load_sweep
 from harness.report.markdown import render
 from harness.report.plots import captions, write_plots
 from harness.report.tables import cell_table, trail_table
+from harness.safe_files import check_directory
 
 REPORT_NAME = "REPORT.md"
 log = logging.getLogger(__name__)
@@ -23,18 +27,38 @@ log = logging.getLogger(__name__)
 
 def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> Path:
     """Write the report of already-loaded data into `out`; returns the REPORT.md path. `target`: the eval reward
-    that 'steps to target' counts to (default: tables.default_target)."""
+    that 'steps to target' counts to (default: tables.default_target).
+
+    Every file is written into a staging directory inside `out` and renamed into place only once all are written:
+    a report that fails (a full disk) leaves the previous report as it was and no partial file, and the error
+    names the file it was writing. A file of the report that is a link is replaced, never written through."""
+    check_directory(out)
     out.mkdir(parents=True, exist_ok=True)
-    trails = trail_table(data, target)
-    items = contrasts(trails)
-    trails.to_csv(out / "trails.csv", index=False)
-    cell_table(trails).to_csv(out / "cells.csv", index=False)
-    contrast_frame(items).to_csv(out / "contrasts.csv", index=False)
-    plots = {key: path.name for key, path in write_plots(data.metrics, trails, out).items()}
-    text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
-                  captions())
+    stage = out / f".report.{os.getpid()}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        stage.mkdir()
+        trails = trail_table(data, target)
+        items = contrasts(trails)
+        for name, frame in (("trails.csv", trails), ("cells.csv", cell_table(trails)),
+                            ("contrasts.csv", contrast_frame(items))):
+            with naming(out / name):
+                frame.to_csv(stage / name, index=False)
+        with naming(out / "plots"):
+            plots = {key: path.name for key, path in write_plots(data.metrics, trails, stage).items()}
+        text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
+                      captions())
+        with naming(out / REPORT_NAME):
+            (stage / REPORT_NAME).write_text(text, encoding="utf-8")
+        for written in sorted(stage.iterdir()):
+            os.replace(written, out / written.name)
+    except OSError as exc:
+        if exc.filename is not None and str(stage) in str(exc.filename):
+            exc.filename = str(out / Path(exc.filename).name)  # the report's file, not the staging copy
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     path = out / REPORT_NAME
-    path.write_text(text, encoding="utf-8")
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
     return path
 

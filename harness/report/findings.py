@@ -17,7 +17,15 @@ import pandas as pd
 from harness.report.contrasts import EVAL_SET, PAIRED, Contrast, contrasts
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate, wilson_interval
-from harness.report.tables import AGGREGATED_STATES, EVAL_FRACTIONS, SeedCells, algo_order, seed_cells, seed_values
+from harness.report.tables import (
+    AGGREGATED_STATES,
+    EVAL_FRACTIONS,
+    SeedCells,
+    algo_order,
+    counted,
+    seed_cells,
+    seed_values,
+)
 
 RETENTION = 0.95  # the paper's mark: M2PO at stale s should keep this share of on-policy GRPO's eval reward
 PERCENT = ("masked_frac_mean", "clip_frac_mean")
@@ -184,7 +192,7 @@ def token_fraction_sentences(cells: SeedCells, show_mode: bool) -> List[str]:
 def excluded_trails(trails: pd.DataFrame) -> List[str]:
     """Every trail left out of the aggregates, with its state, last step and reason."""
     lines = []
-    for row in trails[~trails["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
+    for row in trails[~counted(trails)].itertuples(index=False):
         step = "" if pd.isna(row.steps) else f" at step {row.steps}"
         reason = f": {row.reason}" if row.reason else ""
         lines.append(f"`{row.display}` — {row.state}{step}{reason}")

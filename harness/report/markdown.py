@@ -145,7 +145,8 @@ def contrast_markdown(items: List[Contrast]) -> str:
 def trail_markdown(trails: pd.DataFrame) -> str:
     rows = []
     for row in trails.itertuples(index=False):
-        status = row.state if not row.reason or row.state == TrailState.DONE else f"{row.state}: {row.reason}"
+        plain = not row.reason or (row.state == TrailState.DONE and row.complete)
+        status = row.state if plain else f"{row.state}: {row.reason}"
         rows.append({
             "trail": row.display, "status": status, "steps": _cell(row.steps),
             "queued (s)": _cell(row.queue_s, ".1f"), "wall (s)": _cell(row.wall_s, ".1f"),

@@ -8,12 +8,15 @@ the directory the sweep was launched from, whatever directory a backend starts t
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar
+from urllib.parse import quote, unquote
 
 import harness
+from harness.errors import HarnessError
 from harness.states import TrailState
 from harness.tracking.config import DEFAULT_URI
 
@@ -23,14 +26,87 @@ LOCK_RETRY_S = 60.0          # how long to keep retrying a sqlite write that kee
 _TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database")
 
 
+SQLITE = "sqlite:///"
+
+
 def resolve_uri(uri: Optional[str], base: Path | str | None = None) -> str:
-    """An absolute tracking URI: 'sqlite:///mlflow.db' becomes 'sqlite:////<base or cwd>/mlflow.db'."""
+    """An absolute tracking URI: 'sqlite:///mlflow.db' becomes 'sqlite:////<base or cwd>/mlflow.db', its path
+    percent-escaped, so a directory named with '?', '#' or '%' is a path, not a URI's query or fragment."""
     uri = uri or DEFAULT_URI
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        path = Path(base or os.getcwd()) / uri[len(prefix):]
-        return prefix + str(path.resolve())
+    if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):
+        path = Path(base or os.getcwd()) / unquote(uri[len(SQLITE):])
+        return SQLITE + quote(str(path.resolve()))
     return uri
+
+
+def sqlite_path(uri: str) -> Optional[Path]:
+    """The file of a sqlite tracking URI (None for any other store), read as SQLAlchemy reads it."""
+    if not uri.startswith(SQLITE):
+        return None
+    path = unquote(uri[len(SQLITE):].split("?", 1)[0])
+    return Path(path) if path and path != ":memory:" else None
+
+
+class StoreProblem(HarnessError):
+    """A sqlite MLflow store that MLflow cannot use, named with what to do."""
+
+
+MLFLOW_TABLES = ("experiments", "runs", "metrics", "latest_metrics", "params", "tags", "alembic_version")
+
+
+def store_state(path: Path) -> str:
+    """'absent' (no file, or an empty one), 'complete' (MLflow's tables and a schema version), 'partial' (some
+    tables, no schema version: its creation was cut short) or 'corrupt' (not an SQLite database)."""
+    try:
+        if os.stat(path).st_size == 0:
+            return "absent"
+    except FileNotFoundError:
+        return "absent"
+    try:
+        with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30) as con:
+            tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+            stamped = "alembic_version" in tables and \
+                bool(con.execute("select count(*) from alembic_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            return "corrupt"
+        return "complete"  # locked or busy: being written, which MLflow's own retries handle
+    if not tables:
+        return "absent"
+    return "complete" if stamped and set(MLFLOW_TABLES) <= tables else "partial"
+
+
+def check_store(uri: str, sweep: str = "<sweep>") -> None:
+    """Refuse, in one line naming the file and the fix, a sqlite store MLflow would fail on: one that is not a
+    database, or one whose creation was cut short (MLflow would retry 'table already exists' for a minute per
+    client). Nothing is written."""
+    path = sqlite_path(uri)
+    state = store_state(path) if path is not None else "complete"
+    if state == "corrupt":
+        raise StoreProblem(f"MLflow store {path} is not an SQLite database (damaged, or another kind of file): "
+                           f"move it aside, then `harness sync {sweep}` logs the sweep again into a new store from "
+                           f"its journals")
+    if state == "partial":
+        raise StoreProblem(f"MLflow store {path} was left half-created (a process was killed while it made the "
+                           f"store: some of MLflow's tables, no schema version): it holds no runs, so delete it, "
+                           f"then `harness sync {sweep}` logs the sweep into a new store from its journals")
+
+
+def open_store(uri: str) -> None:
+    """Make sure a sqlite store is whole before MLflow opens it: created by one process at a time (under a lock
+    beside it), and refused when it is half-created or not a database (check_store)."""
+    path = sqlite_path(uri)
+    if path is None or store_state(path) == "complete":
+        return check_store(uri)
+    from harness.locks import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(f".{path.name}.create.lock"), f"creation of MLflow store {path}").acquire(wait=True):
+        check_store(uri)  # under the lock: a store still partial now is no one's work in progress
+        if store_state(path) == "absent":
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates MLflow's tables
 
 
 def is_database_uri(uri: str) -> bool:
@@ -54,6 +130,16 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT) or ("table" in text and "already exists" in text)
 
 
+_UNREACHABLE = ("timed out", "timeout", "max retries exceeded", "connection refused", "connection reset",
+                "connectionerror", "failed to establish", "remote end closed", "name or service not known")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the tracking server cannot be reached (every other trail would meet the same)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(marker in text for marker in _UNREACHABLE)
+
+
 def retry_locked(fn: Callable[[], T], budget_s: float = LOCK_RETRY_S) -> T:
     """Call fn, retrying while sqlite reports a lock (another trail is writing); other errors propagate."""
     deadline = time.monotonic() + budget_s
@@ -73,6 +159,7 @@ def make_client(uri: str, timeout_s: float = 10.0, retries: int = 1) -> Any:
     configure_http(timeout_s, retries)
     from mlflow.tracking import MlflowClient
 
+    open_store(uri)
     return retry_locked(lambda: MlflowClient(tracking_uri=uri))
 
 
