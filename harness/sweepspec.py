@@ -252,12 +252,12 @@ def count_trails(spec: SweepSpec, confirmed: bool = False) -> int:
             size *= _sweep_size(override)
         total += size
         limit = _max_trails(overrides)
-    if total > HARD_MAX_TRAILS:
-        raise HarnessError(f"the sweep has {total} trails, more than one sweep can hold (allowed: at most "
-                           f"{HARD_MAX_TRAILS}, even with --yes; split it into several sweeps)")
     if total > limit and not confirmed:
         raise HarnessError(f"the sweep has {total} trails, more than sweep.max_trails={limit} (allowed: pass --yes to "
                            f"run it anyway, or set sweep.max_trails)")
+    if total > HARD_MAX_TRAILS:
+        raise HarnessError(f"the sweep has {total} trails, more than one sweep can hold (allowed: at most "
+                           f"{HARD_MAX_TRAILS}, even with --yes; split it into several sweeps)")
     return total
 
 

@@ -267,14 +267,17 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
     """
     from mlflow.tracking import MlflowClient
 
+    from harness.tracking.client import stray_dirs_removed
+
     sweep_dir = Path(sweep_dir)
     name = sweep_name(sweep_dir)
     target_uri, prefix = tracking_target(sweep_dir)
     experiment = sweep_experiment(prefix, name)
     uri = uri or target_uri
     open_for_reading(uri, name)
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
+    with stray_dirs_removed(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise HarnessError(f"MLflow experiment '{experiment}' not found at {uri} (run `harness sync {name}` first)")
     latest: Dict[str, Any] = {}

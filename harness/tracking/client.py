@@ -11,8 +11,9 @@ import os
 import sqlite3
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 from urllib.parse import quote, unquote
 
 import harness
@@ -29,14 +30,54 @@ _TRANSIENT = ("database is locked", "database table is locked", "disk i/o error"
 SQLITE = "sqlite:///"
 
 
+URI_CHARACTERS = "%?#"  # what a path must escape in a URI (SQLAlchemy unescapes a sqlite URI's path)
+
+
+def escape_path(path: str) -> str:
+    """A path as a sqlite URI holds it: '%', '?' and '#' escaped, nothing else (a space or a letter beyond ASCII
+    stays as it is, so MLflow's own reading of the URI finds the same directory)."""
+    return "".join(f"%{ord(ch):02X}" if ch in URI_CHARACTERS else ch for ch in path)
+
+
 def resolve_uri(uri: Optional[str], base: Path | str | None = None) -> str:
     """An absolute tracking URI: 'sqlite:///mlflow.db' becomes 'sqlite:////<base or cwd>/mlflow.db', its path
-    percent-escaped, so a directory named with '?', '#' or '%' is a path, not a URI's query or fragment."""
+    escaped, so a directory named with '?', '#' or '%' is a path, not a URI's query or fragment."""
     uri = uri or DEFAULT_URI
     if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):
         path = Path(base or os.getcwd()) / unquote(uri[len(SQLITE):])
-        return SQLITE + quote(str(path.resolve()))
+        return SQLITE + escape_path(str(path.resolve()))
     return uri
+
+
+@contextmanager
+def stray_dirs_removed(uri: str) -> Iterator[None]:
+    """Around MLflow opening a sqlite store: MLflow makes the store's parent directory as it reads the path from the
+    URI without unescaping it, so for a path with '%', '?' or '#' it makes a directory of the escaped name beside
+    the real one. Whatever it makes that is not there before, and stays empty, is removed again."""
+    raw, real = (uri[len(SQLITE):] if uri.startswith(SQLITE) else ""), sqlite_path(uri)
+    made: List[Path] = []
+    if raw and real is not None and Path(raw).parent != real.parent:
+        parent = Path(raw).parent
+        while not os.path.lexists(parent) and parent != parent.parent:
+            made.append(parent)
+            parent = parent.parent
+    try:
+        yield
+    finally:
+        for path in made:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
+
+
+def artifact_location(uri: str, experiment: str) -> Optional[str]:
+    """Where a sqlite store's experiment keeps its artifacts: `mlruns/<experiment>` beside the store, as a file URI
+    (escaped as URIs are). None for other stores (a server decides). Why not MLflow's default: it is `./mlruns` of
+    whichever process creates the experiment, and it is stored as a bare path, which MLflow later unescapes as a
+    URI (a directory named with '%41' becomes one named with 'A')."""
+    path = sqlite_path(uri)
+    return (path.parent / "mlruns" / experiment).as_uri() if path is not None else None
 
 
 def sqlite_path(uri: str) -> Optional[Path]:
@@ -106,7 +147,8 @@ def open_store(uri: str) -> None:
         if store_state(path) == "absent":
             from mlflow.tracking import MlflowClient
 
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates MLflow's tables
+            with stray_dirs_removed(uri):
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates MLflow's tables
 
 
 def is_database_uri(uri: str) -> bool:
@@ -160,11 +202,16 @@ def make_client(uri: str, timeout_s: float = 10.0, retries: int = 1) -> Any:
     from mlflow.tracking import MlflowClient
 
     open_store(uri)
-    return retry_locked(lambda: MlflowClient(tracking_uri=uri))
+    with stray_dirs_removed(uri):
+        client = retry_locked(lambda: MlflowClient(tracking_uri=uri))
+        if sqlite_path(uri) is not None:
+            retry_locked(lambda: client.search_experiments(max_results=1))  # MLflow opens the store on first use
+    return client
 
 
-def get_experiment_id(client: Any, name: str) -> str:
-    """The experiment's id, created on first use; safe when several trails race to create it."""
+def get_experiment_id(client: Any, name: str, uri: str = "") -> str:
+    """The experiment's id, created on first use (for a sqlite store `uri`, with its artifacts beside the store);
+    safe when several trails race to create it."""
 
     def once() -> str:
         exp = client.get_experiment_by_name(name)
@@ -172,7 +219,8 @@ def get_experiment_id(client: Any, name: str) -> str:
             return exp.experiment_id
         try:
             # The kind tag makes MLflow 3's UI open the experiment on its training-runs view, not the GenAI one.
-            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            return client.create_experiment(name, artifact_location=artifact_location(uri, name) if uri else None,
+                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except Exception as exc:  # noqa: BLE001 - lost the race: someone else created it
             exp = client.get_experiment_by_name(name)
             if exp is None:

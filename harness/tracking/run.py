@@ -46,7 +46,7 @@ def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any
         # Its run lives in another experiment (one shared by all sweeps, before each sweep had its own): the journal
         # is the truth, so the trail is logged again, once, into its sweep's experiment.
         cursor.clear()
-    experiment_id = get_experiment_id(client, target.experiment)
+    experiment_id = get_experiment_id(client, target.experiment, target.uri)
     tags = trail_tags(run_dir)
     run_id = find_run(client, experiment_id, tags)
     if run_id is not None:

@@ -68,7 +68,7 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
     name = meta.get("name") or sweep_dir.name
     try:
         client = make_client(target, float(tracking_cfg.http_timeout_s), int(tracking_cfg.http_retries))
-        experiment_id = get_experiment_id(client, sweep_experiment(tracking_cfg.experiment, name))
+        experiment_id = get_experiment_id(client, sweep_experiment(tracking_cfg.experiment, name), target)
         summaries = dict(meta.get("mlflow_summaries") or {})
         run_id = summaries.get(target)
         if run_id is not None and not _exists(client, run_id):
