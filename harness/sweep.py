@@ -207,7 +207,8 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
         console.print(f"sweep {spec.name!r} is in use by PID {holder.get('pid', '?')} on host "
                       f"{holder.get('host', '?')}; waiting for it to end (--wait)", markup=False)
 
-    check_sweep_files(sweep_dir)
+    place(trails, sweep_dir)  # before the lock, which writes its holder: a refusal writes nothing at all
+    check_binding(trails, sweep_dir, extend)
     with sweep_lock(sweep_dir).acquire(wait=wait, on_wait=waiting):
         place(trails, sweep_dir)
         check_binding(trails, sweep_dir, extend)

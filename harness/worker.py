@@ -22,11 +22,12 @@ import traceback
 from typing import IO, Dict, Set
 
 from harness.engines import get_engine
-from harness.errors import describe_os_error
+from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import raise_interrupt
 from harness.locks import LockHeld
 from harness.rundir import load_config
 from harness.runner import run_trail_dir
+from harness.safe_files import open_fd
 from harness.states import TrailState
 
 LOCKED_EXIT = 75  # EX_TEMPFAIL: the trail is being run by another process
@@ -103,7 +104,10 @@ def _point_output_at(path: str) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # never through a link; a log.txt that is not a regular file is the runner's to refuse, in one line
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except (OSError, HarnessError):
+        fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

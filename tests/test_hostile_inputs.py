@@ -103,7 +103,7 @@ def test_a_journal_that_is_a_fifo_never_blocks_status_or_report(command: str, fi
     journal.unlink()
     os.mkfifo(journal)
     try:
-        done = _cli([command, finished_sweep.name, "--root", str(root)], cwd=root.parent, timeout=90)
+        done = _cli([command, finished_sweep.name, "--root", str(root)], cwd=root.parent, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.fail(f"`harness {command}` blocked on a FIFO journal")
     assert done.returncode == 2, done.stderr

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
+from harness.safe_files import open_regular
 from harness.worker import THREAD_VARS
 
 STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail cancelled before SIGKILL
@@ -54,7 +55,7 @@ def spawn(args: List[str], job: Job, **popen: Any) -> subprocess.Popen:
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(job.threads)
-    with open(Path(job.run_dir) / "log.txt", "ab") as log:
+    with open_regular(Path(job.run_dir) / "log.txt", "ab") as log:  # never through a link
         return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=log,
                                 stdout=popen.pop("stdout", log), env=env, start_new_session=True,
                                 preexec_fn=_end_with_parent, **popen)

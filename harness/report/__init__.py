@@ -34,6 +34,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     names the file it was writing. A file of the report that is a link is replaced, never written through."""
     check_directory(out)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_dead_stages(out)
     stage = out / f".report.{os.getpid()}.tmp"
     shutil.rmtree(stage, ignore_errors=True)
     try:
@@ -61,6 +62,17 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     path = out / REPORT_NAME
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
     return path
+
+
+def _remove_dead_stages(out: Path) -> None:
+    """Staging directories of reports whose process was killed mid-way (its PID is gone)."""
+    for stage in out.glob(".report.*.tmp"):
+        try:
+            os.kill(int(stage.name.split(".")[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
 
 
 def write_report(sweep_dir: Path | str, out: Optional[Path | str] = None, source: str = "journal") -> Path:
