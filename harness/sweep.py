@@ -247,8 +247,8 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
-                     backend=backend_name, state=TrailState.RUNNING.value, launched_from=os.getcwd(),
-                     **tracking.uri_fields())
+                     backend=backend_name, state=TrailState.RUNNING.value, seeds=spec.seed_roles or None,
+                     launched_from=os.getcwd(), **tracking.uri_fields())
     backend = get_backend(trails[0].cfg)
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False

@@ -5,7 +5,16 @@ A sweep file (sweeps/<name>.yaml):
     overrides: [stale=1,64,256, algo=grpo,m2po]     # applied to every trail; sweeps (a,b / range() / choice()) allowed
     trails:                                          # optional explicit trails, each a list of overrides
       - [algo=grpo, stale=256, alloc=d2+d1, rollout=96]
+    seeds:                                           # optional: which seeds are exploratory, which confirmatory
+      exploratory: [1, 2]                            # a list of ints, or Hydra's sweep grammar: 'range(101,111)'
+      confirmatory: range(101,111)
 Command-line overrides come last and replace the same key from the file.
+
+Seed roles (docs/STUDY.md has the protocol): with `seeds:` and no `seed=` override in the file, the declared seeds
+(exploratory, then confirmatory) are the file's seed axis; a file that also sets `seed=` must use exactly the
+declared seeds. A command-line `seed=` may pick any subset of the declared seeds (the exploratory ones first, the
+confirmatory ones once the regime and the contrasts are fixed) but no undeclared seed. The roles are written to
+sweep.json, where the report reads them.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from harness.names import check_sweep_name
 from harness.resources import CONF_DIR, SWEEPS_DIR
 from harness.trails import Trail, make_trails
 
-SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name")
+SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name", "seeds")
+SEED_ROLES = ("exploratory", "confirmatory")
 MAX_FILE_BYTES = 1 << 20     # a sweep file is a few lines; a bigger one is not one
 MAX_DEPTH = 8                # how deep its YAML may nest (it needs 3: mapping, list of trails, list of overrides)
 HARD_MAX_TRAILS = 100_000    # more trails than one sweep can hold, even with --yes: split it into several
@@ -48,6 +58,7 @@ class SweepSpec:
     trail_overrides: List[List[str]] = field(default_factory=lambda: [[]])
     description: str = ""
     source: Optional[str] = None
+    seed_roles: Dict[str, List[int]] = field(default_factory=dict)  # role -> seeds, from the file's `seeds:`
 
 
 def find_sweep_file(arg: str) -> Optional[Path]:
@@ -126,14 +137,98 @@ def load_sweep_file(path: Path) -> SweepSpec:
     for i, overrides in enumerate(trail_overrides):
         check_overrides(overrides, f"sweep file {path}: trails[{i}]")
     name = data.get("name")
+    overrides = check_overrides(_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
+                                f"sweep file {path}: overrides")
+    roles = seed_roles(data["seeds"], f"sweep file {path}") if "seeds" in data else {}
+    if roles and not any(_sets_seed(o) for o in [overrides, *trail_overrides]):
+        overrides = [*overrides, "seed=" + ",".join(str(s) for role in SEED_ROLES for s in roles[role])]
     return SweepSpec(
         name=check_sweep_name(name, f"'name' in sweep file {path}") if name is not None else path.stem,
-        overrides=check_overrides(_as_override_list(data.get("overrides"), f"sweep file {path}: overrides"),
-                                  f"sweep file {path}: overrides"),
+        overrides=overrides,
         trail_overrides=trail_overrides or [[]],
         description=str(data.get("description") or ""),
         source=str(path),
+        seed_roles=roles,
     )
+
+
+def _seed_list(value: object, where: str) -> List[int]:
+    """A role's seeds: a YAML list of integers, one integer, or a string in Hydra's sweep grammar ('1,2',
+    'range(101,111)'), expanded by Hydra's own parser."""
+    allowed = "allowed: a list of integer seeds such as [1, 2], or a Hydra sweep such as 'range(101,111)'"
+    if isinstance(value, str):
+        try:
+            (override,) = OverridesParser.create().parse_overrides([f"seed={value}"])
+        except HydraException as exc:
+            raise HarnessError(f"{where}: cannot parse {value!r} ({allowed})") from exc
+        if _sweep_size(override) > HARD_MAX_TRAILS:  # counted, not enumerated
+            raise HarnessError(f"{where}: {value!r} is {_sweep_size(override)} seeds (allowed: at most "
+                               f"{HARD_MAX_TRAILS})")
+        value = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise HarnessError(f"{where}: expected integer seeds, got {value!r} ({allowed})")
+    seen: set = set()
+    for seed in value:
+        if seed in seen:
+            raise HarnessError(f"{where}: seed {seed} is listed twice (allowed: each seed once)")
+        seen.add(seed)
+    return list(value)
+
+
+def seed_roles(value: object, where: str) -> Dict[str, List[int]]:
+    """The `seeds:` mapping of a sweep file, checked: known roles only, integer seeds, no seed in two roles, at
+    least one seed. Returns every role, empty where the file names none."""
+    if not isinstance(value, dict) or not value:
+        raise HarnessError(f"{where}: 'seeds' must map {' and/or '.join(SEED_ROLES)} to seed lists, got {value!r}")
+    unknown = sorted(str(k) for k in value if k not in SEED_ROLES)
+    if unknown:
+        raise HarnessError(f"{where}: unknown seed role '{unknown[0]}' in 'seeds' "
+                           f"(allowed: {', '.join(SEED_ROLES)})")
+    roles = {role: _seed_list(value.get(role, []), f"{where}: 'seeds.{role}'") for role in SEED_ROLES}
+    both = sorted(set(roles["exploratory"]) & set(roles["confirmatory"]))
+    if both:
+        raise HarnessError(f"{where}: seed {both[0]} is both exploratory and confirmatory in 'seeds' "
+                           f"(allowed: each seed in one role)")
+    if not any(roles.values()):
+        raise HarnessError(f"{where}: 'seeds' declares no seed (allowed: at least one exploratory or confirmatory "
+                           f"seed)")
+    return roles
+
+
+def _sets_seed(overrides: Sequence[str]) -> bool:
+    return any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in overrides)
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """'1, 2, 101–110': runs of consecutive seeds as ranges."""
+    runs: List[List[int]] = []
+    for seed in sorted(seeds):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+
+
+def check_seed_roles(spec: SweepSpec, used: Sequence[int]) -> None:
+    """Every seed the trails use is declared; and unless the command line picks the seeds, every declared seed is
+    used (a declared seed no trail runs is a typo, or a file whose `seed=` and `seeds:` disagree)."""
+    if not spec.seed_roles:
+        return
+    declared = {s: role for role, seeds in spec.seed_roles.items() for s in seeds}
+    listing = "; ".join(f"{role} {seeds_text(seeds)}" for role, seeds in spec.seed_roles.items() if seeds)
+    undeclared = sorted(set(used) - set(declared))
+    if undeclared:
+        where = "the command line" if _sets_seed(spec.cli_overrides) else f"sweep file {spec.source}"
+        raise HarnessError(f"seed {undeclared[0]} ({where}) is not declared in 'seeds' of sweep file {spec.source} "
+                           f"(declared: {listing}; allowed: the declared seeds, or add it to a role)")
+    unused = sorted(set(declared) - set(used))
+    if unused and not _sets_seed(spec.cli_overrides):
+        raise HarnessError(f"sweep file {spec.source}: declared {declared[unused[0]]} seed {unused[0]} is used by no "
+                           f"trail (the trails' seeds: {seeds_text(used)}; allowed: declare only the seeds the sweep "
+                           f"runs, or drop its seed= override so that 'seeds' sets them)")
 
 
 def build_spec(args: Sequence[str], name: Optional[str] = None) -> SweepSpec:
@@ -296,4 +391,5 @@ def build_trails(spec: SweepSpec, confirmed: bool = False) -> List[Trail]:
                                    f"{int(cfg.sweep.max_trails)} (allowed: pass --yes to run it anyway, or set "
                                    f"sweep.max_trails)")
             configs.append((cfg, overrides))
+    check_seed_roles(spec, sorted({int(cfg.seed) for cfg, _ in configs}))
     return make_trails(configs)

@@ -72,8 +72,10 @@ def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapp
     return run_dir
 
 
-def finish_sweep(sweep_dir: Path, run_dirs: List[Path]) -> Path:
-    write_sweep_meta(Path(sweep_dir), name=Path(sweep_dir).name, trails=[d.name for d in run_dirs])
+def finish_sweep(sweep_dir: Path, run_dirs: List[Path], seeds: Optional[Mapping[str, List[int]]] = None) -> Path:
+    """sweep.json; `seeds`: the seed roles a sweep file declared ({"exploratory": [...], "confirmatory": [...]})."""
+    extra = {"seeds": dict(seeds)} if seeds else {}
+    write_sweep_meta(Path(sweep_dir), name=Path(sweep_dir).name, trails=[d.name for d in run_dirs], **extra)
     return Path(sweep_dir)
 
 
@@ -131,19 +133,23 @@ STUDY_FINAL = {("grpo/clip", 1): 0.56, ("grpo/clip", 64): 0.47, ("grpo/clip", 25
 def study_sweep(sweep_dir: Path, seeds: int = 5, stales: Iterable[int] = (1, 256),
                 algos: Iterable[str] = ("grpo/clip", "m2po/paper"), steps: int = 400, eval_every: int = 50,
                 mode: str = "fixed", eval_size: int = 512, seed_sd: float = 0.03, noise_sd: float = 0.01,
-                final: Optional[Mapping[tuple, float]] = None, seed: int = 0) -> Path:
+                final: Optional[Mapping[tuple, float]] = None, seed: int = 0, final_eval_size: Optional[int] = None,
+                seeds_list: Optional[List[int]] = None, roles: Optional[Mapping[str, List[int]]] = None) -> Path:
     """A paired-seed study: each seed shifts every algorithm's and staleness's curve by the same amount (same
     problem stream and base model), so paired differences are far tighter than the seed spread; eval rewards are
-    multiples of 1/eval_size, as a real eval's are."""
+    multiples of 1/eval_size, as a real eval's are. `final_eval_size`: the last step also logs the large final eval
+    (`final/reward`, `final/reward_sampled`, `final/eval_size`), a binomial draw of that many problems at the curve's
+    level. `seeds_list` names the seeds (default 1 … seeds); `roles` is written to sweep.json as declared roles."""
     rng = np.random.default_rng(seed)
     final = dict(STUDY_FINAL if final is None else final)
-    shift = {s: float(rng.normal(0, seed_sd)) for s in range(1, seeds + 1)}
+    seed_ids = list(seeds_list) if seeds_list is not None else list(range(1, seeds + 1))
+    shift = {s: float(rng.normal(0, seed_sd)) for s in seed_ids}
     dirs: List[Path] = []
     for stale in stales:
         for algo in algos:
             target = final.get((algo, stale), 0.5)
             m2po = algo.startswith("m2po")
-            for s in range(1, seeds + 1):
+            for s in seed_ids:
                 records = []
                 for k in range(1, steps + 1):
                     grad = float(rng.gamma(4.0, 0.12 if m2po else 0.15 + 0.001 * stale))
@@ -159,9 +165,15 @@ def study_sweep(sweep_dir: Path, seeds: int = 5, stales: Iterable[int] = (1, 256
                         level = 0.2 + (target - 0.2) * (1 - np.exp(-k / (steps / 4))) + shift[s]
                         level += float(rng.normal(0, noise_sd))
                         rec["eval/reward"] = round(min(max(level, 0.0), 1.0) * eval_size) / eval_size
+                        if k == steps and final_eval_size:
+                            p = min(max(level, 0.0), 1.0)
+                            rec["final/reward"] = float(rng.binomial(final_eval_size, p)) / final_eval_size
+                            rec["final/reward_sampled"] = float(rng.binomial(final_eval_size, 0.8 * p)) / \
+                                final_eval_size
+                            rec["final/eval_size"] = final_eval_size
                     records.append(rec)
                 axes = {"stale": stale, "alloc": "d2+d1", "rollout": 96, "algo": algo.replace("/paper", "")
                         .replace("/clip", "").replace("/", "-"), "seed": s}
                 dirs.append(write_trail(sweep_dir, axes, records, started=1000.0, ended=1030.0 + 0.2 * steps,
                                         config=engine_config(mode, eval_size, algo)))
-    return finish_sweep(sweep_dir, dirs)
+    return finish_sweep(sweep_dir, dirs, roles)

@@ -6,13 +6,12 @@ Without an AReaL checkout, the example yamls come from tests/fixtures/areal/ (se
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+import areal_support
 import pytest
 
 from harness.engines.areal.preflight import preflight
@@ -26,11 +25,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "areal"
 
 @pytest.fixture(scope="module")
 def areal_python() -> str:
-    venv = Path(os.environ.get("HARNESS_AREAL_VENV", Path(tempfile.gettempdir()) / "harness-areal-venv"))
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "areal_venv.sh"), str(venv)], capture_output=True,
-                          text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return str(venv / "bin" / "python")
+    return areal_support.areal_python()
 
 
 @pytest.fixture(scope="module")

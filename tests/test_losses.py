@@ -131,8 +131,9 @@ def test_m2po_areal_hand_values_with_eps_zero():
     loss, s, g = run("m2po/areal", x, cfg(eps_clip=0.0))
     assert s["m2_before"] == pytest.approx(0.0675) and s["m2_after"] == pytest.approx(0.02 / 3)
     assert s["masked_frac"] == pytest.approx(0.25)
-    assert loss == pytest.approx(-(w[1] + w[2] + w[3]) / 4)
-    assert g.flatten().tolist() == pytest.approx([0.0, -w[1] / 4, -w[2] / 4, -w[3] / 4])
+    # AReaL's denominator: the 3 tokens the mask kept, not the 4 valid ones
+    assert loss == pytest.approx(-(w[1] + w[2] + w[3]) / 3)
+    assert g.flatten().tolist() == pytest.approx([0.0, -w[1] / 3, -w[2] / 3, -w[3] / 3])
     # a later minibatch (π_θ ≠ π_prox): with ε = 0, r = 1.2 gives max(−1.2, −1) = −1 (no grad, clipped), r = 0.8 keeps
     # its gradient. Two tokens with w = 1 (nothing masked): loss = (−1 − 0.8)/2, grad = [0, −0.8/2]
     x2 = inputs([[ln(1.2), ln(0.8)]], [[0.0, 0.0]], [1.0], [[True, True]])
@@ -275,6 +276,8 @@ def _naive_m2po(name, logp, behav, prox, adv, mask, tau, eps=0.0, cap=5.0):
         sq = [(prox[i][j] - behav[i][j]) ** 2 for i, j in toks]
         keep = greedy_keep(sq, [True] * len(toks), [True] * len(toks), tau, strict=True, keep_one=True)
 
+        n_kept = max(sum(keep), 1)   # AReaL divides by the tokens its M2PO mask kept
+
         def areal(lp):
             total = 0.0
             for (i, j), k in zip(toks, keep, strict=True):
@@ -283,7 +286,7 @@ def _naive_m2po(name, logp, behav, prox, adv, mask, tau, eps=0.0, cap=5.0):
                     continue
                 r = math.exp(lp[i][j] - prox[i][j])
                 total += w * max(-adv[i] * r, -adv[i] * min(max(r, 1 - eps), 1 + eps))
-            return total / big_n
+            return total / n_kept
         return areal
     tr = [(logp[i][j] - behav[i][j]) ** 2 for i, j in toks if in_t(i, j)]
     t, _, _ = water_fill_reference(tr, tau)
@@ -330,3 +333,46 @@ def test_m2po_readings_match_naive_reference(name, seed):
                 left = (ref(lp) - ref(dn)) / h
                 right = (ref(up) - ref(lp)) / h
                 assert min(abs(left - grad[i, j].item()), abs(right - grad[i, j].item())) < 1e-5, (name, i, j)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_m2po_areal_weights_micro_batches_by_their_valid_tokens(seed):
+    # AReaL's PPOActor.ppo_update: each micro-batch's loss (its own M2PO mask, its own kept-token mean) times
+    # n_valid_mb / n_valid. The naive reference is the one-micro-batch reference applied to each micro-batch's rows.
+    gen = torch.Generator().manual_seed(100 + seed)
+    n, t = 6, 5
+    logp = (torch.randint(-60, -5, (n, t), generator=gen).double() / 32).requires_grad_()
+    behav = logp.detach() + torch.randint(-12, 13, (n, t), generator=gen).double() / 32
+    prox = logp.detach() + torch.randint(-8, 9, (n, t), generator=gen).double() / 32
+    adv = torch.randint(-2, 3, (n,), generator=gen).double()
+    mask = torch.rand(n, t, generator=gen) > 0.2
+    micro = torch.tensor([0, 0, 1, 1, 1, 2])
+    x = LossInputs(logp=logp, behav_logp=behav, prox_logp=prox, advantages=adv, mask=mask, micro_batch=micro)
+    loss, _ = LOSSES["m2po/areal"](x, cfg(eps_clip=0.0, m2_threshold=0.04))
+    (grad,) = torch.autograd.grad(loss, logp)
+    n_valid = int(mask.sum())
+    parts = []
+    for mb in range(3):
+        rows = [i for i in range(n) if int(micro[i]) == mb]
+        sub = [mask.tolist()[i] for i in rows]
+        ref = _naive_m2po("m2po/areal", [logp.tolist()[i] for i in rows], [behav.tolist()[i] for i in rows],
+                          [prox.tolist()[i] for i in rows], [adv.tolist()[i] for i in rows], sub, 0.04)
+        parts.append((rows, ref, sum(map(sum, sub)) / n_valid))
+
+    def total(lp):
+        return sum(share * ref([lp[i] for i in rows]) for rows, ref, share in parts)
+
+    lp = logp.tolist()
+    assert loss.item() == pytest.approx(total(lp), abs=1e-9)
+    # with several micro-batches the loss differs from one micro-batch over the same tokens
+    one, _ = LOSSES["m2po/areal"](LossInputs(logp, behav, prox, adv, mask), cfg(eps_clip=0.0, m2_threshold=0.04))
+    assert one.item() != pytest.approx(loss.item())
+    h = 1e-7
+    for i in range(n):
+        for j in range(t):
+            up = [row[:] for row in lp]
+            dn = [row[:] for row in lp]
+            up[i][j] += h
+            dn[i][j] -= h
+            left, right = (total(lp) - total(dn)) / h, (total(up) - total(lp)) / h
+            assert min(abs(left - grad[i, j].item()), abs(right - grad[i, j].item())) < 1e-5, (i, j)

@@ -12,6 +12,7 @@ from typing import Dict, List
 # what makes the trail and its base model tiny
 ENGINE = (
     "engine.steps=6", "engine.batch_prompts=4", "engine.group_size=4", "engine.eval_every=3", "engine.eval_size=16",
+    "engine.final_eval_size=24",
     "engine.checkpoint_every=3", "engine.max_new_tokens=6", "engine.n_layer=1", "engine.n_embd=16",
     "engine.n_head=2", "engine.base_max_steps=30", "engine.base_check_every=30", "engine.base_target_acc=0.0",
 )

@@ -1,7 +1,9 @@
 """`harness report <sweep>`: the markdown trail report (REPORT.md, trails.csv, cells.csv, contrasts.csv, PNGs).
 
-Pipeline: load (journals or MLflow → pandas) → tables → contrasts → findings → plots → markdown. Every number in
-the report is computed from the two frames that `load` returns, whichever source they came from.
+Pipeline: load (journals or MLflow → pandas) → tables → seed roles → contrasts → findings → plots → markdown. Every
+number in the report is computed from the two frames that `load` returns, whichever source they came from. Where the
+sweep file declared seed roles, findings, cells, comparisons and plots rest on the confirmatory seeds, and the
+exploratory ones are reported apart (roles.py); the CSVs carry both, told apart by their `seeds` column.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
 from harness.errors import naming
 from harness.report.contrasts import contrast_frame, contrasts
 from harness.report.findings import findings
 from harness.report.load import SweepData, load_sweep
-from harness.report.markdown import render
+from harness.report.markdown import Exploratory, render
 from harness.report.plots import captions, write_plots
+from harness.report.roles import CONFIRMATORY, EXPLORATORY, role_notes, split_by_role
 from harness.report.tables import cell_table, trail_table
 from harness.safe_files import check_directory
 
@@ -39,18 +44,7 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     shutil.rmtree(stage, ignore_errors=True)
     try:
         stage.mkdir()
-        trails = trail_table(data, target)
-        items = contrasts(trails)
-        for name, frame in (("trails.csv", trails), ("cells.csv", cell_table(trails)),
-                            ("contrasts.csv", contrast_frame(items))):
-            with naming(out / name):
-                frame.to_csv(stage / name, index=False)
-        with naming(out / "plots"):
-            plots = {key: path.name for key, path in write_plots(data.metrics, trails, stage).items()}
-        text = render(data.name, data.source, trails, items, [*data.notes, *findings(trails, items)], plots,
-                      captions())
-        with naming(out / REPORT_NAME):
-            (stage / REPORT_NAME).write_text(text, encoding="utf-8")
+        trails = _write_files(data, out, stage, target)
         for written in sorted(stage.iterdir()):
             os.replace(written, out / written.name)
     except OSError as exc:
@@ -62,6 +56,35 @@ def build_report(data: SweepData, out: Path, target: Optional[float] = None) -> 
     path = out / REPORT_NAME
     log.info("report of %s (%d trails, from %s) written to %s", data.name, len(trails), data.source, path)
     return path
+
+
+def _write_files(data: SweepData, out: Path, stage: Path, target: Optional[float]) -> pd.DataFrame:
+    """The report's files, written into `stage` (an OSError names the file of `out` it was writing); returns the
+    trail table."""
+    trails = trail_table(data, target)
+    sets = split_by_role(trails)
+    items = contrasts(sets.primary)
+    label = CONFIRMATORY if sets.declared else "undeclared"
+    exploratory = None
+    cells, frames = [cell_table(sets.primary).assign(seeds=label)], [contrast_frame(items).assign(seeds=label)]
+    if sets.declared and not sets.exploratory.empty:
+        explored = contrasts(sets.exploratory)
+        exploratory = Exploratory(sets.exploratory, explored, findings(sets.exploratory, explored))
+        cells.append(cell_table(sets.exploratory).assign(seeds=EXPLORATORY))
+        frames.append(contrast_frame(explored).assign(seeds=EXPLORATORY))
+    for name, frame in (("trails.csv", trails), ("cells.csv", pd.concat(cells, ignore_index=True)),
+                        ("contrasts.csv", pd.concat(frames, ignore_index=True))):
+        with naming(out / name):
+            frame.to_csv(stage / name, index=False)
+    metrics = data.metrics[data.metrics["id"].isin(sets.primary["id"])] if sets.declared else data.metrics
+    with naming(out):
+        plots = {key: path.name for key, path in write_plots(metrics, sets.primary, stage).items()}
+    text = render(data.name, data.source, trails, items,
+                  [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
+                  exploratory)
+    with naming(out / REPORT_NAME):
+        (stage / REPORT_NAME).write_text(text, encoding="utf-8")
+    return trails
 
 
 def _remove_dead_stages(out: Path) -> None:

@@ -12,6 +12,10 @@ interval at all. Four kinds of comparison are made:
 - `staleness`: each algorithm at stale s against itself at its lowest staleness (degradation);
 - `paper`: each M2PO reading at stale s against the GRPO baseline at the lowest staleness, as a ratio (the
   paper's comparison), with Fieller's interval.
+The final eval reward is the primary metric; the mean of the last three evals is the pre-declared secondary one.
+A paired comparison also carries its power (power.py): the smallest difference its n separates with 80 % power at
+the observed SD of the differences, and the paired seeds that would separate the observed difference (an estimate);
+and, for an eval reward, the eval-set sampling SD of one difference (variance.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from harness.report.power import min_detectable_effect, seeds_needed
 from harness.report.stats import (
     Estimate,
     estimate,
@@ -30,10 +35,20 @@ from harness.report.stats import (
     paired_difference,
     welch_difference,
 )
-from harness.report.tables import BASELINE, EVAL_FRACTIONS, GROUP, SeedCells, algo_order, seed_cells, seed_values
+from harness.report.tables import (
+    BASELINE,
+    EVAL_FRACTIONS,
+    GROUP,
+    SeedCells,
+    algo_order,
+    seed_cells,
+    seed_values,
+    size_column,
+)
+from harness.report.variance import difference_sampling_variance
 
-ALGO_METRICS = ("eval_final", "eval_best", "eval_auc", "grad_norm_mean")
-STALENESS_METRICS = ("eval_final", "eval_auc")
+ALGO_METRICS = ("eval_final", "eval_last3", "eval_best", "eval_auc", "grad_norm_mean")
+STALENESS_METRICS = ("eval_final", "eval_last3", "eval_auc")
 PAPER_METRICS = ("eval_final",)
 PAIRED, WELCH, EVAL_SET, NONE = "paired t", "Welch t", "eval-set (Newcombe)", "none"
 
@@ -52,8 +67,20 @@ class Contrast:
     diff: Estimate
     pairs: int = 0
     unpaired: int = 0
-    eval_size: float = math.nan
+    eval_size: float = math.nan              # eval problems behind a's values (an eval reward), nan if unknown
     ratio: Tuple[float, float, float] = field(default=(math.nan, math.nan, math.nan))
+    eval_size_b: float = math.nan            # … and behind b's
+    sd: float = math.nan                     # SD of the paired differences
+    mde: float = math.nan                    # smallest difference this n separates with 80 % power (paired)
+    needed: Optional[int] = None             # paired seeds that would separate the observed difference (estimate)
+    sampling_sd: float = math.nan            # eval-set sampling SD of one paired difference (upper bound)
+
+    @property
+    def differences(self) -> pd.Series:
+        """seed -> a − b over the seeds both cells have (finite values only): what power.separation_probability
+        takes to plan a run."""
+        common = [s for s in self.a.index if s in self.b.index]
+        return (self.a.loc[common].astype(float) - self.b.loc[common].astype(float)).dropna()
 
     @property
     def n(self) -> str:
@@ -67,25 +94,36 @@ class Contrast:
 
 
 def compare(kind: str, metric: str, a_key: tuple, b_key: tuple, a: pd.Series, b: pd.Series,
-            eval_size: float = math.nan, with_ratio: bool = False) -> Contrast:
-    """Pick the method from the seeds the two cells share and compute the difference (and ratio)."""
+            eval_size: float = math.nan, with_ratio: bool = False, eval_size_b: Optional[float] = None,
+            b_metric: Optional[str] = None) -> Contrast:
+    """Pick the method from the seeds the two cells share and compute the difference (and ratio). `eval_size_b`
+    (default: `eval_size`) and `b_metric` (default: `metric`) describe the b side where it differs (the lift
+    compares the final eval with the base model's)."""
+    size_b = eval_size if eval_size_b is None else eval_size_b
     common = [s for s in a.index if s in b.index]
     if len(common) >= 2:
         x, y = a.loc[common].to_numpy(float), b.loc[common].to_numpy(float)
         diff = paired_difference(x, y)
         ratio = fieller_ratio(x, y, paired=True) if with_ratio else (math.nan,) * 3
+        sd = float((x - y).std(ddof=1))
+        fractions = metric in EVAL_FRACTIONS and (b_metric or metric) in EVAL_FRACTIONS
+        sampling = difference_sampling_variance(x, y, eval_size, size_b) if fractions else math.nan
         return Contrast(kind, metric, a_key, b_key, a, b, PAIRED, diff, len(common),
-                        len(a) + len(b) - 2 * len(common), eval_size, ratio)
+                        len(a) + len(b) - 2 * len(common), eval_size, ratio, size_b, sd,
+                        min_detectable_effect(sd, len(common)), seeds_needed(diff.mean, sd),
+                        math.sqrt(sampling) if math.isfinite(sampling) else math.nan)
     if len(a) >= 2 and len(b) >= 2:
         ratio = fieller_ratio(a.to_numpy(float), b.to_numpy(float), paired=False) if with_ratio else (math.nan,) * 3
-        return Contrast(kind, metric, a_key, b_key, a, b, WELCH, welch_difference(a, b), 0, 0, eval_size, ratio)
+        return Contrast(kind, metric, a_key, b_key, a, b, WELCH, welch_difference(a, b), 0, 0, eval_size, ratio,
+                        size_b)
     ma, mb = estimate(a).mean, estimate(b).mean
     ratio = (ma / mb if mb else math.nan, math.nan, math.nan)
-    if len(a) == 1 and len(b) == 1 and metric in EVAL_FRACTIONS and math.isfinite(eval_size):
-        diff = newcombe_difference(ma, int(eval_size), mb, int(eval_size))
-        return Contrast(kind, metric, a_key, b_key, a, b, EVAL_SET, diff, 0, 0, eval_size, ratio)
+    if len(a) == 1 and len(b) == 1 and metric in EVAL_FRACTIONS and math.isfinite(eval_size) \
+            and math.isfinite(size_b):
+        diff = newcombe_difference(ma, int(eval_size), mb, int(size_b))
+        return Contrast(kind, metric, a_key, b_key, a, b, EVAL_SET, diff, 0, 0, eval_size, ratio, size_b)
     return Contrast(kind, metric, a_key, b_key, a, b, NONE, Estimate(ma - mb, math.nan, math.nan, 0), 0, 0,
-                    eval_size, ratio)
+                    eval_size, ratio, size_b)
 
 
 def baseline_for(algo: str, present: Sequence[str]) -> Optional[str]:
@@ -100,11 +138,12 @@ def baseline_for(algo: str, present: Sequence[str]) -> Optional[str]:
     return grpo[0] if grpo else None
 
 
-def _eval_size(cells: SeedCells, *keys: tuple) -> float:
-    """The eval-set size shared by the cells' trails (nan when unknown or when they differ)."""
+def _eval_size(cells: SeedCells, metric: str, *keys: tuple) -> float:
+    """The number of eval problems `metric` rests on, shared by the cells' trails (nan when unknown or when they
+    differ)."""
     sizes = set()
     for key in keys:
-        sizes |= set(cells[key]["eval_size"].dropna())
+        sizes |= set(cells[key][size_column(metric)].dropna())
     return sizes.pop() if len(sizes) == 1 else math.nan
 
 
@@ -121,7 +160,8 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
             key = (mode, setting, base_stales[0], BASELINE)
             a, b = seed_values(cells, key, "eval_final"), seed_values(cells, key, "eval_base")
             if len(a) and len(b):
-                out.append(compare("lift", "eval_final", key, key, a, b, _eval_size(cells, key)))
+                out.append(compare("lift", "eval_final", key, key, a, b, _eval_size(cells, "eval_final", key),
+                                   eval_size_b=_eval_size(cells, "eval_base", key), b_metric="eval_base"))
         for stale in stales:
             present = [k[3] for k in keys if k[2] == stale]
             for algo in algo_order(present):
@@ -129,20 +169,20 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
                 if base is None:
                     continue
                 a_key, b_key = (mode, setting, stale, algo), (mode, setting, stale, base)
-                size = _eval_size(cells, a_key, b_key)
                 for metric in ALGO_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
-                        out.append(compare("algorithms", metric, a_key, b_key, a, b, size))
+                        out.append(compare("algorithms", metric, a_key, b_key, a, b,
+                                           _eval_size(cells, metric, a_key, b_key)))
         for algo in algo_order([k[3] for k in keys]):
             mine = sorted(k[2] for k in keys if k[3] == algo)
             for stale in mine[1:]:
                 a_key, b_key = (mode, setting, stale, algo), (mode, setting, mine[0], algo)
-                size = _eval_size(cells, a_key, b_key)
                 for metric in STALENESS_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
-                        out.append(compare("staleness", metric, a_key, b_key, a, b, size, with_ratio=True))
+                        out.append(compare("staleness", metric, a_key, b_key, a, b,
+                                           _eval_size(cells, metric, a_key, b_key), with_ratio=True))
         for algo in algo_order([k[3] for k in keys if k[3].startswith("m2po")]):
             base = baseline_for(algo, [k[3] for k in keys])
             base_stales = sorted(k[2] for k in keys if k[3] == base)
@@ -151,11 +191,11 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
             b_key = (mode, setting, base_stales[0], base)
             for stale in sorted(k[2] for k in keys if k[3] == algo and k[2] > base_stales[0]):
                 a_key = (mode, setting, stale, algo)
-                size = _eval_size(cells, a_key, b_key)
                 for metric in PAPER_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
-                        out.append(compare("paper", metric, a_key, b_key, a, b, size, with_ratio=True))
+                        out.append(compare("paper", metric, a_key, b_key, a, b,
+                                           _eval_size(cells, metric, a_key, b_key), with_ratio=True))
     return out
 
 
@@ -172,5 +212,7 @@ def contrast_frame(items: List[Contrast]) -> pd.DataFrame:
             "diff": c.diff.mean, "diff_lo": c.diff.lo, "diff_hi": c.diff.hi,
             "ratio": c.ratio[0], "ratio_lo": c.ratio[1], "ratio_hi": c.ratio[2],
             "excludes_0": c.diff.excludes(0.0),
+            "sd_diff": c.sd, "sampling_sd_diff": c.sampling_sd, "mde_80": c.mde,
+            "seeds_needed_est": c.needed if c.needed is not None else math.nan,
         })
     return pd.DataFrame(rows)

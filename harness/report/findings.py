@@ -5,6 +5,10 @@ pair); otherwise the sentence says "cannot tell … with n = …", never "no dif
 seed a side, an eval-reward interval covers the sampling of the eval problems only and the sentence says that seed
 variance is unknown. Every mean is shown with its per-seed values. Realised staleness, the controlled axis, is never
 compared. Trails that diverged, failed or did not finish are named with their reason and left out of every number.
+Every paired comparison carries its power (power.py): the smallest difference its n separates with 80 % power, and,
+for a "cannot tell", about how many paired seeds would separate the observed difference at the observed SD (an
+estimate). One sentence says where the final eval reward's noise comes from: the eval set or the seeds
+(variance.py).
 """
 
 from __future__ import annotations
@@ -16,26 +20,32 @@ import pandas as pd
 
 from harness.report.contrasts import EVAL_SET, PAIRED, Contrast, contrasts
 from harness.report.names import algo_title, group_label
+from harness.report.power import MAX_SEEDS, POWER
 from harness.report.stats import estimate, wilson_interval
 from harness.report.tables import (
     AGGREGATED_STATES,
     EVAL_FRACTIONS,
     SeedCells,
     algo_order,
+    cell_sizes,
     counted,
     seed_cells,
     seed_values,
 )
+from harness.report.variance import SEEDS, variance_split
 
 RETENTION = 0.95  # the paper's mark: M2PO at stale s should keep this share of on-policy GRPO's eval reward
 PERCENT = ("masked_frac_mean", "clip_frac_mean")
+POWER_TEXT = f"{100 * POWER:.0f} %"
 
 # (kind, metric) -> words; only these comparisons become sentences (the rest are in the tables)
 SENTENCES = {
     ("lift", "eval_final"): "final eval reward",
     ("algorithms", "eval_final"): "final eval reward",
+    ("algorithms", "eval_last3"): "mean of the last 3 evals (secondary metric)",
     ("algorithms", "grad_norm_mean"): "mean grad_norm",
     ("staleness", "eval_final"): "final eval reward",
+    ("staleness", "eval_last3"): "mean of the last 3 evals (secondary metric)",
     ("paper", "eval_final"): "final eval reward",
 }
 
@@ -81,13 +91,34 @@ def _interval(c: Contrast) -> str:
     if not c.diff.has_interval:
         return "no interval"
     kind = {PAIRED: "paired 95 % interval", EVAL_SET: "eval-set 95 % interval"}.get(c.method, "Welch 95 % interval")
-    over = f" over {c.eval_size:.0f} eval problems" if c.method == EVAL_SET else ""
+    sizes = sorted({f"{x:.0f}" for x in (c.eval_size, c.eval_size_b)})
+    over = f" over {' and '.join(sizes)} eval problems" if c.method == EVAL_SET else ""
     return f"{kind} [{signed(c.diff.lo, c.metric)}, {signed(c.diff.hi, c.metric)}]{over}"
 
 
 def _sides(c: Contrast, a_name: str, b_name: str) -> str:
+    b_metric = "eval_base" if c.kind == "lift" else c.metric
     return (f"{a_name} {cell_text(c.a, c.metric, c.eval_size)} vs {b_name} "
-            f"{cell_text(c.b, c.metric, c.eval_size)}")
+            f"{cell_text(c.b, b_metric, c.eval_size_b)}")
+
+
+def _mde(c: Contrast) -> str:
+    """', 80 % power to separate ±0.041' for a paired comparison."""
+    if c.method != PAIRED or not math.isfinite(c.mde):
+        return ""
+    return f", {POWER_TEXT} power to separate ±{num(c.mde, c.metric)}"
+
+
+def _needed(c: Contrast) -> str:
+    """For a 'cannot tell': how many paired seeds would separate the observed difference (an estimate)."""
+    if c.method != PAIRED or not math.isfinite(c.sd):
+        return ""
+    if c.needed is None:
+        if c.diff.mean == 0:
+            return "; a difference of exactly 0 is separated by no number of seeds"
+        return f"; more than {MAX_SEEDS:,} paired seeds would be needed to separate it"
+    return (f"; about {c.needed} paired seeds would separate {signed(c.diff.mean, c.metric)} with {POWER_TEXT} "
+            f"power at the observed SD of the differences, {num(c.sd, c.metric)} (an estimate)")
 
 
 def _one_seed_caveat(c: Contrast) -> str:
@@ -123,7 +154,7 @@ def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
         return (f"{head}: {a_name}'s {words} equals {b_name}'s in each of the {c.pairs} paired seeds "
                 f"({cell_text(c.a, c.metric, c.eval_size)}): the two gave the same updates here, so there is nothing "
                 f"to compare.")
-    numbers = f"{_interval(c)}, {c.n}; {_sides(c, a_name, b_name)}"
+    numbers = f"{_interval(c)}, {c.n}{_mde(c)}; {_sides(c, a_name, b_name)}"
     diff = signed(c.diff.mean, c.metric)
     size = num(abs(c.diff.mean), c.metric)
     if c.diff.excludes(0.0):
@@ -138,7 +169,7 @@ def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
         return (f"{head}: {a_name}'s {words} is {'above' if up else 'below'} {b_name}'s by {size} "
                 f"({numbers}){_one_seed_caveat(c)}.")
     if c.diff.has_interval:
-        why = f"{_interval(c)} includes 0"
+        why = f"{_interval(c)} includes 0{_mde(c)}{_needed(c)}"
     else:
         why = "no interval" + ("; seed variance is unknown" if max(len(c.a), len(c.b)) < 2 else "")
     if c.kind == "staleness":
@@ -189,6 +220,36 @@ def token_fraction_sentences(cells: SeedCells, show_mode: bool) -> List[str]:
     return out
 
 
+def noise_sentence(cells: SeedCells) -> List[str]:
+    """Where the final eval reward's spread comes from, over the cells with ≥ 2 seeds: the eval-set sampling SD
+    against the seed-to-seed SD, and which of more seeds or more eval problems buys more precision."""
+    splits = []
+    for key, frame in cells.items():
+        values = seed_values(cells, key, "eval_final")
+        split = variance_split(values, cell_sizes(frame, "eval_final").reindex(values.index))
+        if split.trails >= 2 and split.observed > 0:
+            splits.append(split)
+    if not splits:
+        return []
+    sizes = sorted({f"{s.eval_size:.0f}" for s in splits})
+    seeds_win = sum(s.better_buy == SEEDS for s in splits)
+    share = [100 * s.sampling_share for s in splits]
+    verdict = ("more seeds buy more precision than more eval problems" if seeds_win == len(splits) else
+               "more eval problems buy more precision than more seeds" if seeds_win == 0 else
+               f"more seeds buy more precision in {seeds_win} of them, more eval problems in the other "
+               f"{len(splits) - seeds_win}")
+    return [f"Eval set or seeds (final eval, {len(splits)} cells with ≥ 2 seeds): one trail's eval-set sampling "
+            f"SD is {_span([s.sampling_sd for s in splits])} (binomial, {' / '.join(sizes)} eval problems) against "
+            f"a seed-to-seed SD of {_span([s.seed_sd for s in splits])}, so the eval set makes "
+            f"{min(share):.0f}–{max(share):.0f} % of a trail's variance and {verdict} (per cell in the variance table; "
+            "the seed SD is a lower bound, as every trail is scored on the same problems)."]
+
+
+def _span(values: List[float]) -> str:
+    lo, hi = min(values), max(values)
+    return num(lo) if num(lo) == num(hi) else f"{num(lo)}–{num(hi)}"
+
+
 def excluded_trails(trails: pd.DataFrame) -> List[str]:
     """Every trail left out of the aggregates, with its state, last step and reason."""
     lines = []
@@ -219,8 +280,9 @@ def one_seed_note(cells: SeedCells) -> List[str]:
     if not single:
         return []
     return [f"{len(single)} of {len(cells)} cells have one seed: for them the seed-to-seed variance is unknown; "
-            "an eval reward then carries only the eval-set sampling interval (Wilson, over the trail's "
-            "engine.eval_size problems), which says how precisely that one trail was measured, not how another "
+            "an eval reward then carries only the eval-set sampling interval (Wilson, over the eval problems it "
+            "rests on: final/eval_size for the final eval, engine.eval_size for the others), which says how "
+            "precisely that one trail was measured, not how another "
             "seed would come out."]
 
 
@@ -236,6 +298,7 @@ def findings(trails: pd.DataFrame, items: List[Contrast] | None = None) -> List[
         if words is None:
             continue
         out.append(paper_sentence(c, show_mode) if c.kind == "paper" else difference_sentence(c, words, show_mode))
+    out += noise_sentence(cells)
     out += token_fraction_sentences(cells, show_mode)
     excluded = excluded_trails(trails)
     if excluded:

@@ -5,7 +5,9 @@ Both loaders return the same shape, so every table, plot and finding is computed
   ended, and from the trail's config: engine, staleness mode, algo/variant, eval-set size — the report needs them
   to say which axes act and how many eval problems an eval reward is a fraction of — and `config`, the settings in
   which its config differs from other trails' beyond the axes, so trails of different configs never share a cell);
-- `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds).
+- `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds);
+- `seed_roles`: seed -> exploratory | confirmatory, as the sweep file declared them (sweep.json's `seeds`); empty
+  when it declared none.
 Trails are keyed by id, not name: two trails may share a name when they differ only in a hyperparameter.
 The journal is the source of truth; the MLflow loader exists to read a sweep whose run dirs live elsewhere.
 """
@@ -53,6 +55,7 @@ class SweepData:
     metrics: pd.DataFrame
     source: str
     notes: List[str] = field(default_factory=list)
+    seed_roles: Dict[int, str] = field(default_factory=dict)
 
 
 def _axis(value: Any, key: str) -> Any:
@@ -156,6 +159,15 @@ def sweep_name(sweep_dir: Path) -> str:
     return str(read_sweep_meta(sweep_dir).get("name") or Path(sweep_dir).name)
 
 
+def seed_roles(sweep_dir: Path) -> Dict[int, str]:
+    """seed -> role from sweep.json's `seeds` ({role: [seed, ...]}, written from the sweep file's `seeds:`)."""
+    declared = read_sweep_meta(sweep_dir).get("seeds") or {}
+    if not isinstance(declared, dict):
+        return {}
+    return {int(seed): str(role) for role, seeds in declared.items() if isinstance(seeds, list)
+            for seed in seeds if isinstance(seed, int) and not isinstance(seed, bool)}
+
+
 def journal_state(run_dir: RunDir, status: Status, ranges: Ranges) -> tuple[bool, str]:
     """(complete, reason) as the report shows them. A finished trail whose journal lacks steps is not complete, and
     its reason says which steps it lacks: its curves are not the run's, so it is shown but never averaged, like an
@@ -195,7 +207,7 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         tables.append((meta.id, table))
     index.save()
     return SweepData(sweep_name(sweep_dir), _trails_frame(_with_labels(rows, configs)), _journal_metrics(tables),
-                     f"journals in {sweep_dir}")
+                     f"journals in {sweep_dir}", seed_roles=seed_roles(sweep_dir))
 
 
 def _with_labels(rows: List[Dict[str, Any]], configs: Dict[str, Dict[str, str]]) -> List[Dict[str, Any]]:
@@ -319,7 +331,7 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         notes.append(f"{len(missing)} trails of the sweep have no run in MLflow and are absent from this report "
                      f"(`harness sync {name}` brings them in): " + "; ".join(f"`{m}`" for m in missing) + ".")
     return SweepData(name, _trails_frame(_with_labels(rows, configs)), metrics,
-                     f"MLflow {uri}, experiment '{experiment}'", notes)
+                     f"MLflow {uri}, experiment '{experiment}'", notes, seed_roles(sweep_dir))
 
 
 def load_sweep(sweep_dir: Path | str, source: str = "journal") -> SweepData:

@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Dict, List, Optional
 
 import pandas as pd
 
 from harness.report.contrasts import Contrast
-from harness.report.findings import RETENTION, cell_text, num, signed
+from harness.report.findings import POWER_TEXT, RETENTION, cell_text, num, signed
 from harness.report.names import algo_title, group_label
+from harness.report.roles import SeedSets
 from harness.report.tables import (
     AGGREGATED_STATES,
     BASELINE,
     CELL_METRICS,
+    DECOMPOSED,
+    LAST_K,
+    SEED_ROLE,
     TARGET_SHARE,
     algo_order,
+    cell_sizes,
     seed_cells,
     seed_values,
 )
+from harness.report.variance import VarianceSplit, variance_split
 from harness.states import TrailState
 
 DEFINITIONS = f"""\
@@ -29,15 +36,30 @@ DEFINITIONS = f"""\
   (`stale 256 d2+d1 rollout 96`).
 - A mean is shown as mean ± half-width of its 95 % Student-t interval, then n and every seed's value
   (`0.118 ± 0.263 (n = 3: 0.000, 0.205, 0.148)`), so a collapsed seed is never hidden by a mean. With one seed the
-  eval reward gets the Wilson 95 % interval over the trail's `engine.eval_size` eval problems: eval-set sampling only;
-  seed-to-seed variance is unknown.
+  eval reward gets the Wilson 95 % interval over the eval problems it rests on (`final/eval_size` for the final eval,
+  `engine.eval_size` for the intermediate ones): eval-set sampling only; seed-to-seed variance is unknown.
 - Comparisons pair seeds (same seed = same problem stream, base model and sampling seed): paired t interval of the
   differences when ≥ 2 seeds pair; Welch's interval when they do not; one seed a side: Newcombe's interval of a
   difference of two proportions over the eval problems (eval-set sampling only); ratios: Fieller's interval. A
   difference is stated only when its interval excludes 0; otherwise the report says it cannot tell, with n.
-- final eval reward: `eval/reward` (greedy, fraction of the eval problems solved) at the trail's last eval step; best:
-  its maximum. AUC: trapezoid area under the eval points ÷ the step span they cover (a time-averaged eval reward).
+- final eval reward (the primary metric): `final/reward`, the greedy share of the large final eval set solved at the
+  trail's last step (`final/eval_size` distinct eval problems); for a trail that logged none (older journals),
+  `eval/reward` at its last eval step, on `engine.eval_size` problems. Sampled: the same at the training temperature
+  (`final/reward_sampled`). Mean of the last {LAST_K} evals (the pre-declared secondary metric): the mean of
+  `eval/reward` at the trail's last {LAST_K} eval points. Best: the maximum of `eval/reward` (biased upward: a
+  maximum). AUC: trapezoid area under the eval points ÷ the step span they cover (a time-averaged eval reward).
   Steps to target: the first eval step with `eval/reward` ≥ the target; "not reached" otherwise.
+- Noise of the final eval reward (one-way random-effects decomposition): SD = the SD between a cell's seeds; eval
+  set = one trail's binomial sampling SD, √(mean of p̂(1 − p̂)/(n − 1)) over n eval problems; seed = √max(0, SD² −
+  eval set²), the seed-to-seed SD. More eval problems can remove at most the eval-set term, more seeds shrink both,
+  so a larger eval set buys more precision than doubling the seeds only where the eval-set term is the larger. All
+  trails are scored on the same eval problems, so the seed SD is a lower bound.
+- Power (paired comparisons, two-sided α = 0.05): "separates ±x" is the smallest mean difference this n of paired
+  seeds detects with {POWER_TEXT} power at the observed SD of the differences (noncentral t); "seeds needed" is the
+  smallest n whose power to separate the observed difference at that SD reaches {POWER_TEXT}. Both plug in observed
+  values: estimates, not guarantees.
+- Seeds: a sweep file may declare exploratory and confirmatory seeds (`seeds:`); findings and the tables above the
+  "Exploratory seeds" section rest on the confirmatory seeds only; the exploratory ones are reported in that section.
 - grad_norm: pre-clip `train/grad_norm`, mean / max / p95 over steps; non-finite steps left out. masked / clipped:
   mean over steps of `m2po/masked_frac` and `train/clip_frac`. Realised staleness (`staleness/mean` mean,
   `staleness/max` max) is the controlled axis: shown per trail, never compared between algorithms.
@@ -99,9 +121,12 @@ def cell_markdown(trails: pd.DataFrame) -> str:
                         filled = True
                     continue
                 values = seed_values(cells, (*group, algo), metric)
-                sizes = frame["eval_size"].dropna().unique()
+                sizes = cell_sizes(frame, metric).dropna().unique()
                 line[algo_title(algo)] = cell_text(values, metric, sizes[0] if len(sizes) == 1 else math.nan) \
                     if len(values) else "—"
+                if metric in DECOMPOSED and len(values) > 1:
+                    line[algo_title(algo)] += noise_text(
+                        variance_split(values, cell_sizes(frame, metric).reindex(values.index)))
                 filled = filled or bool(len(values))
             if filled:
                 rows.append(line)
@@ -113,6 +138,39 @@ def cell_markdown(trails: pd.DataFrame) -> str:
                       f"{algo_title(BASELINE)} at its lowest staleness)") if math.isfinite(target) else ""
         parts.append(f"### {title}\n\n{pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)}\n")
     return "\n".join(parts) if parts else "_No completed trail logged any reported metric._\n"
+
+
+def noise_text(split: VarianceSplit) -> str:
+    """'; SD 0.021 = seed 0.018 + eval set 0.011 (in variance)'."""
+    return (f"; SD {num(split.observed_sd)}: seed {num(split.seed_sd)}, eval set {num(split.sampling_sd)} of "
+            f"{split.eval_size:.0f}")
+
+
+def variance_markdown(trails: pd.DataFrame) -> str:
+    """Per cell, where the final eval reward's spread comes from and what buys precision (variance.py)."""
+    cells = seed_cells(trails)
+    show_mode = trails["mode"].nunique() > 1
+    rows = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2], algo_order([k[3]]))):
+        values = seed_values(cells, key, "eval_final")
+        split = variance_split(values, cell_sizes(cells[key], "eval_final").reindex(values.index))
+        if split.trails < 2:
+            continue
+        seeds2 = split.mean_variance(2 * split.trails, split.eval_size)
+        now = split.mean_variance(split.trails, split.eval_size)
+        rows.append({**({"mode": key[0]} if show_mode else {}), "configuration": group_label(key[2], key[1]),
+                     "algorithm": algo_title(key[3]), "seeds": str(split.trails),
+                     "eval problems": f"{split.eval_size:.0f}", "SD between seeds": num(split.observed_sd),
+                     "eval-set SD": num(split.sampling_sd), "seed SD": num(split.seed_sd),
+                     "eval-set share": f"{100 * split.sampling_share:.0f} %" if math.isfinite(split.sampling_share)
+                     else "—",
+                     "SE of the mean: now / 2× seeds / ∞ eval problems":
+                         f"{num(math.sqrt(now))} / {num(math.sqrt(seeds2))} / "
+                         f"{num(math.sqrt(split.seed / split.trails))}",
+                     "more precision from": split.better_buy})
+    if not rows:
+        return "_No cell has two seeds: the seed-to-seed variance is unknown._\n"
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def contrast_markdown(items: List[Contrast]) -> str:
@@ -138,21 +196,35 @@ def contrast_markdown(items: List[Contrast]) -> str:
         rows.append({"setting": where, "comparison": what, "metric": CELL_METRICS.get(c.metric, c.metric),
                      "difference": signed(c.diff.mean, c.metric), "95 % interval": interval,
                      "excludes 0": "yes" if c.diff.excludes(0.0) else "no", "method": c.method, "n": c.n,
+                     f"separates ({POWER_TEXT} power)": f"±{num(c.mde, c.metric)}" if math.isfinite(c.mde) else "—",
+                     "seeds needed (est.)": _needed_cell(c),
                      "ratio [95 %]": ratio})
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def _needed_cell(c: Contrast) -> str:
+    """Paired seeds that would separate the observed difference with 80 % power; '—' where the interval already
+    excludes 0 or the comparison is not paired."""
+    if c.diff.excludes(0.0) or not math.isfinite(c.sd):
+        return "—"
+    return str(c.needed) if c.needed is not None else "none finite"
+
+
 def trail_markdown(trails: pd.DataFrame) -> str:
+    roles = bool((trails[SEED_ROLE].fillna("") != "").any())
     rows = []
     for row in trails.itertuples(index=False):
         plain = not row.reason or (row.state == TrailState.DONE and row.complete)
         status = row.state if plain else f"{row.state}: {row.reason}"
         rows.append({
-            "trail": row.display, "status": status, "steps": _cell(row.steps),
+            "trail": row.display, **({"seeds": getattr(row, SEED_ROLE) or "undeclared"} if roles else {}),
+            "status": status, "steps": _cell(row.steps),
             "queued (s)": _cell(row.queue_s, ".1f"), "wall (s)": _cell(row.wall_s, ".1f"),
             "start-up (s)": _cell(row.startup_s, ".1f"),
             "training (s)": _cell(row.train_s, ".1f"),
-            "eval final": _cell(row.eval_final), "eval best": _cell(row.eval_best), "AUC": _cell(row.eval_auc),
+            "eval final": _cell(row.eval_final), "of": _cell(row.final_eval_size, ".0f"),
+            f"last {LAST_K} evals": _cell(row.eval_last3), "eval best": _cell(row.eval_best),
+            "AUC": _cell(row.eval_auc),
             "steps to target": "not reached" if pd.isna(row.steps_to_target) and pd.notna(row.eval_final)
             else _cell(row.steps_to_target, ".0f"),
             "grad_norm mean": _cell(row.grad_norm_mean), "grad_norm max": _cell(row.grad_norm_max),
@@ -163,13 +235,46 @@ def trail_markdown(trails: pd.DataFrame) -> str:
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n" if rows else "_No trails._\n"
 
 
+@dataclass
+class Exploratory:
+    """The exploratory seeds' part of a report whose sweep declared seed roles: reported apart, labelled."""
+
+    trails: pd.DataFrame
+    items: List[Contrast]
+    findings: List[str]
+
+
+def exploratory_markdown(part: Exploratory) -> List[str]:
+    """The section that keeps exploratory results apart from the findings."""
+    return [
+        "## Exploratory seeds (not confirmatory)",
+        "",
+        "These trails ran on seeds the sweep file declares exploratory (or on seeds it does not declare): the regime "
+        "and the contrasts may have been chosen on them, so an effect here is biased toward that choice and is no "
+        "finding. Shown so that nothing is hidden, and in no number above.",
+        "",
+        *[f"- {text}" for text in part.findings],
+        "",
+        "### Per configuration and algorithm (exploratory)",
+        "",
+        cell_markdown(part.trails),
+        "### Comparisons (exploratory)",
+        "",
+        contrast_markdown(part.items),
+    ]
+
+
 def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], findings: List[str],
-           plots: Dict[str, str], captions: Dict[str, str]) -> str:
-    """The whole REPORT.md."""
+           plots: Dict[str, str], captions: Dict[str, str], sets: Optional[SeedSets] = None,
+           exploratory: Optional[Exploratory] = None) -> str:
+    """The whole REPORT.md. `trails` is every trail (the trail table); `sets.primary` the trails the findings, cells
+    and comparisons rest on (default: all); `exploratory` the part reported apart."""
+    primary = trails if sets is None else sets.primary
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
     summary = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "summary"]
     curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k != "summary"]
+    which = " on the confirmatory seeds" if sets is not None and sets.declared else ""
     lines = [
         f"# Trail report: {name}",
         "",
@@ -187,13 +292,18 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
         *(summary or ["_No completed trail logged an eval reward yet._\n"]),
         "## Per configuration and algorithm",
         "",
-        "Mean ± 95 % Student-t half-width (n = seeds: each seed's value); one seed: its value and the eval-set "
-        "interval.",
+        f"Mean ± 95 % Student-t half-width (n = seeds: each seed's value){which}; one seed: its value and the "
+        "eval-set interval. The final eval reward also shows its SD between seeds split into the seed-to-seed SD and "
+        "one trail's eval-set sampling SD (of n eval problems).",
         "",
-        cell_markdown(trails),
+        cell_markdown(primary),
+        "### Noise of the final eval reward: seeds or eval problems",
+        "",
+        variance_markdown(primary),
         "## Comparisons",
         "",
         contrast_markdown(items),
+        *(exploratory_markdown(exploratory) if exploratory is not None else []),
         "## Curves",
         "",
         *curves,

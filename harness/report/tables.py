@@ -3,7 +3,12 @@
 A *cell* is (staleness mode, acting setting, stale, algo/variant): the trails that differ only by seed. In `fixed`
 mode the setting is '' (dx+dy and the rollout cap do not act), so trails that differ only there share a cell.
 Definitions (repeated in REPORT.md):
-- final eval reward = `eval/reward` at the last step that has one; best = its maximum over the trail;
+- final eval reward = `final/reward`, the greedy accuracy on the large final eval set (`final/eval_size` problems),
+  where the trail logged one; else (older journals) `eval/reward` at the last step that has one, on
+  `engine.eval_size` problems. Sampled: `final/reward_sampled` (else the last `eval/reward_sampled`). The primary
+  metric;
+- last-3 mean = the mean of `eval/reward` at the trail's last three eval points (nan with fewer): the pre-declared
+  secondary metric, less noisy than one eval and not a maximum; best = the maximum of `eval/reward` (biased upward);
 - AUC = area under the eval curve (trapezoid over the eval points) ÷ the step span: the time-averaged eval reward;
 - steps to target = the first eval step with `eval/reward` ≥ the target (stated in the report), nan = not reached;
 - grad_norm mean / max / p95 over the trail's steps (p95: linear interpolation); non-finite steps left out;
@@ -25,6 +30,7 @@ import pandas as pd
 from harness.report.load import SweepData
 from harness.report.names import algo_variant, display_name, setting_label
 from harness.report.stats import estimate, normalised_auc, steps_to_target
+from harness.report.variance import variance_split
 from harness.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
@@ -34,12 +40,14 @@ BASELINE = "grpo/clip"                     # the on-policy reference of every co
 # with their reason but never averaged
 AGGREGATED_STATES = (TrailState.DONE.value,)
 TARGET_SHARE = 0.9                         # default target: this share of the baseline's lowest-staleness reward
+LAST_K = 3                                 # the secondary metric averages the last LAST_K intermediate evals
 
 # trail-table column -> (metric, reduction)
 SUMMARIES: Dict[str, tuple[str, str]] = {
     "eval_final": ("eval/reward", "last"),
     "eval_best": ("eval/reward", "max"),
     "eval_base": ("base/reward", "first"),
+    "eval_final_sampled": ("eval/reward_sampled", "last"),
     "grad_norm_mean": ("train/grad_norm", "mean"),
     "grad_norm_max": ("train/grad_norm", "max"),
     "grad_norm_p95": ("train/grad_norm", "p95"),
@@ -49,9 +57,16 @@ SUMMARIES: Dict[str, tuple[str, str]] = {
     "staleness_max": ("staleness/max", "max"),
 }
 
+# the final eval: trail-table column -> its metric, which replaces the column's intermediate-eval fallback where
+# logged; the eval-set size that metric rests on
+FINAL_EVAL: Dict[str, str] = {"eval_final": "final/reward", "eval_final_sampled": "final/reward_sampled"}
+FINAL_EVAL_SIZE = "final/eval_size"
+
 # cell-table metrics (outcomes only: realised staleness is controlled, so it is never aggregated as a result)
 CELL_METRICS: Dict[str, str] = {
     "eval_final": "final eval reward",
+    "eval_last3": f"mean of the last {LAST_K} evals (secondary)",
+    "eval_final_sampled": "final eval reward, sampled",
     "eval_best": "best eval reward",
     "eval_base": "base model's eval reward",
     "eval_auc": "area under the eval curve (÷ steps)",
@@ -61,12 +76,22 @@ CELL_METRICS: Dict[str, str] = {
     "clip_frac_mean": "clipped-token fraction",
     "masked_frac_mean": "masked-token fraction",
 }
-# fractions of eval_size problems: a binomial interval applies
-EVAL_FRACTIONS = ("eval_final", "eval_best", "eval_base")
+# fractions of one eval's problems: a binomial interval applies (the column giving how many problems: SIZE_COLUMN)
+EVAL_FRACTIONS = ("eval_final", "eval_final_sampled", "eval_best", "eval_base")
+SIZE_COLUMN = {"eval_final": "final_eval_size", "eval_final_sampled": "final_eval_size"}  # else "eval_size"
+# metrics whose cell spread is split into eval-set sampling and seed-to-seed variance (variance.py)
+DECOMPOSED = ("eval_final", "eval_final_sampled")
+SEED_ROLE = "seed_role"                    # trail-table column: exploratory | confirmatory | "" (none declared)
 
 TRAIL_TABLE_COLUMNS = ["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
-                       "eval_size", "config", "state", "complete", "reason", "steps", "queue_s", "wall_s", "startup_s",
-                       "train_s", *SUMMARIES, "eval_auc", "steps_to_target", "target"]
+                       SEED_ROLE, "eval_size", "final_eval_size", "config", "state", "complete", "reason", "steps",
+                       "queue_s", "wall_s", "startup_s", "train_s", *SUMMARIES, "eval_last3", "eval_auc",
+                       "steps_to_target", "target"]
+
+
+def size_column(metric: str) -> str:
+    """The trail-table column holding how many eval problems `metric` is a fraction of."""
+    return SIZE_COLUMN.get(metric, "eval_size")
 
 
 def _reduce(metrics: pd.DataFrame, metric: str, how: str) -> pd.Series:
@@ -117,8 +142,11 @@ def _wall_split(data: SweepData, index: pd.Index) -> pd.DataFrame:
 
 
 def default_target(table: pd.DataFrame) -> float:
-    """TARGET_SHARE × the mean final eval reward of the baseline at its lowest staleness (else of the best cell)."""
+    """TARGET_SHARE × the mean final eval reward of the baseline at its lowest staleness (else of the best cell), on
+    the confirmatory trails where the sweep declared any (roles.py)."""
     done = aggregated(table)
+    if SEED_ROLE in done.columns and (done[SEED_ROLE] == "confirmatory").any():
+        done = done[done[SEED_ROLE] == "confirmatory"]
     if done["eval_final"].notna().sum() == 0:
         return math.nan
     base = done[(done["algo"] == BASELINE) & done["eval_final"].notna()]
@@ -128,9 +156,15 @@ def default_target(table: pd.DataFrame) -> float:
     return TARGET_SHARE * float(done.groupby(CELL, dropna=False)["eval_final"].mean().max())
 
 
+def last_mean(values: np.ndarray, k: int = LAST_K) -> float:
+    """The mean of the last k eval rewards; nan with fewer than k (the metric is the mean of k evals or nothing)."""
+    return float(np.mean(values[-k:])) if len(values) >= k else math.nan
+
+
 def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame:
     """One row per trail, sorted by configuration, algorithm and seed; `target` (eval reward) defaults to
     default_target."""
+    seed_roles = data.seed_roles
     table = data.trails.copy().set_index("id", drop=False)
     table["algo"] = [algo_variant(a, None, None) if v is None or pd.isna(v) else v
                      for a, v in zip(table["algo"], table["variant"], strict=True)]
@@ -145,8 +179,17 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     table[["queue_s", "wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index)
     for column, (metric, how) in SUMMARIES.items():
         table[column] = _reduce(metrics, metric, how).reindex(table.index).astype(float)
+    has_final = pd.Series(False, index=table.index)
+    for column, metric in FINAL_EVAL.items():
+        final = _reduce(metrics, metric, "last").reindex(table.index).astype(float)
+        table[column] = final.fillna(table[column])
+        has_final |= final.notna()
+    final_size = _reduce(metrics, FINAL_EVAL_SIZE, "last").reindex(table.index).astype(float)
+    table["final_eval_size"] = final_size.where(has_final).fillna(table["eval_size"].where(~has_final))
     curves = eval_curves(metrics)
+    table["eval_last3"] = [last_mean(curves[t][1]) if t in curves else math.nan for t in table.index]
     table["eval_auc"] = [normalised_auc(*curves[t]) if t in curves else math.nan for t in table.index]
+    table[SEED_ROLE] = [seed_roles.get(int(s), "") if pd.notna(s) else "" for s in table["seed"]]
     if target is None:
         target = default_target(table)
     table["target"] = float(target)
@@ -193,9 +236,16 @@ def seed_values(cells: SeedCells, key: tuple, column: str) -> pd.Series:
     return values[np.isfinite(values)]
 
 
+def cell_sizes(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """seed -> how many eval problems `metric` is a fraction of, per trail of one cell."""
+    return frame[size_column(metric)].astype(float)
+
+
 def cell_table(trails: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and metric: n, mean, 95 % Student-t bounds, the per-seed values and the eval-set size (for one
-    seed's binomial interval). Only trails in AGGREGATED_STATES count."""
+    """Per cell and metric: n, mean, 95 % Student-t bounds, the SD between seeds, the per-seed values and the
+    eval-set size (for one seed's binomial interval); for the final eval reward also its variance decomposition
+    (variance.py): the eval-set sampling SD, the seed-to-seed SD and which of more seeds or more eval problems buys
+    more precision. Only trails in AGGREGATED_STATES count."""
     cells = seed_cells(trails)
     rows = []
     for key in sorted(cells, key=lambda k: (k[0], k[1], k[2], algo_rank(k[3]))):
@@ -210,13 +260,22 @@ def cell_table(trails: pd.DataFrame) -> pd.DataFrame:
             else:
                 values = seed_values(cells, key, column)
             est = estimate(values)
-            sizes = frame["eval_size"].dropna().unique()
+            sizes = cell_sizes(frame, column).dropna().unique()
+            split = variance_split(values, cell_sizes(frame, column).reindex(values.index)) \
+                if column in DECOMPOSED else None
             rows.append({
                 "mode": key[0], "setting": key[1], "stale": key[2], "algo": key[3], "metric": column,
                 "n": est.n, "mean": est.mean, "lo": est.lo, "hi": est.hi,
+                "sd": float(np.std(values, ddof=1)) if est.n > 1 else math.nan,
+                "sampling_sd": split.sampling_sd if split else math.nan,
+                "seed_sd": split.seed_sd if split else math.nan,
+                "more_precision_from": split.better_buy if split else "",
                 "trails": len(frame), "seeds": ";".join(str(s) for s in values.index),
                 "values": ";".join(f"{v:.6g}" for v in values),
                 "eval_size": float(sizes[0]) if len(sizes) == 1 else math.nan,
             })
-    return pd.DataFrame(rows, columns=["mode", "setting", "stale", "algo", "metric", "n", "mean", "lo", "hi",
-                                       "trails", "seeds", "values", "eval_size"])
+    return pd.DataFrame(rows, columns=CELL_TABLE_COLUMNS)
+
+
+CELL_TABLE_COLUMNS = ["mode", "setting", "stale", "algo", "metric", "n", "mean", "lo", "hi", "sd", "sampling_sd",
+                      "seed_sd", "more_precision_from", "trails", "seeds", "values", "eval_size"]

@@ -39,7 +39,8 @@ class EmbeddedEngineConfig:
     temperature: float = 1.0
     max_new_tokens: int = 10
     eval_every: int = 100
-    eval_size: int = 512
+    eval_size: int = 512             # problems of each intermediate eval (every eval_every steps)
+    final_eval_size: int = 4096      # distinct problems of the final eval at the last step (0: none)
     checkpoint_every: int = 100
     threads: int = 1                 # torch threads per trail
     # task: GSM8K-format word problems; difficulty = number of operations, operands in 1..max_number
@@ -92,6 +93,9 @@ def check_embedded(cfg: Any) -> None:
         raise ConfigError("engine.base_ema", eng.base_ema, "a decay in [0, 1) (0: no averaging)")
     if not 0.0 <= eng.base_format_frac <= 1.0:
         raise ConfigError("engine.base_format_frac", eng.base_format_frac, "a fraction in [0, 1]")
+    if not (isinstance(eng.final_eval_size, int) and not isinstance(eng.final_eval_size, bool)
+            and eng.final_eval_size >= 0):
+        raise ConfigError("engine.final_eval_size", eng.final_eval_size, "an integer ≥ 0 (0: no final eval)")
     if eng.difficulty < 1:
         raise ConfigError("engine.difficulty", eng.difficulty, "an integer ≥ 1 (operations per problem)")
 

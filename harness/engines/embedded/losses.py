@@ -3,7 +3,9 @@
 Every loss takes a :class:`LossInputs` and the algo config (attributes ``eps_clip``, ``m2_threshold``,
 ``behav_imp_weight_cap``) and returns ``(loss, stats)``. The loss is a scalar averaged over the *total* number of
 valid tokens: a token dropped by a mask or a rejection stays in the denominator, so masking never inflates the weight
-of the tokens that remain. Stats are floats, always the same keys (0.0 where a loss has nothing to report):
+of the tokens that remain. The one exception is ``m2po/areal``, which keeps AReaL's own denominator (the tokens its
+M2PO mask kept, per micro-batch; see its docstring). Stats are floats, always the same keys (0.0 where a loss has
+nothing to report):
 
 - ``clip_frac``: fraction of valid tokens whose clipped PPO branch is the active (strictly larger) one;
 - ``m2_before`` / ``m2_after`` / ``masked_frac``: M2PO's second moment before and after masking, fraction dropped;
@@ -42,6 +44,7 @@ class LossInputs:
     prox_logp: torch.Tensor    # [N, T] log π_prox: policy recomputed at the start of this update (no grad)
     advantages: torch.Tensor   # [N] or [N, T] group-normalised advantages (broadcast over tokens)
     mask: torch.Tensor         # [N, T] bool, valid (generated) tokens
+    micro_batch: torch.Tensor | None = None  # [N] micro-batch id per row, read by m2po/areal (None: one micro-batch)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -214,25 +217,54 @@ def m2po_official(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
 
 
 def m2po_areal(x: LossInputs, cfg: Any) -> tuple[torch.Tensor, Stats]:
-    """M2PO as AReaL implements it (``actor.m2_threshold``, gsm8k_m2po.yaml).
+    """M2PO as AReaL implements it (``actor.m2_threshold``, gsm8k_m2po.yaml), denominator and micro-batch weights
+    included.
 
-    Follows ``_apply_m2po_masking`` / ``_get_m2po_loss_mask`` in inclusionAI/AReaL ``areal/trainer/ppo/actor.py``
-    (commit 4aef98d):
+    Follows ``grpo_loss_fn`` → ``_apply_m2po_masking`` / ``_get_m2po_loss_mask`` in inclusionAI/AReaL
+    ``areal/trainer/ppo/actor.py`` and ``ppo_actor_loss_fn`` in ``areal/utils/functional/functional.py`` (areal 1.0.4,
+    tag v1.0.4 = commit 37d6c64), per micro-batch:
     s_t = (log π_prox/π_behav)², every valid token is a candidate, the top-s tokens are dropped until the mean of the
     rest is strictly below τ, and AReaL never drops every token (it keeps the smallest one). The kept tokens then go
-    through the decoupled PPO loss of ``grpo/decoupled`` (behaviour weight π_prox/π_behav, rejected above
+    through the decoupled PPO term of ``grpo/decoupled`` (behaviour weight π_prox/π_behav, rejected above
     ``behav_imp_weight_cap``) with ε = ``eps_clip``; AReaL's M2PO yaml sets ``eps_clip: 0.0``. That is not "no clip":
     clip(r, 1, 1) ≡ 1, so the term is w · max(−A r, −A); where r = π_θ/π_prox = 1 exactly (one minibatch, or the first
     of several) both branches tie and the gradient is that of −w A r, afterwards only tokens whose ratio moved against
     their advantage keep a gradient.
-    Deviation: AReaL divides by the count of kept tokens in each micro-batch; here the denominator is all valid tokens,
-    like every loss of the registry (with Adam the overall scale matters little).
+    Denominator: AReaL's token mean over the tokens the M2PO mask *kept* (``ppo_actor_loss_fn`` counts the loss mask it
+    is given, after M2PO masking and before rejection sampling), so masking raises the weight of the kept tokens; each
+    micro-batch's mean is weighted by its share of valid tokens (``loss_weight_fn = loss_mask.count_nonzero()`` on the
+    unmasked mask in ``PPOActor.ppo_update``): loss = Σ_mb (n_valid_mb / n_valid) · Σ_{kept in mb} term / n_kept_mb.
+    Micro-batches are given by ``LossInputs.micro_batch`` (a micro-batch id per row); without it the whole batch is
+    one micro-batch, as AReaL packs a minibatch that fits in ``max_tokens_per_mb``.
+    Stats: ``masked_frac`` = dropped ÷ valid tokens over the batch; ``m2_before`` / ``m2_after`` and ``clip_frac`` are
+    weighted across micro-batches by their valid tokens.
     """
     b = _Batch(x)
     stats = _base_stats(b)
-    sel = select_m2_mask(b.log_w.square(), b.mask, b.mask, _cfg(cfg, "m2_threshold"), strict=True, keep_one=True)
-    _m2_stats(stats, sel)
-    loss = _decoupled(b, cfg, _cfg(cfg, "eps_clip"), sel.keep, stats)
+    tau, cap, eps = _cfg(cfg, "m2_threshold"), _cfg(cfg, "behav_imp_weight_cap"), _cfg(cfg, "eps_clip")
+    groups = [None] if x.micro_batch is None else [x.micro_batch == mb for mb in torch.unique(x.micro_batch)]
+    ratio = b.log_r_prox.exp()
+    pg, clipped = _ppo_clip_terms(ratio, b.adv, eps)
+    w = b.log_w.exp()
+    accepted = w <= cap
+    loss = torch.where(b.mask, pg, torch.zeros((), dtype=pg.dtype)).sum() * 0.0   # in the graph even with no token
+    keep_all = torch.zeros_like(b.mask)
+    m2_before = m2_after = 0.0
+    for rows in groups:
+        valid = b.mask if rows is None else b.mask & rows.unsqueeze(-1)
+        n_valid_mb = int(valid.sum())
+        if n_valid_mb == 0:
+            continue
+        sel = select_m2_mask(b.log_w.square(), valid, valid, tau, strict=True, keep_one=True)
+        keep_all |= sel.keep
+        n_kept = max(int(sel.keep.sum()), 1)
+        term = torch.where(sel.keep & accepted, pg * w, torch.zeros((), dtype=pg.dtype)).sum() / n_kept
+        share = n_valid_mb / b.denom
+        loss = loss + share * term
+        m2_before += share * sel.m2_before
+        m2_after += share * sel.m2_after
+    stats.update(m2_before=m2_before, m2_after=m2_after, masked_frac=b.frac(b.mask & ~keep_all),
+                 clip_frac=b.frac(clipped & keep_all), behav_rejected_frac=b.frac(~accepted))
     return loss, stats
 
 

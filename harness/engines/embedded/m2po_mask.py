@@ -170,7 +170,10 @@ def water_fill_bound(sq: torch.Tensor, budget: float) -> Tuple[float, float, flo
     if m2 <= budget + OFFICIAL_EPS:
         return math.inf, m2, m2
     target = budget * n
-    if target <= OFFICIAL_EPS:          # a zero budget: the official solver clips everything to ratio 1
+    # A zero budget has no official answer: `_solve_tau_from_sorted_delta2` returns a bare 0.0 there, not the
+    # (τ, M2 after) pair its caller unpacks, so the official code raises TypeError. τ = 0 (every harmful ratio clamped
+    # to 1, M2 reported unclipped as in its k = 0 case) is this implementation's choice, not the official code's.
+    if target <= OFFICIAL_EPS:
         return 0.0, m2, m2
     bk = _bucketize(values)
     # F(k) = (u_k − eps)(n − k − 1) + csum[k] is non-decreasing in k: evaluate it at each bucket's last element
@@ -194,5 +197,7 @@ def water_fill_bound(sq: torch.Tensor, budget: float) -> Tuple[float, float, flo
     else:
         prev = float(bk.maxes[:c][bk.counts[:c] > 0][-1])
         prev_csum = below_sum
+    # the official √(u_{k−1} − 1e-12) is complex (and raises TypeError downstream) when u_{k−1} < 1e-12; the floor
+    # at 0 is this implementation's choice
     tau = max(prev - OFFICIAL_EPS, 0.0) ** 0.5
     return tau, m2, (prev * (n - k) + prev_csum) / n

@@ -119,3 +119,29 @@ class ProblemSet:
                 attempt += 1
             self._cache[index] = p
         return self._cache[index]
+
+
+_DISTINCT: dict = {}
+
+
+def distinct_indices(problems: ProblemSet, n: int) -> List[int]:
+    """The indices of the first `n` distinct questions of a split's stream (a later repeat of a question is skipped),
+    so an evaluation on them counts each problem once. Memoised per process: a warm worker runs many trails on the
+    same eval split. The stream never ends, so `n` distinct questions exist as long as the split has that many; a
+    split whose problem space is smaller raises ValueError after scanning 50·n indices without finding them."""
+    key = (problems.seed, problems.split, problems.difficulty, problems.max_number, n)
+    if key not in _DISTINCT:
+        seen: set = set()
+        out: List[int] = []
+        index = 0
+        while len(out) < n:
+            if index >= 50 * n:
+                raise ValueError(f"the {problems.split} split holds fewer than {n} distinct problems "
+                                 f"({len(out)} found in {index} draws)")
+            question = problems[index].question
+            if question not in seen:
+                seen.add(question)
+                out.append(index)
+            index += 1
+        _DISTINCT[key] = out
+    return list(_DISTINCT[key])

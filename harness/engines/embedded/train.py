@@ -142,14 +142,17 @@ class Trainer:
 
 
 def evaluate(policy: TinyGPT, problems: ProblemSet, n: int, max_new: int, temperature: float,
-             generator: torch.Generator, chunk: int = 256) -> Dict[str, float]:
-    """Greedy and sampled (temperature `temperature`) accuracy on the first `n` held-out problems. Both answers to a
-    chunk come from one prompt pass; the sampled ones are the tokens a separate sampling call would draw."""
+             generator: torch.Generator, chunk: int = 256, indices: Optional[Sequence[int]] = None) -> Dict[str, float]:
+    """Greedy and sampled (temperature `temperature`) accuracy on the first `n` held-out problems, or on the problems
+    at `indices` (then `n` is ignored). Both answers to a chunk come from one prompt pass; the sampled ones are the
+    tokens a separate sampling call would draw."""
+    order: List[int] = list(range(n)) if indices is None else list(indices)
     greedy = sampled = 0.0
-    for lo in range(0, n, chunk):
-        idx: List[int] = list(range(lo, min(n, lo + chunk)))
+    for lo in range(0, len(order), chunk):
+        idx = order[lo:lo + chunk]
         g_tokens, s_tokens = sample_greedy_and_tempered(policy, prompt_tensor(problems, idx), max_new, temperature,
                                                         generator)
         greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx, strict=True))
         sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx, strict=True))
-    return {"eval/reward": greedy / n, "eval/reward_sampled": sampled / n}
+    size = max(len(order), 1)
+    return {"eval/reward": greedy / size, "eval/reward_sampled": sampled / size}
