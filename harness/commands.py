@@ -63,7 +63,7 @@ def main_status(sweep: str, root: str = "runs") -> int:
     title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
              f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
     if len(rows) > PLAIN_ABOVE:
-        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
+        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True, markup=False, highlight=False)
     else:
         console.print(trail_table(rows, title))
     return 0

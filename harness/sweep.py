@@ -158,7 +158,7 @@ def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_
         skipped = sorted({t.cfg.engine.name for t in trails if plugins.engine(t.cfg.engine.name).preflight})
         for engine in skipped:
             console.print(f"note: {engine}'s own validation of the trails was skipped (it runs programs the sweep "
-                          f"names, e.g. engine.python); add --preflight to run it")
+                          f"names, e.g. engine.python); add --preflight to run it", markup=False)
         return
     errors = preflight(trails, sweep_dir)
     if errors:
@@ -170,7 +170,7 @@ def _print_descriptions(trails: List[Trail], sweep_dir: Path) -> None:
     for trail in trails:
         describe = plugins.engine(trail.cfg.engine.name).load_describe()
         if describe is not None:
-            console.print(f"{trail.name}:", highlight=False)
+            console.print(f"{trail.name}:", highlight=False, markup=False)
             console.print(f"  {describe(trail, sweep_dir)}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -105,7 +105,7 @@ def test_ctrl_c_on_a_detachable_backend_says_the_jobs_go_on(toyq: None, tmp_path
     assert toy_engine.PREPARED == [], "trails that do not run on this machine get nothing prepared here"
     out = " ".join(capsys.readouterr().out.split())
     assert "go on running on toyq" in out and "harness status" in out and "toyq-cancel <id>" in out
-    assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "detached"
+    assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "running"  # a TrailState: they go on
     assert main(["status", "q", "--root", str(root)]) == 0
     assert "running" in capsys.readouterr().out  # asked the backend, not the stale status.json
 

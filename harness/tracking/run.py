@@ -36,11 +36,13 @@ def find_run(client: Any, experiment_id: str, tags: Dict[str, str]) -> Optional[
 def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> str:
     """The trail's run id in this store: from the cursor, found by its tags, or created now."""
     if cursor.get("run_id") and cursor.get("experiment") == target.experiment:
-        sweep = trail_tags(run_dir)[Tag.SWEEP_ID]
-        if sweep and cursor.get("sweep_id") != sweep:  # a run made before sweeps had ids: it gets this sweep's
-            retry_locked(lambda: client.set_tag(cursor["run_id"], Tag.SWEEP_ID, sweep))
-            cursor["sweep_id"] = sweep
-            write_cursor(run_dir, target.uri, cursor)
+        tags = trail_tags(run_dir)
+        # a run made before sweeps had ids, or before trail ids had 16 digits: it gets today's identity tags
+        for key, field in ((Tag.SWEEP_ID, "sweep_id"), (Tag.TRAIL_ID, "trail_id")):
+            if tags[key] and cursor.get(field) != tags[key]:
+                retry_locked(partial(client.set_tag, cursor["run_id"], key, tags[key]))
+                cursor[field] = tags[key]
+                write_cursor(run_dir, target.uri, cursor)
         return str(cursor["run_id"])
     if cursor.get("run_id"):
         # Its run lives in another experiment (one shared by all sweeps, before each sweep had its own): the journal
@@ -63,7 +65,8 @@ def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any
         cursor["status"] = None  # a new run is RUNNING whatever the trail's state: sync_status settles it
     cursor["summary"] = sweep_summary(run_dir, target.uri)
     cursor.update(run_id=run_id, experiment_id=experiment_id, experiment=target.experiment,
-                  synced_step=cursor.get("synced_step", -1), sweep_id=tags[Tag.SWEEP_ID])
+                  synced_step=cursor.get("synced_step", -1), sweep_id=tags[Tag.SWEEP_ID],
+                  trail_id=tags[Tag.TRAIL_ID])
     write_cursor(run_dir, target.uri, cursor)
     return str(run_id)
 
