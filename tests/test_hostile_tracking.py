@@ -182,7 +182,7 @@ def test_a_server_that_never_answers_costs_the_sweep_one_deadline_not_one_per_tr
     assert wrap_up and "MLflow" in wrap_up[0], out
     mlflow_s = wrap_up[0].split("MLflow")[-1]
     seconds = int(mlflow_s.split("s")[0].split()[-1]) if "min" not in mlflow_s else 999
-    assert seconds <= 8 + 15 + 10, f"{wrap_up[0]} (whole sweep {took:.0f} s)"
+    assert seconds <= 8 + 15 + 20, f"{wrap_up[0]} (whole sweep {took:.0f} s)"  # deadline, wrap-up, slack
 
 
 def _tracker_pid(sweep_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> int:
@@ -205,7 +205,7 @@ def test_a_stopped_tracker_is_replaced_and_mlflow_gets_every_step(tmp_path: Path
     pid = _tracker_pid(root / "st", proc)
     os.kill(pid, signal.SIGSTOP)
     try:
-        out, _ = proc.communicate(timeout=400)
+        out, _ = proc.communicate(timeout=1200)
     finally:
         try:
             os.kill(pid, signal.SIGKILL)
