@@ -256,6 +256,39 @@ def test_a_zero_filled_journal_line_is_repaired_by_a_rerun_the_first_included(li
         assert len((run_dir / "journal.jsonl").read_bytes().splitlines()) == 6
 
 
+# --- a full disk during the report -------------------------------------------------------------------------------
+
+@pytest.fixture
+def full_report_dir(finished_sweep: FinishedSweep, root: Path):
+    """A copy of the finished sweep whose report/ is a tmpfs of 8 KiB: too small for a report. Skipped where this
+    process may not mount file systems."""
+    sweep_dir = finished_sweep.copy_to(root)
+    report = sweep_dir / "report"
+    report.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(report)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): a full disk is not tested")
+    try:
+        yield report
+    finally:
+        subprocess.run(["umount", str(report)], check=False)
+
+
+@pytest.mark.e2e
+def test_a_full_disk_in_the_report_names_the_file_leaves_nothing_partial_and_fails(
+        full_report_dir: Path, finished_sweep: FinishedSweep, root: Path, capsys) -> None:
+    code, _, err = _harness(capsys, "report", finished_sweep.name, "--root", str(root))
+    line = _one_error_line(err)
+    assert code == 1 and f"{full_report_dir}" in line and "(errno 28, ENOSPC)" in line, line
+    assert list(full_report_dir.iterdir()) == [], "no partial file, no staging directory"
+    args = [a for a in finished_sweep.args(root) if a != "--no-report"]  # the sweep's own report at its end
+    code, out, err = _harness(capsys, *args)
+    said = " ".join(out.split())
+    assert code == 1 and f"report not written: {full_report_dir}" in said and "ENOSPC" in said, out + err
+    assert list(full_report_dir.iterdir()) == []
+
+
 # --- damaged records: one line each -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("where, content", [

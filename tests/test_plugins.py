@@ -70,7 +70,7 @@ def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path, capsys: pytest.Captu
     assert [len(trails) for trails in toy_engine.PREPARED] == [2]
     assert "toy setup: ready for 2 trails" in capsys.readouterr().out
     assert main(args) == 0 and len(toy_engine.PREPARED) == 1, "nothing to run: nothing to prepare"
-    assert main([a.replace("stale=1,4", "stale=1,4,8") for a in args]) == 0
+    assert main([*(a.replace("stale=1,4", "stale=1,4,8") for a in args), "--extend"]) == 0  # a trail joins
     assert [len(trails) for trails in toy_engine.PREPARED] == [2, 1], "only the trails still to run"
     assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run",
                  "--preflight"]) == 2

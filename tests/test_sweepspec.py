@@ -69,7 +69,7 @@ def test_trail_id_is_stable_and_ignores_where_it_runs():
     c = compose_trail(["stale=64", "algo=m2po", "seed=2"])
     assert trail_id(a) == trail_id(b)
     assert trail_id(a) != trail_id(c)
-    assert len(trail_id(a)) == 10
+    assert len(trail_id(a)) == 16
 
 
 def test_run_dir_is_under_the_sweep(tmp_path: Path):
