@@ -38,9 +38,10 @@ def _metrics(run_dir: Path) -> Iterator[tuple[str, float, int, int]]:
 def fill_store(sweep_dir: Path, uri: str, experiment: str, skip: Optional[List[Path]] = None,
                neighbours: bool = True) -> int:
     """What tracking writes into the sweep's experiment: one run per trail (run name led by the algorithm, the trail
-    name as a tag, axes as params, harness.* tags with the sweep's own id, no failure reason, created after the trail started), metrics via
-    log_batch, and the sweep's summary run (sweep tag, but no trail); with `neighbours`, another sweep's experiment
-    beside it. Trails in `skip` never reached MLflow. Returns the number of metric values logged."""
+    name as a tag, axes as params, harness.* tags with the sweep's own id, no failure reason, created after the
+    trail started), metrics via log_batch, and the sweep's summary run (sweep tag, but no trail); with `neighbours`,
+    another sweep's experiment beside it. Trails in `skip` never reached MLflow. Returns the number of metric values
+    logged."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
