@@ -113,13 +113,31 @@ def test_a_journal_that_is_a_fifo_never_blocks_status_or_report(command: str, fi
 
 # --- identity -----------------------------------------------------------------------------------------------------
 
+def _colliding_learning_rates(cfg) -> tuple[str, str]:
+    """Two learning rates whose trail ids (with everything else as in `cfg`) share their first six hex digits,
+    found by trying rates 1e-9 apart (a birthday search: a few thousand ids)."""
+    from omegaconf import OmegaConf
+
+    from harness.trails import trail_id
+
+    seen: dict = {}
+    for i in range(200_000):
+        lr = f"{0.0001 + i * 1e-9:.9f}"
+        cfg = OmegaConf.merge(cfg, {"engine": {"lr": float(lr)}})
+        prefix = trail_id(cfg)[:6]
+        if prefix in seen:
+            return seen[prefix], lr
+        seen[prefix] = lr
+    raise AssertionError("no two learning rates share six hex digits of their trail ids")
+
+
 @pytest.mark.e2e
 def test_trails_whose_ids_began_alike_get_a_run_dir_each(root: Path, capsys) -> None:
     """Two learning rates whose trail ids share their first six hex digits, which once named their run dirs."""
     from harness.compose import compose_trail
     from harness.trails import trail_id
 
-    lrs = ("0.000104764", "0.000110680")  # found by search: trail ids a17053… both
+    lrs = _colliding_learning_rates(compose_trail(tiny_trail()))
     ids = [trail_id(compose_trail(tiny_trail(f"engine.lr={lr}"))) for lr in lrs]
     assert ids[0][:6] == ids[1][:6] and ids[0] != ids[1], ids
     code, out, err = _harness(capsys, "sweep", *tiny_trail(f"engine.lr={','.join(lrs)}"), "--name", "lr",
