@@ -124,13 +124,11 @@ def test_the_mlflow_report_reads_the_store_tracking_used_from_any_directory(tmp_
     code, out, err = _harness(capsys, "sweep", *ENGINE, "tracking=mlflow", "tracking.live=off", "stale=0,1",
                               "--name", "u", "--root", str(root), "--no-report")
     assert code == 0, out + err
-    code, out, err = _harness(capsys, "report", "u", "--root", str(root), "--source", "mlflow", "--out",
-                              str(tmp_path / "from-launch"))
-    assert code == 0, out + err
-    monkeypatch.chdir(elsewhere)
-    code, out, err = _harness(capsys, "report", "u", "--root", str(root), "--source", "mlflow", "--out",
-                              str(tmp_path / "from-elsewhere"))
-    assert code == 0, out + err
+    for cwd, out_dir in ((launch, "from-launch"), (elsewhere, "from-elsewhere")):  # fresh processes: no cached store
+        done = subprocess.run([sys.executable, "-m", "harness.cli", "report", "u", "--root", str(root), "--source",
+                               "mlflow", "--out", str(tmp_path / out_dir)], cwd=cwd, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stdout + done.stderr
     assert list(elsewhere.iterdir()) == [], "nothing is created in the working directory"
     for name in ("trails.csv", "cells.csv"):
         keep = ["trail", "id", "stale", "state", "eval_final"] if name == "trails.csv" else ["stale", "metric", "mean"]
@@ -259,11 +257,20 @@ def _finished(tmp_path: Path, capsys, uri: str) -> Path:
 
 
 def test_a_half_created_store_is_named_with_the_fix_at_once(tmp_path: Path, capsys) -> None:
+    from mlflow.store.tracking.dbmodels.initial_models import Base as Initial
+    from mlflow.store.tracking.dbmodels.models import Base
+    from sqlalchemy import create_engine
+
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
-    with sqlite3.connect(db) as con:  # what `harness sync` killed while it made the store leaves: tables, no version
-        con.execute("create table experiments (experiment_id integer primary key, name varchar(256))")
-        con.execute("create table runs (run_uuid varchar(32) primary key)")
+    # what a process killed while MLflow migrated a new store leaves: its first tables, the table one migration made,
+    # and no schema version (MLflow then meets 'table latest_metrics already exists' on every later open)
+    engine = create_engine(f"sqlite:///{db}")
+    Initial.metadata.create_all(engine)
+    Base.metadata.tables["latest_metrics"].create(engine)
+    engine.dispose()
+    with sqlite3.connect(db) as con:
+        assert "alembic_version" not in {r[0] for r in con.execute("select name from sqlite_master")}
     root = _finished(tmp_path, capsys, f"sqlite:///{db}")
     started = time.monotonic()
     code, out, err = _harness(capsys, "sync", "s", "--root", str(root))

@@ -167,9 +167,10 @@ def configure_http(timeout_s: float = 10.0, retries: int = 1) -> None:
 
 
 def is_transient(exc: BaseException) -> bool:
+    """A sqlite lock or a busy file: retried. ("table … already exists" is not: stores are created by one process
+    at a time (open_store), so it means a store left half-made, which check_store names.)"""
     text = str(exc).lower()
-    # "table ... already exists": two trails created the schema of a fresh sqlite store at once
-    return any(marker in text for marker in _TRANSIENT) or ("table" in text and "already exists" in text)
+    return any(marker in text for marker in _TRANSIENT)
 
 
 _UNREACHABLE = ("timed out", "timeout", "max retries exceeded", "connection refused", "connection reset",
