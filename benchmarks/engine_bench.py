@@ -100,7 +100,7 @@ def child_trail(args) -> dict:
         c0 = time.process_time()
         result = engine.run(cfg, run_dir, journal, lambda step, total, metrics: marks.append(time.process_time()))
         journal.close()
-        records = read_records(run_dir)
+        records = [r for r in read_records(run_dir) if r["step"] > 0]  # step 0: the base model's eval
     cpu = [b - a for a, b in zip([c0] + marks[:-1], marks, strict=True)]
     evals = {r["step"] for r in records if "eval/reward" in r}
     return {"status": result.state, "cpu_total": marks[-1] - c0, "step_cpu": cpu,

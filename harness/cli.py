@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import HarnessError, describe_os_error
 from harness.logs import configure_logging
 
 VERBOSE_HELP = "show libraries' INFO logging (MLflow, alembic, urllib3, …), quiet otherwise"
+# The subcommands whose positional arguments are Hydra overrides. Their overrides may come before, between and after
+# their options (`harness sweep demo --name mine engine.steps=200`): argparse's default parse stops the positionals at
+# the first option, and it cannot parse a parser with subcommands intermixed, so these subcommands' own parsers
+# parse their arguments a second time with parse_intermixed_args.
+INTERMIXED = ("run", "sweep")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="harness", description="Sweeps of RL trails under stale data.")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     # also accepted after the command (`harness sweep demo -v`); SUPPRESS keeps a subcommand from resetting it
@@ -20,8 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    commands: Dict[str, argparse.ArgumentParser] = {}
+
     def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, parents=[common])
+        commands[name] = sub.add_parser(name, help=help, parents=[common])
+        return commands[name]
 
     run = add("run", help="run one trail in the foreground")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. stale=256 algo=m2po")
@@ -57,11 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("sweep")
     sync.add_argument("--root", default="runs")
     sync.add_argument("--uri", default=None, help="tracking URI (default: the one in each trail's config)")
-    return parser
+    return parser, commands
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line, with the overrides of `run` and `sweep` taken wherever they stand among the options."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = _parser()
+    args, extras = parser.parse_known_args(argv)
+    if args.command in INTERMIXED:
+        after_command = argv[argv.index(args.command) + 1:]  # the top level takes only flags: its first word is it
+        top = argparse.Namespace(command=args.command, verbose=args.verbose)
+        return commands[args.command].parse_intermixed_args(after_command, top)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     configure_logging(verbose=args.verbose)
     try:
         if args.command == "run":
@@ -69,11 +91,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return main_run(args.overrides, root=args.root)
         if args.command == "sweep":
-            from harness.sweep import main_sweep
+            from harness.backends.spawn import end_spare, start_spare
 
-            return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
-                              report=not args.no_report, root=args.root, wait=args.wait,
-                              run_preflight=args.preflight, yes=args.yes, extend=args.extend)
+            if not (args.dry_run or args.detach):
+                start_spare()  # a warm worker importing while the sweep composes (harness.backends.spawn)
+            try:
+                from harness.sweep import main_sweep
+
+                return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
+                                  report=not args.no_report, root=args.root, wait=args.wait,
+                                  run_preflight=args.preflight, yes=args.yes, extend=args.extend)
+            finally:
+                end_spare()
         if args.command == "status":
             from harness.commands import main_status
 

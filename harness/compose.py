@@ -3,7 +3,8 @@
 Why a Composer: a sweep composes every trail before anything launches, and Hydra's compose is the slow part
 (~75 ms: defaults list, yaml and schema merge). Hydra is initialised once per sweep, and the config of each distinct
 choice of config groups (algo=, engine=, …) is composed once; a trail's value overrides are then applied to a copy
-with the very function Hydra's compose applies them with (`ConfigLoaderImpl._apply_overrides_to_config`), after the
+with the very function Hydra's compose applies them with (`ConfigLoaderImpl._apply_overrides_to_config`, reached
+through harness.internals), after the
 groups, as Hydra does. tests/test_compose.py holds the result equal to a full compose per trail.
 """
 
@@ -14,7 +15,6 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config import CONF_DIR, register_configs
 from harness.errors import HarnessError
+from harness.internals import apply_overrides_to_config, config_repository
 from harness.validate import validate
 
 GROUPS = ("algo", "engine", "backend", "tracking")
@@ -115,7 +116,7 @@ class Composer:
         GlobalHydra.instance().clear()
         self._init = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")
         self._init.__enter__()
-        self._repo = GlobalHydra.instance().config_loader().repository  # type: ignore[attr-defined]
+        self._repo = config_repository()
         self._parser = OverridesParser.create()
         return self
 
@@ -139,7 +140,7 @@ class Composer:
         if groups not in self._bases:
             self._bases[groups] = compose(config_name="config", overrides=list(groups))
         cfg = copy.deepcopy(self._bases[groups])
-        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if not self._selects_config(o)], cfg)
+        apply_overrides_to_config([o for o in parsed if not self._selects_config(o)], cfg)
         return cfg
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:

@@ -1,4 +1,4 @@
-"""The harness's structured config: one schema registered with Hydra's ConfigStore, composed from harness/conf/.
+"""The harness's structured config: one schema registered with Hydra's ConfigStore, composed from conf/.
 
 Engine and backend sections take their schemas from the plug-in registry (harness.plugins).
 

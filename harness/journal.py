@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Union
 
@@ -189,13 +190,27 @@ def tail_step(run_dir: Path | str, window: int = 65536) -> Optional[int]:
     return None if size <= window else last_step(run_dir)
 
 
+# Bytes of journals missing_steps reads line by line in a process before it turns to pyarrow: below it, reading the
+# lines costs less than importing pyarrow (about 0.2 s), so a short sweep's end never pays that import.
+LINE_READ_BUDGET = 4 * 1024 * 1024
+_line_read = [0]
+
+
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:
     """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
-    lost, since readers stop there). Read column-wise (harness.journal_columns, imported here only: a trail never
-    asks)."""
-    from harness.journal_columns import read_steps
+    lost, since readers stop there). Read line by line while this process has read less than LINE_READ_BUDGET so,
+    else column-wise (harness.journal_columns, imported here only: a trail never asks); both read the same steps."""
+    try:
+        size = (Path(run_dir) / JOURNAL_NAME).stat().st_size
+    except FileNotFoundError:
+        size = 0
+    if _line_read[0] + size <= LINE_READ_BUDGET and "harness.journal_columns" not in sys.modules:
+        _line_read[0] += size
+        seen = {int(record["step"]) for record in iter_records(run_dir)}
+    else:
+        from harness.journal_columns import read_steps
 
-    seen = set(read_steps(run_dir))
+        seen = set(read_steps(run_dir))
     return [s for s in range(1, int(last) + 1) if s not in seen]
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -131,6 +130,8 @@ class LiveDisplay(SweepDisplay):
     """On a terminal: one table redrawn in place, the phases before launch first, then every trail."""
 
     def __enter__(self) -> LiveDisplay:
+        from rich.live import Live  # only on a terminal
+
         self._live = Live(self, console=self.console, refresh_per_second=2)
         self._live.start()
         return self

@@ -27,6 +27,7 @@ from harness.atomic import atomic_write
 from harness.errors import HarnessError
 from harness.safe_files import check_directory, check_regular, open_regular
 from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
+from harness.yamlfile import load_plain
 
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
@@ -57,6 +58,7 @@ class Tag:
     NODE = "harness.node"
     CODE_VERSION = "harness.code_version"
     RUN_DIR = "harness.run_dir"
+    CELL = "harness.cell"               # the trail's cell: its run name without the seed (tracking.metadata)
 
 
 class CorruptRecord(HarnessError):
@@ -182,9 +184,6 @@ class TrailMeta:
                    dict(data.get("axes") or {}), str(data.get("engine") or ""), str(data.get("backend") or ""))
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 class RunDir:
     """One trail's run directory. Cheap to make: nothing is read until asked for."""
 
@@ -273,19 +272,18 @@ class RunDir:
 
     # ------------------------------------------------------------ config.yaml, overrides.yaml
     def config(self) -> Dict[str, Any]:
-        """config.yaml as plain data ({} without one). It is saved resolved, so a plain YAML parser reads it, ~50×
-        cheaper than OmegaConf."""
+        """config.yaml as plain data ({} without one). It is saved resolved, so a plain YAML parser reads it
+        (harness.yamlfile: libyaml under OmegaConf's rules), ~50× cheaper than OmegaConf."""
         try:
-            with open_regular(self.config_path, "r") as fh:
-                cfg = yaml.load(fh, Loader=_YAML_LOADER) or {}
+            cfg = load_plain(self.config_path) or {}
         except (FileNotFoundError, yaml.YAMLError, UnicodeDecodeError):
             return {}
         return cfg if isinstance(cfg, dict) else {}
 
     def omega_config(self) -> DictConfig:
         """config.yaml as the DictConfig the engine runs (raises when it is absent or not a mapping)."""
-        with open_regular(self.config_path, "r") as fh:
-            cfg = OmegaConf.load(fh)
+        data = load_plain(self.config_path)
+        cfg = OmegaConf.create(data if data is not None else {})
         if not isinstance(cfg, DictConfig):
             raise CorruptRecord(self.config_path, "trail config", "not a mapping", _META_REMEDY)
         return cfg

@@ -14,7 +14,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 
 from harness.engines import StepCallback, get_engine
 from harness.errors import naming
@@ -38,20 +38,26 @@ class LiveSyncer(Protocol):
 MakeLiveSync = Callable[[Path], Optional[LiveSyncer]]
 
 
-def _status_writer(run_dir: RunDir, extra: Optional[StepCallback]) -> StepCallback:
-    last = [0.0]
+class _StatusWriter:
+    """The trail's progress in status.json at most every STATUS_EVERY_S, the first a period after its start; the
+    last step seen goes into the outcome record (`progress`). Why not every step, nor the first: each write is an
+    fsynced file, and a trail that ends within a period needs none between its start and its outcome."""
 
-    def on_step(step: int, total: int, metrics: dict) -> None:
+    def __init__(self, run_dir: RunDir, extra: Optional[StepCallback]):
+        self.run_dir, self.extra = run_dir, extra
+        self.last = time.monotonic()  # the start was just recorded
+        self.progress: Dict[str, int] = {}
+
+    def __call__(self, step: int, total: int, metrics: dict) -> None:
+        self.progress = {"step": step, "total_steps": total}
         now = time.monotonic()
-        if now - last[0] >= STATUS_EVERY_S or step >= total:
-            last[0] = now
+        if now - self.last >= STATUS_EVERY_S:
+            self.last = now
             # progress never overwrites an outcome another process recorded meanwhile (a scheduler's cancel)
-            recorded = run_dir.status().state
-            run_dir.write_status(recorded if recorded.terminal else TrailState.RUNNING, step=step, total_steps=total)
-        if extra is not None:
-            extra(step, total, metrics)
-
-    return on_step
+            recorded = self.run_dir.status().state
+            self.run_dir.write_status(recorded if recorded.terminal else TrailState.RUNNING, **self.progress)
+        if self.extra is not None:
+            self.extra(step, total, metrics)
 
 
 def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
@@ -80,15 +86,16 @@ def _run_locked(record: RunDir, cfg: Any, on_step: Optional[StepCallback],
     journal = Journal(run_dir)
     if journal.cut_at is not None:  # records past a bad line were dropped: a checkpoint may be past them
         shutil.rmtree(record.checkpoint_dir, ignore_errors=True)
+    progress = _StatusWriter(record, on_step)
     try:
         if sync is not None:
             sync.start()
         run = get_engine(cfg.engine.name)
-        result = run(cfg, run_dir, journal, _status_writer(record, on_step))
+        result = run(cfg, run_dir, journal, progress)
         state = TrailState(result.state)
-        record.record_outcome(state, result.reason, step=result.step)
+        record.record_outcome(state, result.reason, **{**progress.progress, "step": result.step})
     except KeyboardInterrupt:
-        record.record_outcome(TrailState.CANCELLED, "interrupted")
+        record.record_outcome(TrailState.CANCELLED, "interrupted", **progress.progress)
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
@@ -96,7 +103,7 @@ def _run_locked(record: RunDir, cfg: Any, on_step: Optional[StepCallback],
         try:
             with naming(record.log_path), open_regular(record.log_path, "a") as log:
                 log.write(traceback.format_exc())
-            record.record_outcome(state, reason)
+            record.record_outcome(state, reason, **progress.progress)
         except OSError:
             if not isinstance(exc, OSError):
                 raise

@@ -23,27 +23,31 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 
 from harness import plugins
-from harness.backends.base import Backend, get_backend
+from harness.backends.base import Backend, get_backend, wait_for_change, warm_up
+from harness.backends.spawn import end_spare
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
-from harness.journal_index import JournalIndex
 from harness.locks import is_locked, read_holder, sweep_lock, trail_lock
 from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
-from harness.rundir import RunDir, describe_lost, read_status
+from harness.rundir import RunDir, describe_lost
 from harness.states import ACTIVE, TrailState
 from harness.sweepdir import check_sweep_files, read_sweep_meta, trail_dirs, write_sweep_meta, write_trail_meta
 from harness.sweepspec import SweepSpec, build_spec, build_trails
-from harness.tracking.sweep_tracking import SweepTracking
 from harness.trails import LEGACY_ID_DIGITS, Trail
 
-POLL_S = 0.2
+if TYPE_CHECKING:
+    from harness.tracking.sweep_tracking import SweepTracking
+
+POLL_S = 0.2  # the longest the watch waits between two looks at the trails; a backend's wait ends it sooner
+REPORT_FILE = Path("report") / "REPORT.md"  # where harness.report writes a sweep's report by default
+WRITERS = 8  # run dirs written at once
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
 console = Console(soft_wrap=True)  # a long line stays one line in a log; tables still fit the width
 
@@ -123,11 +127,32 @@ def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]
             console.print(f"{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
                           f"{holder.get('host', '?')}", style="yellow", markup=False)
             continue
+        to_run.append(trail)
+
+    def write(trail: Trail) -> None:
+        run_dir = RunDir(trail.run_dir(sweep_dir))
+        fresh = not run_dir.status_path.exists()
         run_dir.save_config(trail.cfg, trail.overrides)
         write_trail_meta(run_dir.path, trail, sweep_name)
-        run_dir.record_outcome(TrailState.PENDING)
-        to_run.append(run_dir.path)
-    return to_run
+        if not fresh:  # an earlier outcome is reset; a new trail reads as pending until _submit records it
+            run_dir.record_outcome(TrailState.PENDING)
+
+    for_each(write, to_run)
+    return [t.run_dir(sweep_dir) for t in to_run]
+
+
+def for_each(action: Callable[[Any], object], items: Sequence[Any]) -> None:
+    """`action` on every item, up to WRITERS at once; the first error is raised once all have ended. For the run
+    dirs' files: each is fsynced, so writing them one after the other waits on the disk N times in a row."""
+    if len(items) < 2:
+        for item in items:
+            action(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(WRITERS, len(items))) as pool:
+        for _ in pool.map(action, items):
+            pass
 
 
 def check_binding(trails: List[Trail], sweep_dir: Path, extend: bool) -> None:
@@ -244,23 +269,30 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
+    from harness.tracking.sweep_tracking import SweepTracking
+
     tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
                      backend=backend_name, state=TrailState.RUNNING.value, seeds=spec.seed_roles or None,
                      launched_from=os.getcwd(), **tracking.uri_fields())
-    backend = get_backend(trails[0].cfg)
+    backend = get_backend(trails[0].cfg)  # the local backend adopts the command line's spare worker
+    end_spare()  # one no backend adopted
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False
     phases = PhaseClock()
     follow = f"`harness status {shlex.quote(str(sweep_dir))}`"
+    handed_over = False  # a detached sweep's jobs are the scheduler's once submitted: its backend stays open
     try:  # from here on a Ctrl-C (writing run dirs, starting the tracker, watching) is recorded as an interrupt
+        if not detach:  # workers start while the run dirs are written and tracking starts
+            warm_up(backend, [t for t in trails if not RunDir(t.run_dir(sweep_dir)).status().state.finished])
         to_run = prepare(trails, sweep_dir, spec.name)
         console.print(f"sweep [bold]{escape(spec.name)}[/]: {len(trails)} trails, {len(trails) - len(to_run)} "
                       f"already finished, {len(to_run)} to run on {escape(backend_name)} → {escape(str(sweep_dir))}")
         _tracking(tracking.start, "start")
         if detach:
             handles = _submit(backend, to_run)
+            handed_over = True
             console.print(f"submitted {len(handles)} trails; follow with {follow}", markup=False)
             return 0
         with sigterm_as_interrupt(), open_display(console, all_dirs,
@@ -295,7 +327,7 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
                            f"(finished steps are kept: rerun the sweep once the problem is fixed)") from exc
     finally:
         with further_interrupts_ignored():
-            if not detach:
+            if not handed_over:
                 backend.close()
             if not watched:
                 tracking.close()
@@ -340,25 +372,49 @@ class PhaseClock:
 def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
     """Hand the trails to the backend, noting when (the report's queue time is from here to the trail's start)."""
     now = time.time()
-    for run_dir in run_dirs:
-        RunDir(run_dir).record_outcome(TrailState.PENDING, submitted=now)
+    for_each(lambda run_dir: RunDir(run_dir).record_outcome(TrailState.PENDING, submitted=now), run_dirs)
     return backend.submit(run_dirs) if run_dirs else []
 
 
 def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], display: SweepDisplay) -> None:
-    """Poll the backend until no trail it runs is pending or running, showing each change on `display`."""
-    states = {d: read_status(d)["state"] for d in all_dirs}
+    """Poll the backend until no trail it runs is pending or running, showing each change on `display`. Between two
+    looks it waits until a trail may have changed (the backend's `wait`: a local worker's answer), at most POLL_S, so
+    the display's clock and its periodic lines keep their pace."""
+    states = {d: RunDir(d).status().state for d in all_dirs}
     while True:
         for run_dir, handle in handles.items():
             states[run_dir] = backend.poll(handle)
         display.update(states)
         if all(states[d] not in ACTIVE for d in handles):
             break
-        time.sleep(POLL_S)
+        wait_for_change(backend, POLL_S)
+
+
+def _mtime(path: Path) -> Optional[float]:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def report_skipped(sweep_dir: Path, all_dirs: List[Path]) -> Optional[str]:
+    """Why the report a sweep writes when it ends would say nothing new (None: it would): a sweep of one trail
+    compares nothing, and its row is the table printed at the end; a report newer than every trail's status and
+    journal is the one a new report would be."""
+    if len(all_dirs) == 1:
+        return f"a single trail (`harness report {sweep_dir}` writes it)"
+    written = _mtime(sweep_dir / REPORT_FILE)
+    changed = [t for d in map(RunDir, all_dirs) for t in (_mtime(d.status_path), _mtime(d.journal_path))
+               if t is not None]
+    if written is not None and written >= max(changed, default=0.0):
+        return f"unchanged since it was written, no trail has changed ({sweep_dir / REPORT_FILE})"
+    return None
 
 
 def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], report: bool,
             phases: PhaseClock) -> int:
+    skipped = report_skipped(sweep_dir, all_dirs) if report else None
+    report = report and skipped is None
     work = [(doing, what) for doing, what, on in (("catching up MLflow", "MLflow", tracking.cfg.enabled),
                                                   ("writing the report", "report", report)) if on]
     if work:
@@ -380,6 +436,8 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
             report_failed = True
             said = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             console.print(f"report not written: {said}", style="red", markup=False)
+    elif skipped:
+        console.print(f"report: not written: {skipped}", highlight=False, markup=False)
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
     phases.lap(" and ".join(what for _, what in work) or "wrap-up")
     console.print(phases.summary())
@@ -434,6 +492,8 @@ def mark_interrupted(run_dir: Path) -> bool:
 def status_rows(sweep_dir: Path) -> List[Dict[str, Any]]:
     """A row per trail for `harness status`: what its run dir says, the scheduler's word for a detached job still
     active, and a running trail whose process died without a word recorded interrupted."""
+    from harness.journal_index import JournalIndex
+
     index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
     rows = []
     for run_dir in trail_dirs(sweep_dir):

@@ -27,18 +27,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, Override, RangeSweep
-from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from harness.compose import Composer
 from harness.config import SweepConfig
 from harness.errors import HarnessError
+from harness.internals import config_loader, split_sweep
 from harness.names import check_sweep_name
 from harness.resources import CONF_DIR, SWEEPS_DIR
 from harness.trails import Trail, make_trails
@@ -297,10 +294,7 @@ def _last_per_key(overrides: Sequence[str]) -> List[str]:
 
 def _parser() -> OverridesParser:
     """An override parser that can expand glob() over the yaml options of conf/ groups."""
-    Plugins.instance()  # registers Hydra's config sources (file://)
-    search_path = ConfigSearchPathImpl()
-    search_path.append("harness", f"file://{CONF_DIR}")
-    return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search_path))
+    return OverridesParser.create(config_loader=config_loader(CONF_DIR))
 
 
 def _sweep_size(override: Override) -> int:
@@ -364,11 +358,9 @@ def expand(spec: SweepSpec) -> List[List[str]]:
     for trail in spec.trail_overrides:
         merged = _last_per_key([*spec.overrides, *trail, *spec.cli_overrides])
         try:
-            batches = BasicSweeper.split_arguments(parser.parse_overrides(merged), None)
+            jobs.extend(split_sweep(parser.parse_overrides(merged)))
         except HydraException as exc:
             raise HarnessError(f"invalid sweep override: {exc}") from exc
-        for batch in batches:
-            jobs.extend(list(job) for job in batch)
     return jobs
 
 

@@ -5,7 +5,8 @@ be written.
 
 `python -m harness.worker --serve`: a warm worker (harness.backends.pool) that runs trail after trail in one process,
 so Python, torch and the engine are imported once per worker rather than once per trail. It reads one JSON request
-per line on stdin ({"run_dir", "log", "threads"}) and answers each with one JSON line {"code": <exit code as above>}
+per line on stdin ({"run_dir", "log", "threads", "engine", "entry_points"}: the trail, its log, its thread count, its
+engine and the plug-in entry points the sweep read) and answers each with one JSON line {"code": <exit code as above>}
 on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it ends a
 per-trail process; end of input ends it too.
 """
@@ -19,8 +20,10 @@ import random
 import signal
 import sys
 import traceback
-from typing import IO, Dict, Set
+from typing import IO, Dict, Optional, Set
 
+from harness import plugins
+from harness.backends.spawn import PARENT_VAR, THREAD_VARS  # noqa: F401 - THREAD_VARS re-exported
 from harness.engines import get_engine
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import raise_interrupt
@@ -32,7 +35,6 @@ from harness.states import TrailState
 
 LOCKED_EXIT = 75  # EX_TEMPFAIL: the trail is being run by another process
 IO_EXIT = 74      # EX_IOERR: the run dir could not be written (a full disk, a read-only file system)
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def run_one(run_dir: str) -> int:
@@ -50,8 +52,32 @@ def run_one(run_dir: str) -> int:
         return IO_EXIT
 
 
+def end_with_parent() -> None:
+    """SIGTERM this worker when the sweep process that started it (PARENT_VAR) dies, however it dies (Linux
+    PR_SET_PDEATHSIG); a parent already gone is caught by its PID.
+
+    Why: workers run in sessions of their own (Ctrl-C reaches them only through the sweep), so a SIGKILLed sweep
+    would otherwise leave them running, holding their trails' locks, unseen by the next run of the sweep; SIGTERM
+    lets each record itself cancelled and release its lock, and a rerun resumes it from its checkpoint. Set here
+    rather than between fork and exec: a preexec_fn makes every spawn a full fork of the sweep process, several
+    times slower than the spawn Python does without one.
+    """
+    parent = os.environ.pop(PARENT_VAR, "")
+    if not parent.isdigit():
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
+        return
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    end_with_parent()
     if argv == ["--serve"]:
         return serve()
     if len(argv) != 1:
@@ -130,8 +156,9 @@ def serve() -> int:
             request = json.loads(line)
             _point_output_at(request["log"])
             fresh.restore(int(request.get("threads", 1)))
+            plugins.use_entry_points(request.get("entry_points", ()))  # as the sweep read them
             try:
-                _import_engine(request["run_dir"], engines)
+                _import_engine(request["run_dir"], engines, request.get("engine") or None)
                 code = run_one(request["run_dir"])
             except KeyboardInterrupt:
                 _reply(replies, TrailState.CANCELLED.exit_code)
@@ -149,15 +176,16 @@ def serve() -> int:
     return 0
 
 
-def _import_engine(run_dir: str, engines: Set[str]) -> None:
-    """Import the trail's engine the first time the worker meets it, then freeze everything imported so far out of
-    the garbage collector's reach (gc.freeze): the collection after each trail then scans what the trail made, not
-    torch's whole object graph (a third of a second each). A config that cannot be read is left to the runner,
-    which records why."""
-    try:
-        name = str(load_config(run_dir).engine.name)
-    except Exception:  # noqa: BLE001 - the runner reports it as the trail's failure
-        return
+def _import_engine(run_dir: str, engines: Set[str], name: Optional[str] = None) -> None:
+    """Import the trail's engine (`name`, as the request says, else read from its config) the first time the worker
+    meets it, then freeze everything imported so far out of the garbage collector's reach (gc.freeze): the collection
+    after each trail then scans what the trail made, not torch's whole object graph (a third of a second each). A
+    config that cannot be read is left to the runner, which records why."""
+    if name is None:
+        try:
+            name = str(load_config(run_dir).engine.name)
+        except Exception:  # noqa: BLE001 - the runner reports it as the trail's failure
+            return
     if name not in engines:
         engines.add(name)
         try:

@@ -51,6 +51,10 @@ FAKE_GSM8K_RL = textwrap.dedent('''
             print("RuntimeError: fake AReaL worker died", file=sys.stderr, flush=True)
             sys.exit(3)
         time.sleep(0.2)
+    if os.environ.get("FAKE_AREAL_HANG"):   # a worker that left AReaL's session, then a main process that hangs
+        import subprocess
+        subprocess.Popen(["sleep", "300"], start_new_session=True)
+        time.sleep(300)
     journal = Path(tb).parent / "journal.jsonl"
     deadline = time.time() + 20
     while not (journal.exists() and journal.read_text().strip()) and time.time() < deadline:
@@ -141,3 +145,47 @@ def test_preflight_reports_each_trail_when_areal_cannot_be_run(tmp_path, fake_ch
     assert "does not exist" in preflight(make_trails([(cfg, [])]))[0]
     cfg = compose_trail(["engine=areal", f"engine.areal_path={tmp_path / 'nope'}", "engine.preflight=false"])
     assert preflight(make_trails([(cfg, [])])) == []
+
+
+def _alive(pids) -> list:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def test_stop_ends_areals_group_and_the_marked_processes_that_left_it(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    from harness.engines.areal import processes
+
+    mark = str(tmp_path / "run")
+    proc = subprocess.Popen(["bash", "-c", "sleep 300 & setsid sleep 301 & wait"], start_new_session=True,
+                            env={**os.environ, processes.MARK: mark})
+    deadline = time.monotonic() + 10
+    while len(processes.marked(mark)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = processes.marked(mark)
+    assert len(pids) == 3, pids
+    left = [p for p in pids if os.getpgid(p) != proc.pid]
+    assert len(left) == 1, "one of them runs in a session of its own, out of reach of killpg"
+    processes.stop(proc, mark, grace_s=2.0)
+    assert _alive(pids) == [] and processes.marked(mark) == []
+
+
+def test_hung_areal_is_stopped_at_the_timeout_with_nothing_left(tmp_path, fake_checkout, monkeypatch):
+    from harness.engines.areal import processes
+
+    monkeypatch.setenv("FAKE_AREAL_HANG", "1")
+    run_dir = _trail_dir(tmp_path, fake_checkout, ["engine.timeout_s=6", "engine.total_train_steps=2"])
+    assert run_trail_dir(run_dir) == "failed"
+    assert "ran past engine.timeout_s=6 s" in read_status(run_dir)["reason"]
+    assert [r["step"] for r in read_records(run_dir)] == [1]   # step 2 may be incomplete: it is not journaled
+    assert processes.marked(str(run_dir.resolve())) == []

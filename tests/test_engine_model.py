@@ -163,3 +163,12 @@ def test_adam_takes_torch_adams_steps_bit_for_bit_and_reads_its_state() -> None:
     again = Adam(list(copy.deepcopy(twin).parameters()), lr=1e-2)
     again.load_state_dict(ours.state_dict())
     assert again.step_count == 20 and all(torch.equal(a, b) for a, b in zip(again.exp_avg, ours.exp_avg, strict=True))
+    # and the other way round: a checkpoint of ours resumes in torch's Adam, which then takes the same steps
+    library = torch.optim.Adam(copy.deepcopy(twin).parameters(), lr=1e-2)
+    library.load_state_dict(ours.state_dict())
+    for opt, params in ((library, library.param_groups[0]["params"]), (ours, ours.params)):
+        torch.manual_seed(1)
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(library.param_groups[0]["params"], ours.params, strict=True))

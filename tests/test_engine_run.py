@@ -28,6 +28,11 @@ def make_run_dir(tmp_path: Path, name: str, overrides: list) -> Path:
     return run_dir
 
 
+def training_records(run_dir: Path) -> list:
+    """The journal's records of training steps (step 0 is the base model's eval)."""
+    return [r for r in read_records(run_dir) if r["step"] > 0]
+
+
 def weights_hash(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for p in model.state_dict().values():
@@ -58,12 +63,15 @@ def test_fixed_lag_really_trains_step_t_on_samples_of_version_t_minus_stale(tmp_
         version = max(0, t - stale)
         # the batch step t trains on was sampled by exactly the weights that step `version` started from
         assert generated[first_prompt] == (at_update[version][0] if t >= stale else base_hash)
-    records = read_records(run_dir)
+    base, *records = read_records(run_dir)
     assert [r["staleness/max"] for r in records] == [min(t, stale) for t in range(8)]
     assert [r["train/version"] for r in records] == list(range(1, 9))
-    # step 1 also states where RL started: the base model's greedy and sampled eval, logged once
-    assert 0.0 <= records[0]["base/reward"] <= 1.0 and 0.0 <= records[0]["base/reward_sampled"] <= 1.0
-    assert not any(k.startswith("base/") for r in records[1:] for k in r)
+    # step 0 states where RL started: the base model's greedy and sampled eval, the first point of the eval curves
+    assert base["step"] == 0 and set(base) == {"step", "time", "eval/reward", "eval/reward_sampled", "base/reward",
+                                               "base/reward_sampled"}
+    assert 0.0 <= base["eval/reward"] == base["base/reward"] <= 1.0
+    assert 0.0 <= base["eval/reward_sampled"] == base["base/reward_sampled"] <= 1.0
+    assert not any(k.startswith("base/") for r in records for k in r)
 
 
 @pytest.mark.parametrize("algo", ["grpo", "m2po", "m2po algo.variant=areal", "grpo algo.variant=decoupled"])
@@ -71,7 +79,7 @@ def test_on_policy_ratios_are_one_and_nothing_is_masked_or_clipped(tmp_path, alg
     name, *variant = algo.split()
     run_dir = make_run_dir(tmp_path, "onpolicy", tiny_trail("stale=0", f"algo={name}", *variant, "engine.steps=4"))
     assert run_trail_dir(run_dir) == "done"
-    for r in read_records(run_dir):
+    for r in training_records(run_dir):
         assert r["staleness/max"] == 0
         assert r["train/is_ratio_mean"] == pytest.approx(1.0, abs=1e-4)
         assert r["train/approx_kl"] == pytest.approx(0.0, abs=1e-6)
@@ -84,7 +92,7 @@ def test_async_trail_records_staleness_within_eta(tmp_path) -> None:
                                                           "rollout=12", "engine.train_worker_tokens_per_s=50",
                                                           "engine.steps=8"))
     assert run_trail_dir(run_dir) == "done"
-    maxima = [r["staleness/max"] for r in read_records(run_dir)]
+    maxima = [r["staleness/max"] for r in training_records(run_dir)]
     assert max(maxima) <= 2 and max(maxima) > 0
 
 
@@ -100,7 +108,7 @@ def test_absurd_learning_rate_ends_diverged_with_metrics_kept_fake_reward(tmp_pa
     status = read_status(run_dir)
     records = read_records(run_dir)
     assert status["step"] == records[-1]["step"] < 8 and "non-finite" in status["reason"]
-    assert [r["step"] for r in records] == list(range(1, status["step"] + 1))  # every step up to it is kept
+    assert [r["step"] for r in records] == list(range(0, status["step"] + 1))  # every step up to it is kept
 
 
 def _curves(run_dir: Path) -> list:
@@ -128,7 +136,7 @@ def test_sigkill_and_resume_gives_the_same_curves(tmp_path) -> None:
     written = len(read_records(killed))
     assert 6 < written < 24, f"kill came too late to test anything ({written} steps written)"
     assert run_trail_dir(killed) == "done"  # resumed here, as a new worker process would (harness.worker)
-    assert [r["step"] for r in read_records(killed)] == list(range(1, 25))
+    assert [r["step"] for r in read_records(killed)] == list(range(0, 25))  # the base model's eval kept, once
     assert _curves(killed) == _curves(reference)
 
 
@@ -139,7 +147,7 @@ def test_async_trail_crashed_mid_run_resumes_to_the_same_curves(tmp_path, monkey
                      "engine.checkpoint_every=6", "engine.train_worker_tokens_per_s=200", "algo=m2po")
     reference = make_run_dir(tmp_path, "ref", overrides)
     assert run_trail_dir(reference) == "done"
-    assert max(r["staleness/max"] for r in read_records(reference)) > 0
+    assert max(r["staleness/max"] for r in training_records(reference)) > 0
     crashed = make_run_dir(tmp_path, "crashed", overrides)
     real_update, calls = train_mod.Trainer.update, [0]
 
@@ -151,7 +159,32 @@ def test_async_trail_crashed_mid_run_resumes_to_the_same_curves(tmp_path, monkey
 
     monkeypatch.setattr(train_mod.Trainer, "update", crash_at_15)
     assert run_trail_dir(crashed) == "failed"
-    assert len(read_records(crashed)) == 14
+    assert len(training_records(crashed)) == 14
     monkeypatch.setattr(train_mod.Trainer, "update", real_update)
     assert run_trail_dir(crashed) == "done"
+    assert _curves(crashed) == _curves(reference)
+
+
+def test_a_trail_restarted_before_its_first_checkpoint_logs_the_base_eval_once(tmp_path, monkeypatch) -> None:
+    """No checkpoint yet: the rerun starts from scratch, writes step 0 again and the journal drops what the crashed
+    attempt wrote from step 0 on, so every step, the base model's eval included, is there exactly once."""
+    overrides = tiny_trail("stale=2", "engine.steps=6", "engine.checkpoint_every=3")
+    reference = make_run_dir(tmp_path, "ref", overrides)
+    assert run_trail_dir(reference) == "done"
+    crashed = make_run_dir(tmp_path, "crashed", overrides)
+    real_update, calls = train_mod.Trainer.update, [0]
+
+    def crash_at_2(self, batch):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("injected crash")
+        return real_update(self, batch)
+
+    monkeypatch.setattr(train_mod.Trainer, "update", crash_at_2)
+    assert run_trail_dir(crashed) == "failed"
+    assert [r["step"] for r in read_records(crashed)] == [0, 1]
+    assert not (crashed / "checkpoint").exists()
+    monkeypatch.setattr(train_mod.Trainer, "update", real_update)
+    assert run_trail_dir(crashed) == "done"
+    assert [r["step"] for r in read_records(crashed)] == list(range(0, 7))
     assert _curves(crashed) == _curves(reference)

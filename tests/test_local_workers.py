@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
@@ -23,7 +24,7 @@ from harness.backends.local import LocalBackend
 from harness.cli import main
 from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.rundir import read_status
+from harness.rundir import load_config, read_status
 from harness.sweepdir import trail_dirs
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -112,6 +113,46 @@ def _wait_for_probe(run_dir: Path, backend: LocalBackend, handle: object, timeou
         time.sleep(0.1)
     return seen(run_dir)
 
+
+
+@pytest.mark.parametrize("workers", ["warm", "process"])
+def test_wait_returns_when_a_trail_ends_not_when_its_timeout_runs_out(workers: str, probe: None,
+                                                                     tmp_path: Path) -> None:
+    """The sweep's watch waits in backend.wait between two looks at its trails: it must learn of an ending at once
+    (a warm worker's answer, a per-trail process's exit), not at the end of the wait's timeout."""
+    run_dirs = make_sweep(tmp_path / "sweep", [["stale=1"]], common=["engine=probe", "tracking=none"])
+    backend = _backend(run_dirs, workers=workers)
+    try:
+        (handle,) = backend.submit(run_dirs)
+        started = time.monotonic()
+        while backend.poll(handle) in ("pending", "running"):
+            assert time.monotonic() - started < 45.0, read_status(run_dirs[0])
+            backend.wait(60.0)
+        waited = time.monotonic() - started
+    finally:
+        backend.close()
+    assert read_status(run_dirs[0])["state"] == "done"
+    assert waited < 45.0, f"the wait ran {waited:.0f} s: it did not wake when the trail ended"
+
+
+def test_warm_up_starts_the_workers_the_first_trails_then_run_in(probe: None, tmp_path: Path) -> None:
+    run_dirs = make_sweep(tmp_path / "sweep", [["stale=1"], ["stale=2"], ["stale=3"]],
+                          common=["engine=probe", "tracking=none"])
+    backend = _backend(run_dirs, max_parallel=2)
+    try:
+        backend.warm_up([_Trail(load_config(d)) for d in run_dirs])
+        started = set(backend._workers.pids())
+        assert len(started) == 2, "as many as the trails can use at once, before any trail is handed over"
+        handles = backend.submit(run_dirs)
+        assert wait_for_states(backend.poll, handles, timeout=120, every=0.1) == ["done"] * 3
+    finally:
+        backend.close()
+    assert {seen(d)["pid"] for d in run_dirs} == started, "the trails ran in the workers started ahead"
+
+
+@dataclass
+class _Trail:
+    cfg: object
 
 
 def test_a_worker_killed_mid_trail_fails_that_trail_and_the_next_trail_runs(probe: None, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import _parser
+from harness.cli import parse_args
 
 # A new MLflow store logs "Creating initial MLflow database tables..." at INFO (mlflow and alembic loggers).
 NEW_STORE = ("import sys; from harness.logs import configure_logging; configure_logging(verbose=sys.argv[1] == 'v'); "
@@ -39,8 +39,8 @@ def test_mlflow_info_shows_only_when_verbose(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [["-v", "status", "x"], ["status", "x", "--verbose"], ["--verbose", "sweep", "-v"]])
 def test_verbose_goes_before_or_after_the_command(argv: list[str]) -> None:
-    assert _parser().parse_args(argv).verbose is True
+    assert parse_args(argv).verbose is True
 
 
 def test_not_verbose_by_default() -> None:
-    assert _parser().parse_args(["status", "x"]).verbose is False
+    assert parse_args(["status", "x"]).verbose is False

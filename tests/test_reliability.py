@@ -155,7 +155,7 @@ def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path) -> N
     assert f"harness: error: sweep 'same' is in use by PID {winner.pid} on host {socket.gethostname()}" in refused
     for run_dir in trail_dirs(root / "same"):
         steps = [r["step"] for r in read_records(run_dir)]
-        assert steps == list(range(1, 31)), f"{run_dir.name}: every step exactly once, got {steps}"
+        assert steps == list(range(0, 31)), f"{run_dir.name}: every step exactly once, got {steps}"
         assert read_status(run_dir)["state"] == "done"
     assert waiting is not None, "the first sweep ended before a waiting one could start"
     rc, out, err = waiting.wait(timeout=300), *waiting.communicate()
@@ -284,7 +284,7 @@ def test_a_full_disk_ends_the_sweep_cleanly_and_a_rerun_completes_once(small_dis
     code, out, err = _harness(capsys, *args)
     assert code == 0, out + err
     for run_dir in trail_dirs(small_disk / "full"):
-        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+        assert [r["step"] for r in read_records(run_dir)] == [0, 1, 2, 3, 4, 5, 6]
 
 
 # --- clean errors ------------------------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Pa
 
     shutil.rmtree(ckpt.parent)
     assert run_trail_dir(run_dir) == TrailState.DONE
-    assert [r["step"] for r in read_records(run_dir)] == list(range(1, 7))
+    assert [r["step"] for r in read_records(run_dir)] == list(range(0, 7))
 
 
 # --- finished means complete -----------------------------------------------------------------------------------
@@ -445,7 +445,7 @@ def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it
     lines = (torn / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (torn / "journal.jsonl").write_bytes(b"".join(lines[:-1]) + lines[-1][:10])   # a torn last line
     lines = (middle / "journal.jsonl").read_bytes().splitlines(keepends=True)
-    (middle / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))         # step 3 lost
+    (middle / "journal.jsonl").write_bytes(b"".join(lines[:3] + lines[4:]))         # step 3 lost (line 0: step 0)
     capsys.readouterr()
     name = finished_sweep.name
     assert main(["status", name, "--root", str(root)]) == 0
@@ -453,7 +453,7 @@ def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it
     assert "2/4 done" in out and "lacks step 6 of 6" in out and "lacks step 3 of 6" in out, out
     assert main(finished_sweep.args(root)) == 0
     for run_dir in (torn, middle):
-        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+        assert [r["step"] for r in read_records(run_dir)] == [0, 1, 2, 3, 4, 5, 6]
         assert read_status(run_dir)["state"] == "done"
     assert main(["status", name, "--root", str(root)]) == 0
     assert "4/4 done" in " ".join(capsys.readouterr().out.split())

@@ -18,6 +18,7 @@ from harness.report.load import load_journals
 from harness.report.power import min_detectable_effect, seeds_needed
 from harness.report.tables import cell_table, trail_table
 from harness.report.variance import variance_split
+from harness.sweepdir import write_sweep_meta
 
 
 def _records(evals: list, final: dict | None = None) -> list:
@@ -168,3 +169,15 @@ def test_planning_a_run_from_a_finished_sweep(tmp_path: Path) -> None:
     base, more, noisier = (separation_probability(d, n=5), separation_probability(d, n=20),
                            separation_probability(d, n=5, variance_shift=shift))
     assert more.noncentral_t > base.noncentral_t > noisier.noncentral_t
+
+
+def test_the_report_opens_with_what_the_sweep_file_says_it_asks(tmp_path: Path) -> None:
+    # a demo states in its sweep file what its seeds can and cannot show; the report carries it under its title
+    sweep = tmp_path / "demo"
+    dirs = [write_trail(sweep, _axes(seed), _records([0.4, 0.5])) for seed in (1, 2)]
+    write_sweep_meta(sweep, name="demo", trails=[d.name for d in dirs],
+                     description="Six paired seeds: GRPO's drop separates in about 9 runs of 10.")
+    text = (write_report(sweep)).read_text()
+    title, _, rest = text.partition("\n\n")
+    assert title == "# Trail report: demo"
+    assert rest.startswith("**The sweep.** Six paired seeds: GRPO's drop separates in about 9 runs of 10.")

@@ -216,7 +216,7 @@ def test_plots_log_grad_norm_legends_only_what_is_drawn_and_titles_with_acting_a
     sweep = build(tmp_path / "s", {(1, "grpo"): [(0.5, 0.4)], (256, "grpo"): [(0.3, 0.9)],
                                    (256, "m2po"): [(0.5, 0.3)], (1, "m2po"): [(0.5, 0.3)]})
     write_report(sweep)
-    summary, ev, grad = saved
+    summary, _forest, ev, grad = saved
     legend = lambda fig: [t.get_text() for t in fig.legends[0].get_texts()]  # noqa: E731
     assert legend(ev) == ["GRPO/clip", "M2PO/paper"]
     assert legend(grad)[:2] == ["GRPO/clip", "M2PO/paper"] and "min–max over seeds" not in legend(grad)

@@ -13,7 +13,7 @@ def test_run_writes_a_complete_run_dir_and_skips_when_done(root: Path, tiny: lis
     assert main(["run", "stale=1", *tiny, "--root", str(root)]) == 0
     (run_dir,) = [p.parent for p in (root / "single").glob("*/config.yaml")]
     assert read_status(run_dir)["state"] == "done"
-    assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in read_records(run_dir)] == [0, 1, 2, 3, 4, 5, 6]  # step 0: the base model's eval
     journal = (run_dir / "journal.jsonl").read_bytes()
     capsys.readouterr()
     assert main(["run", "stale=1", *tiny, "--root", str(root)]) == 0

@@ -31,7 +31,7 @@ def test_sweep_runs_every_trail_and_leaves_finished_dirs(finished_sweep: Finishe
         for name in ("config.yaml", "overrides.yaml", "trail.json", "status.json", "journal.jsonl"):
             assert (run_dir / name).is_file(), f"{run_dir.name} lacks {name}"
         steps = [r["step"] for r in read_records(run_dir)]
-        assert steps == list(range(1, len(steps) + 1)) and steps[-1] == 6
+        assert steps == list(range(len(steps))) and steps[-1] == 6  # step 0: the base model's eval
     assert len(read_sweep_meta(sweep_dir)["trails"]) == 4
 
 
@@ -79,7 +79,7 @@ def test_rerun_resumes_a_killed_sweep_from_checkpoints(root: Path):
     assert main(args) == 0
     for run_dir in trail_dirs(sweep_dir):
         steps = [r["step"] for r in read_records(run_dir)]
-        assert steps == list(range(1, 41)), f"{run_dir.name}: every step exactly once"
+        assert steps == list(range(0, 41)), f"{run_dir.name}: every step exactly once"
         assert read_status(run_dir)["state"] == "done"
     assert max(read_status(d)["attempts"] for d in trail_dirs(sweep_dir)) >= 2
 

@@ -78,6 +78,63 @@ def test_resync_is_idempotent(tmp_path, store, client):
     assert_exactly_once(client, first.run_id, 80)
 
 
+def test_step_0_is_logged_once_across_resume_and_a_lost_cursor(tmp_path, store, client):
+    """Step 0 is where an engine logs the base model's eval, the first point of its eval curves."""
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(0, 31))
+    first = sync_trail(run_dir, uri=store)
+    assert first.logged == expected_count(range(0, 31)) and first.synced_step == 30
+    assert_exactly_once(client, first.run_id, 30, first_step=0)
+    truncate_after(run_dir, 20)  # resumed from its checkpoint at 20, steps after it recomputed at later times
+    append_steps(run_dir, range(21, 41), time_offset=500.0)
+    sync_trail(run_dir, uri=store)
+    (run_dir / CURSOR_NAME).unlink()  # a lost cursor: the run is found by its tags and its history verified
+    assert sync_trail(run_dir, uri=store).logged == 0
+    assert_exactly_once(client, first.run_id, 40, first_step=0)
+
+
+def test_runs_carry_their_cell_and_older_runs_get_it_once(tmp_path, store, client, monkeypatch):
+    from harness.tracking.cursor import read_cursor, write_cursor
+    from harness.tracking.metadata import CELL_TAG
+
+    run_dir = make_sweep(tmp_path / "runs") / "t1"
+    append_steps(run_dir, range(1, 6))
+    run_id = sync_trail(run_dir, uri=store).run_id
+    assert client.get_run(run_id).data.tags[CELL_TAG] == "m2po · stale 256 · d2+d1 · rollout 96"  # no seed
+    # a run synced before runs carried their cell: no tag, and a cursor that does not say it was set
+    client.delete_tag(run_id, CELL_TAG)
+    write_cursor(run_dir, store, {k: v for k, v in read_cursor(run_dir, store).items() if k != "cell"})
+    set_tags, real = [], type(client).set_tag
+
+    def counted(self, run_id_, key, *args, **kwargs):
+        set_tags.append(key)
+        return real(self, run_id_, key, *args, **kwargs)
+
+    monkeypatch.setattr(type(client), "set_tag", counted)
+    sync_trail(run_dir, uri=store)
+    sync_trail(run_dir, uri=store)
+    assert client.get_run(run_id).data.tags[CELL_TAG] == "m2po · stale 256 · d2+d1 · rollout 96"
+    assert set_tags.count(CELL_TAG) == 1
+
+
+def test_the_sweeps_view_is_stored_on_its_experiment_and_kept_current(tmp_path, store, client):
+    from harness.tracking.view import VIEW_TAG, view_state
+
+    sweep_dir = make_sweep(tmp_path / "runs")
+    ensure_sweep_run(sweep_dir, TrackingConfig(uri=store))
+    experiment_id = json.loads((sweep_dir / "sweep.json").read_text())["mlflow_experiment_id"]
+    view = json.loads(client.get_experiment(experiment_id).tags[VIEW_TAG])
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "harness.cell"}]
+    assert view["groupBy"]["aggregateFunction"] == "average" and view["useGroupedValuesInCharts"] is True
+    assert view["runsHiddenMode"] == "SHOW_ALL"  # every cell drawn, not MLflow's first 10 rows
+    assert {c["metricKey"]: c["scaleType"] for c in view["compareRunCharts"]} == {
+        "eval/reward": "linear", "train/grad_norm": "log", "m2po/masked_frac": "linear", "train/clip_frac": "linear"}
+    assert {c["metricSectionId"] for c in view["compareRunCharts"]} == {s["uuid"] for s in view["compareRunSections"]}
+    client.set_experiment_tag(experiment_id, VIEW_TAG, "{}")  # a view stored by an earlier version
+    sync_sweep(sweep_dir, uri=store)
+    assert client.get_experiment(experiment_id).tags[VIEW_TAG] == view_state()
+
+
 def test_resume_truncate_and_recompute_logs_no_duplicates(tmp_path, store, client):
     run_dir = make_sweep(tmp_path / "runs") / "t1"
     append_steps(run_dir, range(1, 101))

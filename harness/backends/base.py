@@ -5,12 +5,16 @@ which writes status.json — so `poll` may read the run dir, and the backend add
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, List, Protocol
+from typing import TYPE_CHECKING, Any, List, Protocol, Sequence
 
 from omegaconf import DictConfig
 
 from harness.states import TrailState
+
+if TYPE_CHECKING:
+    from harness.trails import Trail
 
 
 class Backend(Protocol):
@@ -29,6 +33,29 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release what this process holds (a process pool, a local Ray head). Trails that cannot outlive this
         process end with it; jobs of a detachable backend (a scheduler's) keep running."""
+
+    # Optional, called through wait_for_change and warm_up below where a backend has them:
+    #   wait(timeout)    block until a trail may have changed state, at most `timeout` s
+    #   warm_up(trails)  start what the trails will need, before their run dirs are written
+
+
+def wait_for_change(backend: Backend, timeout: float) -> None:
+    """Block until a trail of `backend` may have changed state, at most `timeout` s. A backend that can tell when a
+    trail ends has `wait(timeout)` (the local one: its workers' reply pipes; Ray: its object refs), so the sweep
+    learns of an ending at once; for one that cannot, this sleeps `timeout`."""
+    wait = getattr(backend, "wait", None)
+    if wait is None:
+        time.sleep(timeout)
+    else:
+        wait(timeout)
+
+
+def warm_up(backend: Backend, trails: Sequence[Trail]) -> None:
+    """Let a backend start what `trails` will need before the sweep hands them over (its `warm_up`, if it has one:
+    the local backend's warm workers), so that its start-up overlaps the sweep's own."""
+    start = getattr(backend, "warm_up", None)
+    if start is not None and trails:
+        start(trails)
 
 
 def get_backend(cfg: DictConfig) -> Backend:

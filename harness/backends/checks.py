@@ -34,9 +34,9 @@ def _require(module: str, backend: str) -> None:
 
 def sbatch_flags() -> FrozenSet[str]:
     """The sbatch options submitit writes as `#SBATCH --key=value` lines (its own parameter set)."""
-    from submitit.slurm.slurm import _get_default_parameters
+    from harness.internals import sbatch_parameters
 
-    return frozenset(_get_default_parameters()) - NOT_FLAGS
+    return frozenset(sbatch_parameters()) - NOT_FLAGS
 
 
 def _plain_text(key: str, value: Any) -> None:

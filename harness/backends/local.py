@@ -8,20 +8,25 @@ torch thread count. The default cap is cores ÷ threads per trail so two 1-threa
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Deque, List, Optional
+from typing import TYPE_CHECKING, Deque, List, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from harness.backends.pool import TrailProcesses, WarmPool
+from harness.backends.pool import TrailProcesses, WarmPool, wait_readable
 from harness.errors import HarnessError
 from harness.rundir import RunDir
 from harness.safe_files import open_regular
 from harness.states import TrailState
 from harness.worker import IO_EXIT, LOCKED_EXIT
 
+if TYPE_CHECKING:
+    from harness.trails import Trail
+
+FRESH_S = 0.05  # this soon after a wait, poll answers from the wait's look at the workers instead of looking again
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
 WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, TrailState.DIVERGED)}
 
@@ -30,6 +35,7 @@ WORKER_EXIT_STATES = {state.exit_code: state for state in (TrailState.DONE, Trai
 class LocalJob:
     run_dir: Path
     threads: int = 1
+    engine: str = ""  # the trail's engine, for a warm worker to import before it runs the trail ("": unknown)
     state: TrailState = TrailState.PENDING
     pid: Optional[int] = field(default=None, repr=False)  # the worker process running it
 
@@ -72,12 +78,14 @@ def outcome(run_dir: Path, code: int) -> TrailState:
     return TrailState.FAILED
 
 
-def _threads(run_dir: Path) -> int:
-    """The trail's torch threads (engine.threads); 1 when its config cannot be read, which its worker reports."""
+def _job(run_dir: Path) -> LocalJob:
+    """The trail's job: its torch threads (engine.threads) and engine, read from its config as plain YAML; 1 thread
+    and no engine when the config cannot be read, which its worker then reports."""
     try:
-        return int(RunDir(run_dir).omega_config().engine.get("threads", 1) or 1)
-    except Exception:  # noqa: BLE001 - yaml, OmegaConf or OS errors alike: the trail fails in its worker, named
-        return 1
+        engine = RunDir(run_dir).config()["engine"]
+        return LocalJob(run_dir, int(engine.get("threads", 1) or 1), str(engine["name"]))
+    except Exception:  # noqa: BLE001 - yaml, type or OS errors alike: the trail fails in its worker, named
+        return LocalJob(run_dir)
 
 
 def default_parallelism(threads_per_trail: int) -> int:
@@ -90,19 +98,29 @@ class LocalBackend:
         self._queue: Deque[LocalJob] = deque()
         self._running: List[LocalJob] = []
         self._max_parallel: Optional[int] = int(cfg.max_parallel) or None
+        self._waited = float("-inf")  # when wait() last looked at the workers
         warm = str(cfg.get("workers", "warm")) == "warm"
         self._workers = WarmPool(int(cfg.get("worker_max_trails", 0) or 0)) if warm else TrailProcesses()
 
     def submit(self, run_dirs: List[Path]) -> List[LocalJob]:
         jobs = []
         for run_dir in run_dirs:
-            job = LocalJob(Path(run_dir), _threads(Path(run_dir)))
+            job = _job(Path(run_dir))
             self._queue.append(job)
             jobs.append(job)
         if self._max_parallel is None and jobs:
             self._max_parallel = default_parallelism(max(j.threads for j in jobs))
         self._pump()
         return jobs
+
+    def warm_up(self, trails: Sequence[Trail]) -> None:
+        """Start the warm workers that `trails` will run in now, before their run dirs are written, so that
+        Python and the harness are imported meanwhile (trails of one thread count; others start their own)."""
+        threads = {int(t.cfg.engine.get("threads", 1) or 1) for t in trails}
+        if not isinstance(self._workers, WarmPool) or len(threads) != 1:
+            return
+        (count,) = threads
+        self._workers.prestart(min(len(trails), self._max_parallel or default_parallelism(count)), count)
 
     @property
     def max_parallel(self) -> int:
@@ -124,8 +142,23 @@ class LocalBackend:
             self._start(self._queue.popleft())
 
     def poll(self, handle: LocalJob) -> TrailState:
+        # A sweep asks of every trail after each wait: an ended trail's state is final, and just after a wait the
+        # wait's own look at the workers answers (news since is still readable, so the next wait returns at once).
+        if handle.state.terminal or time.monotonic() - self._waited < FRESH_S:
+            return handle.state
         self._pump()
         return handle.state
+
+    def wait(self, timeout: float) -> None:
+        """Return as soon as a running trail's worker answers or ends, or after `timeout` s; trails that ended are
+        reaped and the next queued ones started before it returns."""
+        fds = self._workers.waitables()
+        if fds:
+            wait_readable(fds, timeout)
+        else:
+            time.sleep(timeout)
+        self._pump()
+        self._waited = time.monotonic()
 
     def cancel(self, handle: LocalJob) -> None:
         if handle in self._queue:

@@ -8,23 +8,28 @@ matters: each trail runs in its own run dir under its own lock, with the process
 trail is failed as a dead per-trail process is, and the next trail gets a new worker.
 
 Both kinds run in sessions of their own (Ctrl-C reaches them only through the sweep, which cancels them) and get
-SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG). Either way a trail ends as an exit
+SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG, which the worker sets itself:
+harness.worker.end_with_parent). Either way a trail ends as an exit
 code with `harness.worker`'s meaning, which the backend turns into the trail's state.
+
+Each kind names the descriptors that become readable when one of its trails ends (`waitables`: a warm worker's reply
+pipe, which also reaches end of file when the worker dies; a per-trail process's pidfd), so the sweep sleeps until a
+trail ends rather than for a fixed interval (`wait_readable`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
-from harness.safe_files import open_regular
-from harness.worker import THREAD_VARS
+from harness import plugins
+from harness.backends.spawn import spawn, take_spare
 
 STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail cancelled before SIGKILL
 
@@ -32,33 +37,28 @@ STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail c
 class Job(Protocol):
     run_dir: Path
     threads: int
+    engine: str
 
 
-def _end_with_parent() -> None:
-    """In the worker, before exec: SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG).
+def _log(job: Job) -> Path:
+    return Path(job.run_dir) / "log.txt"
 
-    Why: the workers run in their own sessions (so Ctrl-C reaches them only through the sweep), so a SIGKILLed
-    sweep would otherwise leave them running, holding their trails' locks, unseen by the next run of the sweep.
-    SIGTERM lets each record itself cancelled and release its lock; a rerun resumes it from its checkpoint.
-    """
+
+def wait_readable(fds: Sequence[int], timeout: float) -> bool:
+    """Block until one of `fds` is readable or `timeout` s have passed; whether one is. A signal's handler that raises
+    (Ctrl-C, the sweep's SIGTERM) ends the wait at once."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A descriptor that becomes readable when process `pid` ends (Linux ≥ 5.3); None where there is none."""
     try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the trail locks still keep a second run away
-        pass
-
-
-def spawn(args: List[str], job: Job, **popen: Any) -> subprocess.Popen:
-    """`python -m harness.worker ARGS` in a session of its own, output appended to the job's log.txt, the BLAS
-    thread variables set to the job's thread count."""
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(job.threads)
-    with open_regular(Path(job.run_dir) / "log.txt", "ab") as log:  # never through a link
-        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=log,
-                                stdout=popen.pop("stdout", log), env=env, start_new_session=True,
-                                preexec_fn=_end_with_parent, **popen)
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -80,22 +80,38 @@ class TrailProcesses:
 
     def __init__(self) -> None:
         self._procs: Dict[Job, subprocess.Popen] = {}
+        self._pidfds: Dict[Job, int] = {}
 
     def start(self, job: Job) -> int:
-        proc = spawn([str(job.run_dir)], job)
+        proc = spawn([str(job.run_dir)], job.threads, _log(job))
         self._procs[job] = proc
+        pidfd = _pidfd(proc.pid)
+        if pidfd is not None:
+            self._pidfds[job] = pidfd
         return proc.pid
+
+    def waitables(self) -> List[int]:
+        """Descriptors readable once a trail's process has ended; empty where some process has none (the caller
+        then falls back to its interval)."""
+        return list(self._pidfds.values()) if len(self._pidfds) == len(self._procs) else []
 
     def ended(self) -> List[Tuple[Job, int]]:
         done = [(job, code) for job, proc in self._procs.items() if (code := proc.poll()) is not None]
         for job, _ in done:
-            del self._procs[job]
+            self._forget(job)
         return done
 
     def stop(self, job: Job) -> None:
-        proc = self._procs.pop(job, None)
+        proc = self._procs.get(job)
         if proc is not None:
             stop(proc)
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        self._procs.pop(job, None)
+        pidfd = self._pidfds.pop(job, None)
+        if pidfd is not None:
+            os.close(pidfd)
 
     def close(self) -> None:
         for job in list(self._procs):
@@ -105,17 +121,19 @@ class TrailProcesses:
 @dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen
-    threads: int
+    threads: Optional[int]  # None: a spare, whose first trail sets it
     job: Optional[Job] = None
     trails: int = 0
     buffer: bytes = b""
 
     def send(self, job: Job) -> None:
-        request = {"run_dir": str(job.run_dir), "log": str(Path(job.run_dir) / "log.txt"), "threads": job.threads}
+        request = {"run_dir": str(job.run_dir), "log": str(Path(job.run_dir) / "log.txt"), "threads": job.threads,
+                   "engine": job.engine, "entry_points": plugins.entry_point_refs()}
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
         self.job = job
+        self.threads = job.threads
 
     def replies(self) -> Tuple[List[int], bool]:
         """The exit codes the worker has answered since last asked, and whether its pipe has closed (it ended)."""
@@ -137,18 +155,23 @@ class _Worker:
 class WarmPool:
     """`backend.workers=warm`: long-lived workers, at most one per running trail plus idle ones kept for the next.
 
-    A worker is reused only for trails with its thread count (the BLAS variables are read once, at start-up); an
-    idle worker of another count is retired when a new one is spawned, so the pool never holds more processes than
-    the backend's slots. `max_trails` > 0 retires a worker after that many trails (bounding any leak an engine has).
+    A worker is reused only for trails with its thread count (the BLAS variables are read once, when its first
+    trail's engine is imported; a spare has no count until then); an idle worker of another count is retired when a
+    new one is spawned, so the pool never holds more processes than the backend's slots. `max_trails` > 0 retires a
+    worker after that many trails (bounding any leak an engine has).
     """
 
     def __init__(self, max_trails: int = 0):
         self.max_trails = max_trails
         self._workers: List[_Worker] = []
         self._retired: List[subprocess.Popen] = []
+        spare = take_spare()  # the command line's, already importing (harness.backends.spawn)
+        if spare is not None:
+            self._workers.append(self._adopt(spare, None))
 
     def start(self, job: Job) -> int:
-        worker = next((w for w in self._workers if w.job is None and w.threads == job.threads), None)
+        ready = [w for w in self._workers if w.job is None and w.threads in (job.threads, None)]
+        worker = min(ready, key=lambda w: w.threads is None, default=None)  # one of its count first, then a spare
         if worker is not None:
             try:
                 worker.send(job)
@@ -157,16 +180,35 @@ class WarmPool:
                 self._drop(worker)
         for idle in [w for w in self._workers if w.job is None]:
             self._retire(idle)
-        proc = spawn(["--serve"], job, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        worker = _Worker(proc, job.threads)
-        self._workers.append(worker)
+        worker = self._spawn(job.threads, _log(job))
         try:
             worker.send(job)
         except (BrokenPipeError, OSError):  # it could not even start: ended() reports its exit code for the job
             worker.job = job
-        return proc.pid
+        return worker.proc.pid
+
+    def prestart(self, count: int, threads: int) -> None:
+        """Start idle workers up to `count` for trails of `threads` threads, before any trail is handed over: each
+        imports Python and the harness while the sweep still writes run dirs and starts tracking."""
+        idle = [w for w in self._workers if w.job is None and w.threads in (threads, None)]
+        for _ in range(count - len(idle)):
+            self._spawn(threads, None)
+
+    def _spawn(self, threads: int, log: Optional[Path]) -> _Worker:
+        proc = spawn(["--serve"], threads, log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        worker = self._adopt(proc, threads)
+        self._workers.append(worker)
+        return worker
+
+    @staticmethod
+    def _adopt(proc: subprocess.Popen, threads: Optional[int]) -> _Worker:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        return _Worker(proc, threads)
+
+    def waitables(self) -> List[int]:
+        """The reply pipes of the busy workers: readable when a worker answers, and at end of file when it dies."""
+        return [w.proc.stdout.fileno() for w in self._workers if w.job is not None and w.proc.stdout is not None]
 
     def ended(self) -> List[Tuple[Job, int]]:
         """Jobs whose trail has ended since last asked, each with its exit code: the worker's answer, or the

@@ -95,6 +95,15 @@ class RayBackend:
         handle.state = self._outcome(handle)
         return handle.state
 
+    def wait(self, timeout: float) -> None:
+        """Return as soon as a trail's task ends, or after `timeout` s (a trail's start is read from its status at
+        the next poll)."""
+        refs = [h.ref for h in self._handles if h.state is None]
+        if refs:
+            self._ray.wait(refs, num_returns=1, timeout=timeout)
+        else:
+            time.sleep(timeout)
+
     def _outcome(self, handle: RayHandle) -> TrailState:
         exceptions = self._ray.exceptions
         try:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, cast
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
+from harness.internals import LibraryInternalMoved, job_outcome
 from harness.rundir import RunDir, read_json, write_json_atomic
 from harness.states import TrailState
 
@@ -141,7 +142,9 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
 def _job_error(job: submitit.Job) -> str:
     """The last line of the traceback submitit pickled for a job that raised, if any."""
     try:
-        outcome, payload = submitit.core.utils.pickle_load(job.paths.result_pickle)
+        outcome, payload = job_outcome(job.paths.result_pickle)
+    except LibraryInternalMoved as exc:  # said where the failure is recorded, not raised into the sweep's polling
+        return str(exc)
     except Exception:  # noqa: BLE001 - no result (killed, lost node) is an answer too
         return ""
     lines = [ln for ln in str(payload).splitlines() if ln.strip()] if outcome == "error" else []

@@ -78,10 +78,10 @@ def _write_files(data: SweepData, out: Path, stage: Path, target: Optional[float
             frame.to_csv(stage / name, index=False)
     metrics = data.metrics[data.metrics["id"].isin(sets.primary["id"])] if sets.declared else data.metrics
     with naming(out):
-        plots = {key: path.name for key, path in write_plots(metrics, sets.primary, stage).items()}
+        plots = {key: path.name for key, path in write_plots(metrics, sets.primary, stage, items).items()}
     text = render(data.name, data.source, trails, items,
                   [*data.notes, *role_notes(sets), *findings(sets.primary, items)], plots, captions(), sets,
-                  exploratory)
+                  exploratory, data.description)
     with naming(out / REPORT_NAME):
         (stage / REPORT_NAME).write_text(text, encoding="utf-8")
     return trails

@@ -56,6 +56,11 @@ class SweepData:
     source: str
     notes: List[str] = field(default_factory=list)
     seed_roles: Dict[int, str] = field(default_factory=dict)
+    description: str = ""       # the sweep file's description: what the sweep asks, and what it can show
+
+
+def sweep_description(sweep_dir: Path) -> str:
+    return str(read_sweep_meta(sweep_dir).get("description") or "")
 
 
 def _axis(value: Any, key: str) -> Any:
@@ -207,7 +212,8 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
         tables.append((meta.id, table))
     index.save()
     return SweepData(sweep_name(sweep_dir), _trails_frame(_with_labels(rows, configs)), _journal_metrics(tables),
-                     f"journals in {sweep_dir}", seed_roles=seed_roles(sweep_dir))
+                     f"journals in {sweep_dir}", seed_roles=seed_roles(sweep_dir),
+                     description=sweep_description(sweep_dir))
 
 
 def _with_labels(rows: List[Dict[str, Any]], configs: Dict[str, Dict[str, str]]) -> List[Dict[str, Any]]:
@@ -331,7 +337,8 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
         notes.append(f"{len(missing)} trails of the sweep have no run in MLflow and are absent from this report "
                      f"(`harness sync {name}` brings them in): " + "; ".join(f"`{m}`" for m in missing) + ".")
     return SweepData(name, _trails_frame(_with_labels(rows, configs)), metrics,
-                     f"MLflow {uri}, experiment '{experiment}'", notes, seed_roles(sweep_dir))
+                     f"MLflow {uri}, experiment '{experiment}'", notes, seed_roles(sweep_dir),
+                     sweep_description(sweep_dir))
 
 
 def load_sweep(sweep_dir: Path | str, source: str = "journal") -> SweepData:

@@ -266,18 +266,20 @@ def exploratory_markdown(part: Exploratory) -> List[str]:
 
 def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], findings: List[str],
            plots: Dict[str, str], captions: Dict[str, str], sets: Optional[SeedSets] = None,
-           exploratory: Optional[Exploratory] = None) -> str:
+           exploratory: Optional[Exploratory] = None, description: str = "") -> str:
     """The whole REPORT.md. `trails` is every trail (the trail table); `sets.primary` the trails the findings, cells
     and comparisons rest on (default: all); `exploratory` the part reported apart."""
     primary = trails if sets is None else sets.primary
     counts = trails["state"].value_counts()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
     summary = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "summary"]
-    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k != "summary"]
+    forest = [f"![{captions[k]}]({plots[k]})\n" for k in plots if k == "forest"]
+    curves = [f"![{captions[k]}]({path})\n" for k, path in plots.items() if k not in ("summary", "forest")]
     which = " on the confirmatory seeds" if sets is not None and sets.declared else ""
     lines = [
         f"# Trail report: {name}",
         "",
+        *([f"**The sweep.** {' '.join(description.split())}", ""] if description else []),
         f"{len(trails)} trails{f' ({states})' if states else ''}. Source: {source}. "
         f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         f"Aggregates use {', '.join(AGGREGATED_STATES)} trails only; the others appear in the trail table with "
@@ -302,6 +304,7 @@ def render(name: str, source: str, trails: pd.DataFrame, items: List[Contrast], 
         variance_markdown(primary),
         "## Comparisons",
         "",
+        *forest,
         contrast_markdown(items),
         *(exploratory_markdown(exploratory) if exploratory is not None else []),
         "## Curves",

@@ -1,11 +1,17 @@
 """PNG figures: the summary (final and best eval reward against staleness, the paper's main picture), and one curve
 figure per metric with a subplot per configuration.
 
-Curves: each algorithm is the mean over its completed seeds; eval reward with a shaded min–max band over seeds;
+Curves: each algorithm is the mean over its completed seeds; eval reward with a shaded min–max band over seeds, from
+step 0, the base model's eval (journals written before engines logged step 0 give it as `base/reward`);
 grad_norm on a log axis, the raw mean faint behind a rolling median (its bulk sits far below its spikes). A trail that
 diverged or failed is drawn on its own, dotted, outside the mean. Legends list only what is drawn. Titles name only
 the axes that act in the trail's staleness mode. Figures are built on matplotlib's Agg canvas directly (no pyplot):
 headless, and no global backend switch.
+
+Forest plot: the report's comparisons, one row each, so the differences the findings state are read off one picture
+rather than as two cells' intervals side by side: the difference a − b with its 95 % interval against the zero line
+(filled where the interval excludes 0), one panel per metric (each on its own scale), and beside the rows that compare
+a cell with the on-policy baseline as a ratio (`paper`) that ratio with its Fieller interval against the 0.95× mark.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
+from harness.report.contrasts import Contrast
+from harness.report.findings import RETENTION
 from harness.report.names import algo_title, group_label
-from harness.report.stats import estimate, wilson_interval
-from harness.report.tables import GROUP, algo_order, counted, seed_cells, seed_values
+from harness.report.stats import LEVEL, estimate, wilson_interval
+from harness.report.tables import CELL_METRICS, GROUP, algo_order, counted, seed_cells, seed_values
 
 PLOTTED: Dict[str, str] = {"eval/reward": "eval reward", "train/grad_norm": "grad_norm"}
 LOG_AXIS = ("train/grad_norm",)
@@ -32,6 +40,10 @@ SMOOTH_POINTS = 40  # rolling window = steps / SMOOTH_POINTS
 NCOLS = 3
 SUMMARY = "summary"
 SUMMARY_FILE = "summary_eval_vs_staleness.png"
+FOREST = "forest"
+FOREST_FILE = "forest_contrasts.png"
+RATIO_KINDS = ("paper",)  # the comparisons RETENTION is a mark for
+KIND_COLOURS = {"lift": "C2", "algorithms": "C0", "staleness": "C1", "paper": "C4"}  # C3 (red) is the mark's
 
 
 def plot_file(metric: str) -> str:
@@ -48,6 +60,19 @@ def _series(metrics: pd.DataFrame, metric: str, positive: bool) -> Dict[str, pd.
     # a Series per trail from the group's row positions: a thousand set_index calls cost seconds
     return {str(name): pd.Series(ys[rows], index=pd.Index(steps[rows], name="step"), name=metric)
             for name, rows in values.groupby("id", sort=False).indices.items()}
+
+
+def _from_base(curves: Dict[str, pd.Series], metrics: pd.DataFrame) -> Dict[str, pd.Series]:
+    """Eval curves that lack step 0 start from the trail's `base/reward` there (journals written before the base
+    model's eval was step 0 logged it, as `base/reward`, with step 1)."""
+    if "base/reward" not in metrics.columns:
+        return curves
+    base = _series(metrics, "base/reward", positive=False)
+    for tid, curve in curves.items():
+        if tid in base and curve.index[0] > 0:
+            start = pd.Series([base[tid].iloc[0]], index=pd.Index([0], name="step"), name=curve.name)
+            curves[tid] = pd.concat([start, curve])
+    return curves
 
 
 def _limits(curves: Dict[str, pd.Series], log: bool) -> Tuple[Tuple[float, float], Tuple[float, float]]:
@@ -81,6 +106,10 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     curves = _series(metrics, metric, positive=log)
     if not curves:
         return None
+    starts = ""
+    if metric == "eval/reward":
+        curves = _from_base(curves, metrics)
+        starts = "; step 0: the base model" if any(c.index[0] == 0 for c in curves.values()) else ""
     xlim, ylim = _limits(curves, log)
     groups = _groups(trails)
     show_mode = trails["mode"].nunique() > 1
@@ -160,7 +189,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="diverged / failed / unfinished"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.35 / height), fontsize=8,
                ncol=len(handles), frameon=False)
-    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds)",
+    fig.suptitle(f"{PLOTTED.get(metric, metric)} vs step (line: mean of completed seeds{starts})",
                  fontsize=10, x=0.01, y=1 - 0.1 / height, ha="left", va="top")
     # fixed margins: tight_layout measures every tick label and costs more than all the drawing
     fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 1.05 / height,
@@ -251,12 +280,128 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
     return path
 
 
-def write_plots(metrics: pd.DataFrame, trails: pd.DataFrame, out: Path) -> Dict[str, Path]:
-    """key -> written PNG: 'summary' and every metric in PLOTTED that some trail logged."""
+def _cell_name(key: tuple) -> str:
+    return f"{algo_title(key[3])} @ stale {key[2]}"
+
+
+def contrast_label(c: Contrast, show_setting: bool) -> str:
+    """A row's name: what is compared, as the table beside names it ('M2PO/paper @ stale 256 − GRPO/clip @ stale 256');
+    the metric's panel says on what."""
+    if c.kind == "lift":
+        what = f"{_cell_name(c.a_key)} − base model"
+    elif c.kind == "staleness":
+        what = f"{algo_title(c.a_key[3])}: stale {c.a_key[2]} − stale {c.b_key[2]}"
+    else:
+        what = f"{_cell_name(c.a_key)} − {_cell_name(c.b_key)}"
+    where = " ".join(str(x) for x in c.a_key[:2] if x)
+    return f"{where}: {what}" if show_setting and where else what
+
+
+def _has_ratio(c: Contrast) -> bool:
+    return c.kind in RATIO_KINDS and math.isfinite(c.ratio[0])
+
+
+def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
+    """The comparisons as a forest plot: a panel per metric, a row per comparison (report order), the difference
+    with its 95 % interval and the zero line; a ratio panel beside the rows compared as ratios, with the Fieller
+    interval, the 1× line and the RETENTION mark. None when there is nothing to compare."""
+    items = [c for c in items if math.isfinite(c.diff.mean)]
+    if not items:
+        return None
+    metrics = list(dict.fromkeys(c.metric for c in items))
+    blocks = [[c for c in items if c.metric == m] for m in metrics]
+    show_setting = len({c.a_key[:2] for c in items}) > 1
+    labels = {id(c): f"{contrast_label(c, show_setting)}  ({c.n.removeprefix('n = ')})" for c in items}
+    with_ratio = any(_has_ratio(c) for c in items)
+    label_in = 0.06 * max(len(t) for t in labels.values()) + 0.3
+    width = label_in + 4.6 + (2.6 if with_ratio else 0.0)
+    # sizes in inches: a row per comparison, a gap for each panel's title and tick labels
+    panels = [len(b) * 0.24 + 0.25 for b in blocks]
+    gap, top_in, bottom_in = 0.6, 0.95, 0.3
+    height = top_in + sum(panels) + gap * (len(blocks) - 1) + bottom_in
+    fig = Figure(figsize=(width, height))
+    grid = fig.add_gridspec(len(blocks), 2 if with_ratio else 1, height_ratios=panels,
+                            width_ratios=[4.6, 2.6] if with_ratio else [1.0], left=label_in / width,
+                            right=1 - 0.2 / width, top=1 - top_in / height, bottom=bottom_in / height,
+                            hspace=gap / (sum(panels) / len(panels)), wspace=0.08)
+    drawn = {"filled": False, "open": False, "none": False, "mark": False}
+    for b, block in enumerate(blocks):
+        ax = fig.add_subplot(grid[b, 0])
+        ys = np.arange(len(block))[::-1].astype(float)  # report order, top down
+        ax.axvline(0.0, color="black", lw=0.8)
+        # one errorbar call per colour and marker style (artists are the drawing's cost): (colour, style) -> rows
+        styles: Dict[Tuple[str, str], List[Tuple[float, Contrast]]] = {}
+        for y, c in zip(ys, block, strict=True):
+            style = ("filled" if c.diff.excludes(0.0) else "open") if c.diff.has_interval else "none"
+            styles.setdefault((KIND_COLOURS.get(c.kind, "grey"), style), []).append((y, c))
+            drawn[style] = True
+        for (colour, style), rows in styles.items():
+            x = np.array([c.diff.mean for _, c in rows])
+            at = np.array([row_y for row_y, _ in rows])
+            if style == "none":
+                ax.plot(x, at, color=colour, marker="x", ms=6, lw=0)
+                continue
+            xerr = [x - np.array([c.diff.lo for _, c in rows]), np.array([c.diff.hi for _, c in rows]) - x]
+            ax.errorbar(x, at, xerr=xerr, color=colour, marker="o", mfc=colour if style == "filled" else "white",
+                        ms=5, capsize=2.5, elinewidth=1.3, lw=0)
+        ax.set_yticks(ys, [labels[id(c)] for c in block], fontsize=7)
+        ax.set_ylim(-0.7, len(block) - 0.3)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.set_axisbelow(True)
+        ax.set_title(f"{CELL_METRICS.get(block[0].metric, block[0].metric)}: difference a − b, "
+                     f"{LEVEL * 100:.0f} % interval", fontsize=8, loc="left", y=1.0, pad=3)
+        if not with_ratio:
+            continue
+        rax = fig.add_subplot(grid[b, 1], sharey=ax)
+        rows = [(y, c) for y, c in zip(ys, block, strict=True) if _has_ratio(c)]
+        if not rows:
+            rax.set_visible(False)
+            continue
+        rax.axvline(1.0, color="black", lw=0.8)
+        for y, c in rows:
+            r, lo, hi = c.ratio
+            rax.plot([RETENTION, RETENTION], [y - 0.4, y + 0.4], color="C3", ls="--", lw=1.2)
+            drawn["mark"] = True
+            colour = KIND_COLOURS.get(c.kind, "grey")
+            if math.isfinite(lo) and math.isfinite(hi):
+                rax.errorbar([r], [y], xerr=[[r - lo], [hi - r]], color=colour, marker="D", ms=4, capsize=2.5,
+                             elinewidth=1.3, lw=0)
+            else:  # Fieller's interval is unbounded (the denominator's interval contains 0) or there is none
+                rax.plot([r], [y], color=colour, marker="D", mfc="white", ms=4, lw=0)
+        rax.tick_params(axis="y", left=False, labelleft=False)
+        rax.tick_params(axis="x", labelsize=7)
+        rax.grid(axis="x", color="0.9", lw=0.6)
+        rax.set_axisbelow(True)
+        rax.set_title("ratio a / b, Fieller interval", fontsize=8, loc="left", y=1.0, pad=3)
+    handles: List[Artist] = [Line2D([], [], color=colour, marker="o", lw=1.2, label=kind)
+                             for kind, colour in KIND_COLOURS.items() if any(c.kind == kind for c in items)]
+    if drawn["filled"]:
+        handles.append(Line2D([], [], color="grey", marker="o", lw=1.2, label="interval excludes 0"))
+    if drawn["open"]:
+        handles.append(Line2D([], [], color="grey", marker="o", mfc="white", lw=1.2, label="interval contains 0"))
+    if drawn["none"]:
+        handles.append(Line2D([], [], color="grey", marker="x", lw=0, label="no interval (too few seeds)"))
+    if drawn["mark"]:
+        handles.append(Line2D([], [], color="C3", ls="--", lw=1.2, label=f"{RETENTION}× mark"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.3 / height), fontsize=7,
+               ncol=len(handles), frameon=False)
+    fig.suptitle("comparisons: a − b per row, completed trails (table beside)", fontsize=10, x=0.01,
+                 y=1 - 0.08 / height, ha="left", va="top")
+    fig.savefig(path, dpi=80)
+    return path
+
+
+def write_plots(metrics: pd.DataFrame, trails: pd.DataFrame, out: Path,
+                items: Optional[List[Contrast]] = None) -> Dict[str, Path]:
+    """key -> written PNG: 'summary', every metric in PLOTTED that some trail logged, and 'forest' of `items`."""
     written = {}
     summary = plot_summary(trails, out / SUMMARY_FILE)
     if summary is not None:
         written[SUMMARY] = summary
+    forest = plot_forest(items or [], out / FOREST_FILE)
+    if forest is not None:
+        written[FOREST] = forest
     for metric in PLOTTED:
         path = plot_metric(metrics, trails, metric, out / plot_file(metric))
         if path is not None:
@@ -266,4 +411,5 @@ def write_plots(metrics: pd.DataFrame, trails: pd.DataFrame, out: Path) -> Dict[
 
 def captions() -> Dict[str, str]:
     return {SUMMARY: "final and best eval reward against staleness",
+            FOREST: "the comparisons: each difference with its 95 % interval, ratios against the 0.95× mark",
             **{m: f"{w} vs step" + (" (log axis)" if m in LOG_AXIS else "") for m, w in PLOTTED.items()}}

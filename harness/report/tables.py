@@ -14,6 +14,8 @@ Definitions (repeated in REPORT.md):
 - grad_norm mean / max / p95 over the trail's steps (p95: linear interpolation); non-finite steps left out;
 - masked / clipped token fraction = mean over steps of `m2po/masked_frac` / `train/clip_frac`;
 - realised staleness = mean of `staleness/mean`, max of `staleness/max` (a controlled axis: shown, never compared);
+- step 0, where an engine logs the base model's eval (`eval/reward` and `base/reward`), is the curves' starting point:
+  it is the base model's eval reward and counts in no other summary or time;
 - steps = last step logged; queue = started − submitted (waiting for a slot or the scheduler); wall = ended − started
   from the status, else the journal's time span; start-up = first journal record − its step's duration − started
   (base-model load, or its build where no sweep built it first); training = the rest.
@@ -118,10 +120,10 @@ def eval_curves(metrics: pd.DataFrame) -> Dict[str, tuple[np.ndarray, np.ndarray
             for tid, frame in values.groupby("id", sort=False)}
 
 
-def _wall_split(data: SweepData, index: pd.Index) -> pd.DataFrame:
-    """wall, start-up and training seconds per trail from the status times and the journal's record times."""
+def _wall_split(data: SweepData, index: pd.Index, metrics: pd.DataFrame) -> pd.DataFrame:
+    """wall, start-up and training seconds per trail from the status times and the times of the journal's training
+    records (`metrics`: step 0, the base model's eval, is start-up)."""
     trails = data.trails.set_index("id")
-    metrics = data.metrics
     out = pd.DataFrame(index=index, columns=["queue_s", "wall_s", "startup_s", "train_s"], dtype=float)
     queued = (trails["started"] - trails["submitted"]).reindex(index)
     out["queue_s"] = queued.where(queued >= 0)  # negative: submitted again after this attempt started (a resume)
@@ -175,18 +177,22 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     table["display"] = [display_name(s, g, a, d) for s, g, a, d in
                         zip(table["stale"], table["setting"], table["algo"], table["seed"], strict=True)]
     metrics = data.metrics
+    # step 0 is the base model's eval, where the curves start: not a result of the trail's training (its eval/reward
+    # is the base model's, read as eval_base from base/reward), so the trail's summaries and times leave it out
+    trained = metrics[metrics["step"] > 0] if (metrics["step"] == 0).any() else metrics
     table["steps"] = metrics.groupby("id", sort=False)["step"].max().reindex(table.index).astype("Int64")
-    table[["queue_s", "wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index)
+    table[["queue_s", "wall_s", "startup_s", "train_s"]] = _wall_split(data, table.index, trained)
     for column, (metric, how) in SUMMARIES.items():
-        table[column] = _reduce(metrics, metric, how).reindex(table.index).astype(float)
+        table[column] = _reduce(metrics if column == "eval_base" else trained, metric, how).reindex(
+            table.index).astype(float)
     has_final = pd.Series(False, index=table.index)
     for column, metric in FINAL_EVAL.items():
-        final = _reduce(metrics, metric, "last").reindex(table.index).astype(float)
+        final = _reduce(trained, metric, "last").reindex(table.index).astype(float)
         table[column] = final.fillna(table[column])
         has_final |= final.notna()
-    final_size = _reduce(metrics, FINAL_EVAL_SIZE, "last").reindex(table.index).astype(float)
+    final_size = _reduce(trained, FINAL_EVAL_SIZE, "last").reindex(table.index).astype(float)
     table["final_eval_size"] = final_size.where(has_final).fillna(table["eval_size"].where(~has_final))
-    curves = eval_curves(metrics)
+    curves = eval_curves(trained)
     table["eval_last3"] = [last_mean(curves[t][1]) if t in curves else math.nan for t in table.index]
     table["eval_auc"] = [normalised_auc(*curves[t]) if t in curves else math.nan for t in table.index]
     table[SEED_ROLE] = [seed_roles.get(int(s), "") if pd.notna(s) else "" for s in table["seed"]]

@@ -158,12 +158,32 @@ def is_database_uri(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_ENGINES
 
 
+_HTTP_ENV_KEYS = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")
+# The values the harness itself wrote, carried in the environment so that a child process (a trail, a sidecar)
+# can tell them from values the user exported.
+_WRITTEN_ENV = "HARNESS_MLFLOW_HTTP_WRITTEN"
+
+
+def _user_http_env() -> Dict[str, str]:
+    """The HTTP settings the user exported: present, and not the value the harness wrote there."""
+    written = dict(item.split("=", 1) for item in os.environ.get(_WRITTEN_ENV, "").split(",") if "=" in item)
+    return {key: os.environ[key] for key in _HTTP_ENV_KEYS
+            if key in os.environ and os.environ[key] != written.get(key)}
+
+
 def configure_http(timeout_s: float = 10.0, retries: int = 1) -> None:
-    """Bound MLflow's HTTP client (read per request from the environment); an explicit user setting wins."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, timeout_s))))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(int(max(0, retries))))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0.5")
+    """Bound MLflow's HTTP client (read per request from the environment); an explicit user setting wins.
+
+    Each call sets the values anew: a bound from an earlier client (a 2 s probe of a dead server) must not
+    stay in force for a later one that asked for more.
+    """
+    user = _user_http_env()
+    values = (str(int(max(1, timeout_s))), str(int(max(0, retries))), "1", "0.5")
+    wanted = dict(zip(_HTTP_ENV_KEYS, values, strict=True))
+    for key, value in wanted.items():
+        os.environ[key] = user.get(key, value)
+    os.environ[_WRITTEN_ENV] = ",".join(f"{key}={value}" for key, value in wanted.items() if key not in user)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,7 +1,8 @@
 """What a trail's MLflow run says about it besides metrics: its name, params (axes and hyperparameters) and tags.
 
 The run name leads with what differs between a sweep's runs (harness.axes.run_name); the trail's own name, which
-names its run dir and the report's rows, is kept as the tag harness.trail.
+names its run dir and the report's rows, is kept as the tag harness.trail, and its cell — the run name without the
+seed, the trails a mean is taken over — as the tag harness.cell, which the sweep's MLflow view groups runs by.
 
 Read from the run dir alone (trail.json, config.yaml, sweep.json), so any syncer on any machine labels a run alike.
 """
@@ -17,6 +18,7 @@ from harness.sweepdir import read_sweep_meta
 from harness.tracking.client import code_version
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+CELL_TAG = Tag.CELL
 
 
 def _flatten(prefix: str, node: Any, out: Dict[str, str]) -> None:
@@ -58,7 +60,8 @@ def trail_params(run_dir: Path) -> Dict[str, str]:
 
 
 def trail_tags(run_dir: Path) -> Dict[str, str]:
-    """The harness.* tags: kind, sweep name and id, trail name and id, engine, backend, code version and run dir."""
+    """The harness.* tags: kind, sweep name and id, trail name and id, engine, backend, code version, run dir and
+    cell."""
     meta = RunDir(run_dir).meta()
     return {
         Tag.KIND: "trail",
@@ -70,19 +73,21 @@ def trail_tags(run_dir: Path) -> Dict[str, str]:
         Tag.BACKEND: meta.backend,
         Tag.CODE_VERSION: code_version(),
         Tag.RUN_DIR: str(Path(run_dir).resolve()),
+        CELL_TAG: trail_run_name(run_dir, with_seed=False),
     }
 
 
-def trail_run_name(run_dir: Path) -> str:
+def trail_run_name(run_dir: Path, with_seed: bool = True) -> str:
     """'m2po · stale 256 · seed 1': the axes acting in the trail's staleness mode; the seed where the sweep has
-    several (the trail name's rule); the trail name itself for a run dir without axes."""
+    several (the trail name's rule) and `with_seed` (without it, the trail's cell: 'm2po · stale 256'); the trail
+    name itself for a run dir without axes."""
     meta = RunDir(run_dir).meta()
     name, axes = meta.name, meta.axes
     if not {"stale", "alloc", "rollout", "algo"} <= set(axes):
         return name
     engine = _config(run_dir).get("engine")
     mode = staleness_mode(engine if isinstance(engine, dict) else {"name": meta.engine})
-    seed = axes.get("seed") if name.endswith(f" seed {axes.get('seed')}") else None
+    seed = axes.get("seed") if with_seed and name.endswith(f" seed {axes.get('seed')}") else None
     return run_name(mode, axes["stale"], axes["alloc"], axes["rollout"], str(axes["algo"]), seed)
 
 

@@ -16,7 +16,7 @@ from harness.rundir import RunDir, Tag
 from harness.states import TERMINAL, TrailState
 from harness.tracking.client import RUN_STATUS, get_experiment_id, retry_locked
 from harness.tracking.cursor import write_cursor
-from harness.tracking.metadata import sweep_summary, trail_params, trail_run_name, trail_tags
+from harness.tracking.metadata import CELL_TAG, sweep_summary, trail_params, trail_run_name, trail_tags
 from harness.tracking.target import Target
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch
@@ -63,6 +63,7 @@ def ensure_run(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any
         run = retry_locked(lambda: client.create_run(experiment_id, start_time=start_ms, run_name=name, tags=tags))
         run_id = run.info.run_id
         cursor["status"] = None  # a new run is RUNNING whatever the trail's state: sync_status settles it
+        cursor["cell"] = True  # its tags hold its cell
     cursor["summary"] = sweep_summary(run_dir, target.uri)
     cursor.update(run_id=run_id, experiment_id=experiment_id, experiment=target.experiment,
                   synced_step=cursor.get("synced_step", -1), sweep_id=tags[Tag.SWEEP_ID],
@@ -80,6 +81,14 @@ def sync_params(client: Any, run_dir: Path, target: Target, cursor: Dict[str, An
         chunk = params[i:i + MAX_PARAMS_PER_BATCH]
         retry_locked(partial(client.log_batch, cursor["run_id"], params=chunk, synchronous=True))
     cursor["params"] = True
+    write_cursor(run_dir, target.uri, cursor)
+
+
+def sync_cell(client: Any, run_dir: Path, target: Target, cursor: Dict[str, Any]) -> None:
+    """Tag the run with its cell once (a run made before runs carried it, or found again after its cursor was lost):
+    the sweep's MLflow view groups runs by that tag."""
+    retry_locked(lambda: client.set_tag(cursor["run_id"], CELL_TAG, trail_run_name(run_dir, with_seed=False)))
+    cursor["cell"] = True
     write_cursor(run_dir, target.uri, cursor)
 
 

@@ -82,10 +82,10 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
                 tags["mlflow.note.content"] = str(meta["description"])
             run = retry_locked(lambda: client.create_run(experiment_id, run_name=f"{name} · summary", tags=tags))
             run_id = run.info.run_id
-            retry_locked(lambda: set_view(client, experiment_id))
         elif retry_locked(lambda: client.get_run(run_id)).info.status != "RUNNING":
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
             retry_locked(lambda: client.set_tag(run_id, Tag.STATUS, TrailState.RUNNING.value))
+        retry_locked(lambda: set_view(client, experiment_id))  # every launch and sync: a sweep gets today's view
         summaries[target] = run_id
         if primary or not meta.get("mlflow_uri"):
             write_sweep_meta(sweep_dir, mlflow_uri=target, mlflow_summary_run_id=run_id,

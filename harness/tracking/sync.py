@@ -24,7 +24,7 @@ from harness.journal import iter_records
 from harness.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.client import make_client, retry_locked, unreachable
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
-from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_params, sync_status
+from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_cell, sync_params, sync_status
 from harness.tracking.target import Target, tracking_config, trail_target
 from harness.tracking.writer import LOG_BATCH_LIMIT, metric_writer
 
@@ -146,6 +146,8 @@ def sync_trail(run_dir: Path | str, uri: Optional[str] = None, client: Any = Non
                 result.run_id = ensure_run(client, run_dir, target, cursor)
                 if not cursor.get("params"):
                     sync_params(client, run_dir, target, cursor)
+                if not cursor.get("cell"):
+                    sync_cell(client, run_dir, target, cursor)
                 check_run(client, run_dir, target, cursor)
                 result.logged = sync_metrics(client, run_dir, target, cursor)
                 result.status = sync_status(client, run_dir, target, cursor)

@@ -18,26 +18,37 @@ from typing import Dict, List, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from harness.axes import parse_alloc
+from harness.engines.areal import cpu
+from harness.engines.areal.tiny_task import offline_env, tiny_task_overrides
 from harness.trails import Trail
 
 TENSORBOARD_DIR = "tensorboard"   # <run_dir>/tensorboard: AReaL's TensorBoard event files
 FILEROOT_DIR = "areal"            # <run_dir>/areal: AReaL's cluster.fileroot (logs, checkpoints, recover info)
 LOG_NAME = "areal.log"            # <run_dir>/areal.log: AReaL's stdout and stderr
+# engine.areal_path=null: the copy of AReaL v1.0.4's GSM8K example shipped with the harness (its README says why)
+BUNDLED_EXAMPLES = Path(__file__).resolve().parent / "areal_examples"
 
 
 @dataclass
 class AReaLCommand:
-    argv: List[str]                 # [python, entrypoint, --config, yaml, override, …]
+    argv: List[str]                 # [python, *launcher, entrypoint, --config, yaml, override, …]
     cwd: str                        # the AReaL checkout
     config_path: str                # the base yaml (as passed to --config)
     overrides: List[str]            # the key=value part of argv
     experiment_name: str
     trial_name: str
-    env: Dict[str, str] = field(default_factory=dict)
+    env: Dict[str, str] = field(default_factory=dict)   # set on top of the harness's own environment
+    launcher: List[str] = field(default_factory=list)   # between python and the entry point (device=cpu only)
+
+    @property
+    def entry_args(self) -> List[str]:
+        """[entrypoint, --config, yaml, override, …]: what AReaL's entry point receives."""
+        return self.argv[1 + len(self.launcher):]
 
     def shell(self) -> str:
-        """The command as one would type it (for logs and --dry-run)."""
-        return f"cd {shlex.quote(self.cwd)} && {shlex.join(self.argv)}"
+        """The command as one would type it (for logs and --dry-run), with the environment it sets."""
+        env = ["env", *(f"{k}={v}" for k, v in self.env.items())] if self.env else []
+        return f"cd {shlex.quote(self.cwd)} && {shlex.join(env + self.argv)}"
 
 
 def experiment_name(name: str) -> str:
@@ -119,12 +130,16 @@ def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str,
     """The AReaL command for one trail; `sweep` names the experiment, `label` (the trail dir) the trial, and
     `overrides` are the trail's own Hydra overrides (which algorithm settings the user chose)."""
     eng = cfg.engine
+    on_cpu = eng.get("device", "gpu") == "cpu"
     run_dir = Path(run_dir).resolve()
-    areal_path = Path(str(eng.areal_path)).expanduser().resolve()
+    areal_path = checkout(cfg)
     config_path = base_config(cfg)
     x, y = parse_alloc(cfg.alloc)
     n_nodes = int(eng.n_nodes)
-    per_node = int(eng.n_gpus_per_node) if eng.n_gpus_per_node is not None else (x + y) // n_nodes
+    if on_cpu:
+        per_node = cpu.CPU_GPUS_PER_NODE
+    else:
+        per_node = int(eng.n_gpus_per_node) if eng.n_gpus_per_node is not None else (x + y) // n_nodes
     exp = experiment_name(eng.experiment_name or sweep)
     trial = trial_name(label)
     user_overrides = overrides
@@ -146,10 +161,26 @@ def build_command(cfg: DictConfig, run_dir: Path | str, sweep: str, label: str,
     if eng.total_train_steps is not None:
         overrides.append(f"++total_train_steps={int(eng.total_train_steps)}")
     overrides += _algo_overrides(cfg, _resolve(areal_path, config_path), user_overrides)
+    env: Dict[str, str] = {}
+    launcher: List[str] = []
+    if on_cpu:
+        overrides += [f"++{key}={_value(value)}" for key, value in cpu.cpu_overrides(run_dir, eng.startup_timeout_s)]
+        env.update(cpu.cpu_env(cfg))
+        launcher = cpu.launcher()
+    if eng.get("tiny_task"):
+        overrides += [f"++{key}={_value(value)}" for key, value in tiny_task_overrides(eng)]
+        env.update(offline_env())
     overrides += [str(o) for o in eng.overrides]
-    argv = [str(eng.python), str(eng.entrypoint), "--config", config_path, *overrides]
-    env = {str(k): str(v) for k, v in (eng.env or {}).items()}
-    return AReaLCommand(argv, str(areal_path), config_path, overrides, exp, trial, env)
+    env.update({str(k): str(v) for k, v in (eng.env or {}).items()})
+    argv = [str(eng.python), *launcher, str(eng.entrypoint), "--config", config_path, *overrides]
+    return AReaLCommand(argv, str(areal_path), config_path, overrides, exp, trial, env, launcher)
+
+
+def checkout(cfg: DictConfig) -> Path:
+    """Where the command runs: engine.areal_path, or the bundled copy of AReaL's example when it is null."""
+    if cfg.engine.areal_path is None:
+        return BUNDLED_EXAMPLES
+    return Path(str(cfg.engine.areal_path)).expanduser().resolve()
 
 
 def names_for_run_dir(run_dir: Path | str) -> tuple[str, str]:

@@ -4,6 +4,9 @@ AReaL runs in its own Python inside its checkout (`engine.python`, `engine.areal
 <run_dir>/areal.log. While it runs, its event files are read every `engine.poll_seconds`; after it exits they are
 read once more to the end. A non-zero exit raises, so the runner marks the trail failed with AReaL's last log lines.
 A re-run of the same trail reuses experiment/trial name and fileroot, so AReaL's `recover.mode=auto` resumes it.
+AReaL runs in a process session of its own, and every way the trail ends — AReaL's exit, a failure, the harness
+cancelling the trail (SIGTERM, Ctrl-C) or `engine.timeout_s` passing — ends with its whole process tree stopped
+(processes.py).
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from typing import Dict, List, Optional, Sequence
 from omegaconf import DictConfig
 
 from harness.engines import EngineResult, StepCallback
+from harness.engines.areal import processes
 from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR, AReaLCommand, command_for_run_dir
 from harness.engines.areal.ingest import JournalSync
 from harness.engines.areal.preflight import preflight as _preflight
+from harness.engines.areal.tiny_task import ensure_built
 from harness.journal import Journal
 from harness.states import TrailState
 from harness.trails import Trail
 
 COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
-STOP_GRACE_S = 30.0
 _PROGRESS_RE = re.compile(rb"Train step (\d+)/(\d+) done")
 
 
@@ -56,25 +60,10 @@ def _total_from_log(log: Path) -> Optional[int]:
     return int(matches[-1][1]) if matches else None
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate AReaL's whole process group (its launcher starts servers and trainers of its own)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=STOP_GRACE_S)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-def _launch(cmd: AReaLCommand, log: Path) -> subprocess.Popen:
+def _launch(cmd: AReaLCommand, log: Path, mark: str) -> subprocess.Popen:
     if not Path(cmd.cwd).is_dir():
         raise AReaLFailed(f"AReaL checkout {cmd.cwd} does not exist (set engine.areal_path)")
-    env: Dict[str, str] = {**os.environ, **cmd.env}
+    env: Dict[str, str] = {**os.environ, **cmd.env, processes.MARK: mark}
     with open(log, "ab") as out:
         out.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} harness: {cmd.shell()}\n".encode())
         out.flush()
@@ -92,10 +81,18 @@ class _Terminated(KeyboardInterrupt):
 def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:
     run_dir = Path(run_dir)
     cmd = command_for_run_dir(cfg, run_dir)
+    if cfg.engine.get("tiny_task"):
+        ensure_built(cfg.engine)   # built by the sweep before launch where it could; else here, once, under a lock
     (run_dir / COMMAND_NAME).write_text("#!/bin/sh\n" + cmd.shell() + "\n", encoding="utf-8")
     (run_dir / TENSORBOARD_DIR).mkdir(parents=True, exist_ok=True)
     log = run_dir / LOG_NAME
     total = [int(cfg.engine.total_train_steps or 0)]
+    fixed_total = bool(total[0])
+
+    def from_log() -> int:
+        """AReaL's progress line names the epochs' length ("Train step 1/160"), which total_train_steps cuts short:
+        the log is read only when the trail sets no total_train_steps."""
+        return total[0] if fixed_total else _total_from_log(log) or total[0]
 
     def on_record(step: int, metrics: Dict[str, float]) -> None:
         on_step(step, max(total[0], step), metrics)
@@ -106,24 +103,34 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         def _on_term(signum: int, frame: object) -> None:
             raise _Terminated()
         old_handler = signal.signal(signal.SIGTERM, _on_term)
-    proc = _launch(cmd, log)
+    mark = str(run_dir.resolve())
+    timeout = cfg.engine.get("timeout_s")
+    deadline = time.monotonic() + float(timeout) if timeout else float("inf")
+    timed_out = False
+    proc = _launch(cmd, log, mark)
     try:
         while True:
             try:
-                proc.wait(timeout=float(cfg.engine.poll_seconds))
+                proc.wait(timeout=max(0.0, min(float(cfg.engine.poll_seconds), deadline - time.monotonic())))
                 break
             except subprocess.TimeoutExpired:
                 pass
-            total[0] = _total_from_log(log) or total[0]
+            total[0] = from_log()
             sync.sync()
-        total[0] = _total_from_log(log) or total[0]
-        sync.sync(final=True)
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+        processes.stop(proc, mark)
+        total[0] = from_log()
+        sync.sync(final=not timed_out)
     finally:
-        _stop(proc)
+        processes.stop(proc, mark)
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
         if sync.journal is not journal:   # a resume rewrote the journal and reopened it
             sync.journal.close()
+    if timed_out:
+        raise AReaLFailed(f"AReaL ran past engine.timeout_s={timeout:g} s and was stopped (see {log})")
     if proc.returncode != 0:
         tail = _log_tail(log, 4096).decode("utf-8", "replace").strip().splitlines()[-8:]
         raise AReaLFailed(f"AReaL exited with code {proc.returncode} (see {log}): " + " | ".join(tail))

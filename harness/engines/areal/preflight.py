@@ -4,7 +4,7 @@ The checker runs as one subprocess per (AReaL python, checkout), reading the com
 imports are paid once per sweep. It does what AReaL's `load_expr_config` does up to building the typed config
 (Hydra compose of the yaml + overrides, merge into GRPOConfig, dataclass validation), minus its side effects
 (name_resolve setup, writing the config under fileroot), then parses rollout/actor backends with AReaL's allocation
-parser and checks their GPUs against the cluster size.
+parser and checks their GPUs against the cluster size (on GPUs: a CPU run has none to check).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ try:
     from omegaconf import OmegaConf
     from areal.api.cli_args import GRPOConfig, parse_cli_args, to_structured_cfg
 except BaseException as exc:
-    print(json.dumps({"fatal": "cannot import AReaL's config parser: %s: %s" % (type(exc).__name__, exc)}))
+    print(json.dumps({"fatal": "cannot import AReaL's config parser: %s: %s (engine.python must be AReaL's Python; "
+                                "scripts/areal_cpu_venv.sh DIR builds one for CPUs)" % (type(exc).__name__, exc)}))
     sys.exit(0)
 try:
     from areal.api.alloc_mode import ModelAllocation
@@ -44,6 +45,8 @@ def check(item):
         bad = ("_", "/") if label == "experiment_name" else ("-", "/")
         if any(c in name for c in bad):
             raise ValueError("%s %r may not contain %s" % (label, name, " or ".join(repr(c) for c in bad)))
+    if item.get("cpu"):
+        return
     if ModelAllocation is not None and getattr(cfg.rollout, "backend", None) and getattr(cfg.actor, "backend", None):
         rollout = ModelAllocation.from_str(cfg.rollout.backend, name="rollout")
         actor = ModelAllocation.from_str(cfg.actor.backend, name="actor")
@@ -108,7 +111,8 @@ def preflight(trails: Sequence[Trail], sweep_dir: Optional[Path] = None) -> List
         key = (cmd.argv[0], cmd.cwd, int(trail.cfg.engine.preflight_timeout_s))
         groups.setdefault(key, []).append((trail, cmd))
     for (python, cwd, timeout), members in groups.items():
-        items = [{"id": t.id, "cwd": c.cwd, "args": c.argv[1:]} for t, c in members]
+        items = [{"id": t.id, "cwd": c.cwd, "args": c.entry_args, "cpu": t.cfg.engine.get("device") == "cpu"}
+                 for t, c in members]
         answer = _run_checker(python, cwd, items, timeout)
         if "fatal" in answer:
             errors += [f"{t.name}: {answer['fatal']}" for t, _ in members]

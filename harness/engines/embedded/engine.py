@@ -2,11 +2,12 @@
 
 Loop per step: take the batch the staleness source says this step trains on (really sampled by the version it
 records), update the policy with the chosen loss, evaluate on held-out problems every `eval_every` steps, append the
-step's metrics to the journal, checkpoint every `checkpoint_every` steps. The last step also carries the final
-evaluation on a large held-out set (`final/reward`, `final/reward_sampled`, `final/eval_size`). Step 1's record also
-carries the base model's eval (`base/reward`, `base/reward_sampled`), so every trail states the point its RL started
-from. Everything random draws from seeded generators whose state is checkpointed, so a trail killed and resumed
-writes exactly the curves of one never stopped.
+step's metrics to the journal, checkpoint every `checkpoint_every` steps. Before step 1 a record at step 0 holds the
+base model's eval, as `eval/reward` and `eval/reward_sampled` (so every eval curve, in the report and in MLflow, starts
+from the model RL started from) and as `base/reward`, `base/reward_sampled` (the name the report's lift reads). The
+last step also carries the final evaluation on a large held-out set (`final/reward`, `final/reward_sampled`,
+`final/eval_size`). Everything random draws from seeded generators whose state is checkpointed, so a trail killed and
+resumed writes exactly the curves of one never stopped.
 """
 
 from __future__ import annotations
@@ -136,18 +137,19 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         return generate(model, train_set, indices, group, int(eng.max_new_tokens), float(eng.temperature), gen,
                         version)
 
-    # the starting point of every curve: the base model's eval, logged with step 1 (a checkpoint resume has it)
-    base_eval: Dict[str, float] = {}
+    # the starting point of every curve: the base model's eval as step 0 (a checkpoint resume keeps it; a start from
+    # scratch writes it again, and the journal drops whatever an earlier attempt wrote from step 0 on)
     if start == 0:
         base_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003)
-        base_eval = {f"base/{key.split('/', 1)[1]}": value for key, value in
-                     evaluate(base, eval_set, int(eng.eval_size), int(eng.max_new_tokens), float(eng.temperature),
-                              base_gen).items()}
+        base_eval = evaluate(base, eval_set, int(eng.eval_size), int(eng.max_new_tokens), float(eng.temperature),
+                             base_gen)
+        journal.append(0, {**base_eval, **{f"base/{key.split('/', 1)[1]}": v for key, v in base_eval.items()}},
+                       time=time.time())
 
     for t in range(start, steps):
         step = t + 1
         t0 = time.perf_counter()
-        metrics: Dict[str, float] = dict(base_eval) if step == 1 else {}
+        metrics: Dict[str, float] = {}
         reason = ""
         batch: Optional[Batch] = None
         updated = False

@@ -30,8 +30,11 @@ from harness.engines.embedded.task import ProblemSet, reward
 
 class Adam:
     """Adam without weight decay, step for step torch.optim.Adam's default CPU update (the same element-wise ops, so
-    the same bits), with the same state_dict layout. Why not torch.optim.Adam: constructing any torch optimiser
-    imports torch._dynamo, 1.7 CPU-s per trail process, about 5 % of a default trail."""
+    the same bits), with the same state_dict layout: a checkpoint of either resumes in the other, bit for bit.
+    Why not torch.optim.Adam (benchmarks/optimizer_bench.py, reports/bench_optimizer.md): the first torch optimiser
+    of a process imports torch._dynamo, 1.5-1.7 CPU-s, paid once per warm worker but once per trail wherever a trail
+    has a process of its own (Slurm, backend.workers=process, `harness run`); and torch's CPU update takes 2.6 ms a
+    step of the default model against 1.0 ms here (1.5 ms with foreach=True): 1.3 CPU-s of a default trail."""
 
     def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
