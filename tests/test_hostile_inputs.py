@@ -146,7 +146,7 @@ def test_trails_whose_ids_began_alike_get_a_run_dir_each(root: Path, capsys) -> 
     dirs = trail_dirs(root / "lr")
     assert len(dirs) == 2 and {json.loads((d / "trail.json").read_text())["id"] for d in dirs} == set(ids)
     for run_dir in dirs:
-        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
+        assert [r["step"] for r in read_records(run_dir)] == [0, 1, 2, 3, 4, 5, 6]  # step 0: the base model's eval
 
 
 def test_run_dirs_carry_twelve_hex_digits_and_two_trails_never_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,13 +265,14 @@ def test_a_zero_filled_journal_line_is_repaired_by_a_rerun_the_first_included(li
     sweep_dir = finished_sweep.copy_to(root)
     run_dir = trail_dirs(sweep_dir)[0]
     lines = (run_dir / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    assert json.loads(lines[0])["step"] == 0, "the first line: step 0, the base model's eval"
     lines[line] = b"\0" * (len(lines[line]) - 1) + b"\n"
     (run_dir / "journal.jsonl").write_bytes(b"".join(lines))
     for _ in range(2):
         code, out, err = _harness(capsys, *finished_sweep.args(root))
         assert code == 0, out + err
-        assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5, 6]
-        assert len((run_dir / "journal.jsonl").read_bytes().splitlines()) == 6
+        assert [r["step"] for r in read_records(run_dir)] == [0, 1, 2, 3, 4, 5, 6]
+        assert len((run_dir / "journal.jsonl").read_bytes().splitlines()) == 7
 
 
 # --- a full disk during the report -------------------------------------------------------------------------------
@@ -353,10 +354,10 @@ def test_a_sweep_file_nested_fifty_thousand_deep_is_refused(tmp_path: Path, caps
 @pytest.mark.e2e
 def test_a_root_that_looks_like_markup_is_printed_as_it_is(tmp_path: Path, capsys) -> None:
     root = tmp_path / "a[/]b[bold]c"
-    code, out, err = _harness(capsys, "sweep", *tiny_trail(), "--name", "m", "--root", str(root))
+    code, out, err = _harness(capsys, "sweep", *tiny_trail("seed=1,2"), "--name", "m", "--root", str(root))
     assert code == 0, out + err
     assert str(root / "m") in " ".join(out.split()) or str(root / "m").replace(" ", "") in out.replace("\n", ""), out
-    assert (root / "m" / "report" / "REPORT.md").is_file()
+    assert (root / "m" / "report" / "REPORT.md").is_file()  # two trails: the sweep writes its report
 
 
 @pytest.mark.e2e

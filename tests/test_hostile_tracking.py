@@ -297,15 +297,15 @@ def test_a_launch_directory_named_with_uri_characters_keeps_mlflow_in_it(tmp_pat
     launch.mkdir()
     (launch / "mlflow.db").write_bytes(template_db(cache_dir_of(request)).read_bytes())
     monkeypatch.chdir(launch)
-    code, out, err = _harness(capsys, "sweep", *ENGINE, "tracking=mlflow", "tracking.live=off", "--name", "q",
-                              "--root", str(tmp_path / "runs"))
+    code, out, err = _harness(capsys, "sweep", *ENGINE, "seed=1,2", "tracking=mlflow", "tracking.live=off",
+                              "--name", "q", "--root", str(tmp_path / "runs"))  # two trails: a report, as artifacts
     assert code == 0, out + err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", launch.name], "nothing beside the launch dir"
     (line,) = [ln for ln in out.splitlines() if "mlflow ui --backend-store-uri" in ln]
     words = shlex.split(line.split("`")[1])
     assert words[:3] == ["mlflow", "ui", "--backend-store-uri"]
     runs = _runs(words[3], "harness/q")
-    assert len(runs) == 2, "the printed URI opens the store the sweep wrote"
+    assert len(runs) == 3, "the printed URI opens the store the sweep wrote"
     summary = next(r for r in runs if r.data.tags.get("harness.kind") == "summary")
     assert summary.info.artifact_uri.startswith(launch.as_uri()), summary.info.artifact_uri
     assert (launch / "mlruns").is_dir()
