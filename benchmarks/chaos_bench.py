@@ -183,7 +183,7 @@ def check_trails(root: Path, steps: int) -> List[dict]:
         name = read_trail_meta(run_dir).get("name")
         status = read_status(run_dir)
         rows.append({"trail": name, "state": status.get("state"), "attempts": status.get("attempts", 0),
-                     "lines": len(seen), "lost": len(set(range(1, steps + 1)) - set(seen)),
+                     "lines": len(seen), "lost": len(set(range(0, steps + 1)) - set(seen)),  # step 0: the base eval
                      "duplicated": len(seen) - len(set(seen)),
                      "same_curves": name in reference and curves(run_dir) == curves(reference[name])})
     return rows
