@@ -231,6 +231,30 @@ def test_a_checkpoint_of_another_trail_is_refused_naming_file_owner_and_fix(fini
     assert "Delete the trail's checkpoint directory" in reason and "\n" not in reason, reason
 
 
+@pytest.mark.e2e
+def test_a_checkpoint_of_other_shapes_is_refused_in_one_line_naming_the_file(finished_sweep: FinishedSweep,
+                                                                             root: Path, capsys) -> None:
+    """A checkpoint that names no trail (written before checkpoints did) is checked by its shapes: a policy of
+    other shapes is refused in one line, never a torch 'size mismatch' dump that names no file."""
+    import torch
+
+    sweep_dir = finished_sweep.copy_to(root)
+    mine = trail_dirs(sweep_dir)[0]
+    path = mine / "checkpoint" / "state.pt"
+    blob = torch.load(path, weights_only=True)
+    del blob["trail_id"], blob["shapes"]
+    key = next(k for k, v in blob["model"].items() if v.dim() == 2)
+    blob["model"][key] = torch.zeros(blob["model"][key].shape[0] + 1, blob["model"][key].shape[1])
+    torch.save(blob, path)
+    record_outcome(mine, TrailState.FAILED, "to be resumed")
+    code, out, err = _harness(capsys, *finished_sweep.args(root))
+    assert code == 1, out + err
+    reason = read_status(mine)["reason"]
+    assert str(path) in reason and "other shapes" in reason and key in reason, reason
+    assert "Delete the trail's checkpoint directory" in reason and "\n" not in reason, reason
+    assert "size mismatch" not in reason, reason
+
+
 def test_a_base_model_cache_of_other_shapes_is_refused_in_one_line(tmp_path: Path) -> None:
     import torch
     from omegaconf import OmegaConf
