@@ -50,10 +50,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from test_config_validation import BAD_OVERRIDES  # noqa: E402
 from tiny_trail import tiny_trail  # noqa: E402
 
-from harness.locks import read_holder  # noqa: E402
-from harness.rundir import read_status, record_outcome  # noqa: E402
-from harness.states import TrailState  # noqa: E402
-from harness.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
+from harness.store.locks import read_holder  # noqa: E402
+from harness.store.rundir import read_status, record_outcome  # noqa: E402
+from harness.store.states import TrailState  # noqa: E402
+from harness.store.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
 
 CLI = [sys.executable, "-m", "harness.cli"]
 AXES = ["stale=0,2", "algo=grpo,m2po,is"]
@@ -450,7 +450,7 @@ def mlflow_steps(store: Path, sweep_id: str) -> Tuple[Dict[str, Dict[Tuple[str, 
 
 def check_tracked(sweep_dir: Path, store: Path) -> List[dict]:
     """Per trail: journal records vs MLflow's (metric, step) pairs, and the runs it has in MLflow."""
-    from harness.journal import read_records
+    from harness.store.journal import read_records
 
     sweep_id = json.loads((sweep_dir / "sweep.json").read_text())["sweep_id"]
     counts, runs = mlflow_steps(store, sweep_id)

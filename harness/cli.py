@@ -96,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not (args.dry_run or args.detach):
                 start_spare()  # a warm worker importing while the sweep composes (harness.backends.spawn)
             try:
-                from harness.sweep import main_sweep
+                from harness.orchestration.sweep import main_sweep
 
                 return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
                                   report=not args.no_report, root=args.root, wait=args.wait,

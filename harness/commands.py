@@ -2,8 +2,8 @@
 
 Why one module: what a user reads from `harness run`, `status`, `report` and `sync` is decided here, so the
 library stays quiet when imported by a script, a notebook or a test; harness/cli.py parses the arguments, sets up
-logging once (harness/logs.py) and dispatches here. `harness sweep` prints from harness/sweep.py: its output is the
-sweep's live display, which follows the order of work that module holds.
+logging once (harness/logs.py) and dispatches here. `harness sweep` prints from harness/orchestration/sweep.py:
+its output is the sweep's live display, which follows the order of work that module holds.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from harness.errors import HarnessError
-from harness.states import TERMINAL, TrailState
-from harness.sweepdir import read_sweep_meta, resolve_sweep_dir
+from harness.store.states import TERMINAL, TrailState
+from harness.store.sweepdir import read_sweep_meta, resolve_sweep_dir
 
 
 def main_run(overrides: List[str], root: Optional[str] = None) -> int:
@@ -27,8 +27,8 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
         TimeRemainingColumn,
     )
 
-    from harness.run_one import run_single, single_trail
-    from harness.rundir import RunDir
+    from harness.backends.run_one import run_single, single_trail
+    from harness.store.rundir import RunDir
 
     single = single_trail(overrides, root)
     name, run_dir = single.trail.name, single.run_dir
@@ -53,9 +53,10 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
 
 def main_status(sweep: str, root: str = "runs") -> int:
     """`harness status <sweep>`: the sweep's trail table (plain aligned text for large sweeps)."""
-    from harness.listing import PLAIN_ABOVE, plain_table
-    from harness.progress import STATUS_COLUMNS, trail_table
-    from harness.sweep import console, status_rows
+    from harness.orchestration.listing import PLAIN_ABOVE, plain_table
+    from harness.orchestration.progress import STATUS_COLUMNS, trail_table
+    from harness.orchestration.status import status_rows
+    from harness.orchestration.sweep import console
 
     sweep_dir = resolve_sweep_dir(sweep, root)
     rows = status_rows(sweep_dir)
@@ -86,7 +87,7 @@ def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, sourc
 def _attach_report(sweep_dir: Path, report_dir: Path, uri: Optional[str]) -> None:
     """Attach the report to the sweep's MLflow summary run, if it has one, and say so; a copy of the sweep's
     directory changes nothing in MLflow (sweepdir.is_original)."""
-    from harness.sweepdir import is_original
+    from harness.store.sweepdir import is_original
     from harness.tracking.sweep_run import COPY_NOT_ATTACHED, attach_report
 
     if read_sweep_meta(sweep_dir).get("mlflow_summaries") and not is_original(sweep_dir):

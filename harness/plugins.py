@@ -30,8 +30,8 @@ from omegaconf import DictConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.backends.base import Backend
     from harness.engines import RunFn
-    from harness.states import TrailState
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
+    from harness.store.states import TrailState
 
 BUILTIN = (
     "harness.engines.embedded.config:PLUGIN",

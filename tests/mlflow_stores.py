@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from harness.journal import read_records
-from harness.rundir import read_status
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
+from harness.store.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch
 

@@ -33,8 +33,8 @@ from harness.engines.areal import processes
 from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR
 from harness.engines.areal.ingest import EVENT_GLOB
 from harness.engines.areal.rollout_stats import max_running
-from harness.journal import read_records
-from harness.rundir import load_config, read_status
+from harness.store.journal import read_records
+from harness.store.rundir import load_config, read_status
 
 # the first test also runs the module's sweep (the fixture): its limit covers both runs on a loaded machine
 pytestmark = [pytest.mark.integration, pytest.mark.areal_real, pytest.mark.timeout(4 * 3600)]

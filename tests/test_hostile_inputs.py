@@ -19,10 +19,10 @@ from conftest import FinishedSweep
 from tiny_trail import tiny_trail
 
 from harness.cli import main
-from harness.journal import read_records
-from harness.rundir import read_status, record_outcome
-from harness.states import TrailState
-from harness.sweepdir import trail_dirs
+from harness.store.journal import read_records
+from harness.store.rundir import read_status, record_outcome
+from harness.store.states import TrailState
+from harness.store.sweepdir import trail_dirs
 
 REPO = Path(__file__).resolve().parent.parent
 VICTIM = "a file outside the sweep, which nothing may change\n"
@@ -86,7 +86,7 @@ def test_a_lock_that_is_a_link_is_never_truncated(lock: str, finished_sweep: Fin
 def test_any_lock_refuses_a_link_and_leaves_its_target_alone(tmp_path: Path) -> None:
     """The tracker's lock is a FileLock like the others: none of them opens its path through a link."""
     from harness.errors import HarnessError
-    from harness.locks import FileLock
+    from harness.store.locks import FileLock
 
     victim = _victim(tmp_path)
     (tmp_path / "tracker.lock").symlink_to(victim)
@@ -118,7 +118,7 @@ def _colliding_learning_rates(cfg) -> tuple[str, str]:
     found by trying rates 1e-9 apart (a birthday search: a few thousand ids)."""
     from omegaconf import OmegaConf
 
-    from harness.trails import trail_id
+    from harness.spec.trails import trail_id
 
     seen: dict = {}
     for i in range(200_000):
@@ -134,8 +134,8 @@ def _colliding_learning_rates(cfg) -> tuple[str, str]:
 @pytest.mark.e2e
 def test_trails_whose_ids_began_alike_get_a_run_dir_each(root: Path, capsys) -> None:
     """Two learning rates whose trail ids share their first six hex digits, which once named their run dirs."""
-    from harness.compose import compose_trail
-    from harness.trails import trail_id
+    from harness.spec.compose import compose_trail
+    from harness.spec.trails import trail_id
 
     lrs = _colliding_learning_rates(compose_trail(tiny_trail()))
     ids = [trail_id(compose_trail(tiny_trail(f"engine.lr={lr}"))) for lr in lrs]
@@ -150,9 +150,9 @@ def test_trails_whose_ids_began_alike_get_a_run_dir_each(root: Path, capsys) -> 
 
 
 def test_run_dirs_carry_twelve_hex_digits_and_two_trails_never_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import trails
-    from harness.compose import compose_trail
     from harness.errors import HarnessError
+    from harness.spec import trails
+    from harness.spec.compose import compose_trail
 
     configs = [(compose_trail(tiny_trail(f"engine.lr={lr}")), [f"engine.lr={lr}"]) for lr in (1e-4, 2e-4, 3e-4)]
     made = trails.make_trails(configs)
@@ -259,12 +259,12 @@ def test_a_base_model_cache_of_other_shapes_is_refused_in_one_line(tmp_path: Pat
     import torch
     from omegaconf import OmegaConf
 
-    from harness.compose import compose_trail
+    from harness.backends.runner import run_trail_dir
     from harness.engines.embedded.base_model import cache_path
     from harness.engines.embedded.config import ModelConfig
     from harness.engines.embedded.model import TinyGPT
-    from harness.rundir import load_config, save_config
-    from harness.runner import run_trail_dir
+    from harness.spec.compose import compose_trail
+    from harness.store.rundir import load_config, save_config
 
     overrides = tiny_trail(f"engine.cache_dir={tmp_path / 'cache'}")
     run_dir = tmp_path / "trail"

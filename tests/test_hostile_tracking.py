@@ -23,9 +23,9 @@ from tiny_trail import ENGINE, tiny_trail
 from tracking_support import cache_dir_of, fresh_store, template_db
 
 from harness.cli import main
-from harness.locks import read_holder
-from harness.rundir import read_status
-from harness.sweepdir import trail_dirs
+from harness.store.locks import read_holder
+from harness.store.rundir import read_status
+from harness.store.sweepdir import trail_dirs
 
 REPO = Path(__file__).resolve().parent.parent
 

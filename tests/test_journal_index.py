@@ -11,13 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from synthetic_sweeps import finish_sweep, write_trail
 
-import harness.journal_columns as journal_columns
+import harness.store.journal_columns as journal_columns
 from harness.cli import main
-from harness.journal import JOURNAL_NAME, Journal
-from harness.journal_index import INDEX_NAME, JournalIndex, journal_key, missing_in, step_ranges
-from harness.listing import PLAIN_ABOVE
-from harness.rundir import Status
-from harness.states import TrailState
+from harness.orchestration.listing import PLAIN_ABOVE
+from harness.store.journal import JOURNAL_NAME, Journal
+from harness.store.journal_index import INDEX_NAME, JournalIndex, journal_key, missing_in, step_ranges
+from harness.store.rundir import Status
+from harness.store.states import TrailState
 
 
 @given(st.lists(st.integers(min_value=1, max_value=60), max_size=40), st.integers(min_value=0, max_value=70))

@@ -12,11 +12,11 @@ import pytest
 
 from harness import plugins
 from harness.cli import main
-from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.journal import read_records
-from harness.rundir import read_status
-from harness.sweepdir import trail_dirs
+from harness.spec.compose import compose_trail
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
+from harness.store.sweepdir import trail_dirs
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -30,7 +30,8 @@ def test_registry_holds_the_builtins() -> None:
 
 
 def test_composing_imports_no_engine_or_scheduler() -> None:
-    code = ("import sys; from harness.compose import compose_trail; compose_trail(['engine=areal', 'backend=slurm']);"
+    code = ("import sys; from harness.spec.compose import compose_trail; "
+            "compose_trail(['engine=areal', 'backend=slurm']);"
             "compose_trail(['backend=ray']); "
             "print(sorted(m for m in ('torch', 'ray', 'submitit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

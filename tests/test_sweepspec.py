@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.compose import compose_trail
-from harness.sweepspec import build_spec, build_trails, expand
-from harness.trails import slug, trail_id, trail_name
+from harness.spec.compose import compose_trail
+from harness.spec.sweepspec import build_spec, build_trails, expand
+from harness.spec.trails import slug, trail_id, trail_name
 
 
 def names(args):

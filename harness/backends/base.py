@@ -1,7 +1,7 @@
-"""The launch-backend protocol: submit trails, poll their states, cancel them. Backends are thin layers over the
-library that does the work (subprocess, Ray, submitit); the trail itself always runs `harness.runner.run_trail_dir`,
-which writes status.json — so `poll` may read the run dir, and the backend adds only what it alone knows
-(queued, lost, killed). Each backend registers a `BackendPlugin` (harness.plugins) naming its class."""
+"""The launch-backend protocol: submit trails, poll their states, cancel them. Backends are thin layers over the library
+that does the work (subprocess, Ray, submitit); the trail itself always runs `harness.backends.runner.run_trail_dir`,
+which writes status.json — so `poll` may read the run dir, and the backend adds only what it alone knows (queued, lost,
+killed). Each backend registers a `BackendPlugin` (harness.plugins) naming its class."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, List, Protocol, Sequence
 
 from omegaconf import DictConfig
 
-from harness.states import TrailState
+from harness.store.states import TrailState
 
 if TYPE_CHECKING:
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
 
 
 class Backend(Protocol):

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Deque, List, Optional, Sequence
 from omegaconf import DictConfig
 
 from harness.backends.pool import TrailProcesses, WarmPool, wait_readable
+from harness.backends.worker import IO_EXIT, LOCKED_EXIT
 from harness.errors import HarnessError
-from harness.rundir import RunDir
-from harness.safe_files import open_regular
-from harness.states import TrailState
-from harness.worker import IO_EXIT, LOCKED_EXIT
+from harness.store.rundir import RunDir
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
 
 if TYPE_CHECKING:
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
 
 FRESH_S = 0.05  # this soon after a wait, poll answers from the wait's look at the workers instead of looking again
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.

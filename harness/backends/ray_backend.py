@@ -1,9 +1,8 @@
 """Ray backend: one Ray task per trail, each with its own CPU/GPU request, on a running cluster or a local head.
 
 Ray does the scheduling; this layer only maps trails to tasks and task outcomes to trail states. The task runs
-`harness.runner.run_trail_dir`, which records the trail's own outcome in its run dir; what only Ray knows (still
-queued, worker crashed, cancelled) is added here and written back to status.json so `harness status` sees it.
-"""
+`harness.backends.runner.run_trail_dir`, which records the trail's own outcome in its run dir; what only Ray knows
+(still queued, worker crashed, cancelled) is added here and written back to status.json so `harness status` sees it. """
 
 from __future__ import annotations
 
@@ -15,8 +14,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from harness.rundir import RunDir
-from harness.states import TERMINAL, TrailState
+from harness.store.rundir import RunDir
+from harness.store.states import TERMINAL, TrailState
 
 FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
@@ -28,8 +27,8 @@ def _run_trail(run_dir: str) -> str:
     and nothing is written."""
     import ray
 
-    from harness.locks import LockHeld
-    from harness.runner import run_trail_dir
+    from harness.backends.runner import run_trail_dir
+    from harness.store.locks import LockHeld
 
     try:
         return run_trail_dir(run_dir, node=ray.get_runtime_context().get_node_id())

@@ -26,8 +26,8 @@ import submitit
 from omegaconf import DictConfig, OmegaConf
 
 from harness.internals import LibraryInternalMoved, job_outcome
-from harness.rundir import RunDir, read_json, write_json_atomic
-from harness.states import TrailState
+from harness.store.rundir import RunDir, read_json, write_json_atomic
+from harness.store.states import TrailState
 
 JOB_META = "job.json"
 SACCT_EVERY_S = 2.0
@@ -84,7 +84,7 @@ class TrailJob(submitit.helpers.Checkpointable):
         self._requeued = False
 
     def __call__(self) -> str:
-        from harness.runner import run_trail_dir
+        from harness.backends.runner import run_trail_dir
 
         state = run_trail_dir(self.run_dir, node=os.environ.get("SLURMD_NODENAME"))
         if self._requeued:

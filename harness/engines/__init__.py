@@ -12,8 +12,8 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from harness.journal import Journal
-from harness.states import TrailState
+from harness.store.journal import Journal
+from harness.store.states import TrailState
 
 # on_step(step, total_steps, metrics_of_that_step)
 StepCallback = Callable[[int, int, dict], None]

@@ -24,7 +24,7 @@ from harness.report.markdown import Exploratory, render
 from harness.report.plots import captions, write_plots
 from harness.report.roles import CONFIRMATORY, EXPLORATORY, role_notes, split_by_role
 from harness.report.tables import cell_table, trail_table
-from harness.safe_files import check_directory
+from harness.store.safe_files import check_directory
 
 REPORT_NAME = "REPORT.md"
 log = logging.getLogger(__name__)

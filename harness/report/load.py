@@ -25,16 +25,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from harness.axes import staleness_mode
 from harness.errors import HarnessError
-from harness.journal_columns import read_table
-from harness.journal_index import JournalIndex, Ranges, journal_key
 from harness.report.mlflow_history import metric_histories, wide_metrics
-from harness.rundir import RunDir, Status, Tag, TrailMeta, describe_lost
-from harness.states import TrailState
-from harness.sweepdir import read_sweep_meta, trail_dirs
+from harness.spec.axes import staleness_mode
+from harness.spec.trails import NON_IDENTITY_KEYS
+from harness.store.journal_columns import read_table
+from harness.store.journal_index import JournalIndex, Ranges, journal_key
+from harness.store.rundir import RunDir, Status, Tag, TrailMeta, describe_lost
+from harness.store.states import TrailState
+from harness.store.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI, sweep_experiment
-from harness.trails import NON_IDENTITY_KEYS
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
 CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size", "config")
@@ -190,7 +190,7 @@ def _read_trail(run_dir: Path) -> tuple[TrailMeta, Status, Dict[str, Any], Optio
 
 def load_journals(sweep_dir: Path | str) -> SweepData:
     """Read trail.json, status.json and journal.jsonl of every run dir of the sweep. Journals are read column-wise
-    (harness.journal_columns), several at once (pyarrow parses outside the GIL), and the steps each holds are kept
+    (harness.store.journal_columns), several at once (pyarrow parses outside the GIL), and the steps each holds are kept
     in the sweep's journal index for `harness status`."""
     sweep_dir = Path(sweep_dir)
     rows: List[Dict[str, Any]] = []

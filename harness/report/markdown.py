@@ -28,7 +28,7 @@ from harness.report.tables import (
     seed_values,
 )
 from harness.report.variance import VarianceSplit, variance_split
-from harness.states import TrailState
+from harness.store.states import TrailState
 
 DEFINITIONS = f"""\
 - Cell: the trails that differ only by seed (same staleness mode, acting axes and algorithm/variant). Names show only

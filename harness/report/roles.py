@@ -15,7 +15,7 @@ from typing import List
 import pandas as pd
 
 from harness.report.tables import SEED_ROLE, counted
-from harness.sweepspec import seeds_text
+from harness.spec.sweepspec import seeds_text
 
 CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
 

@@ -33,7 +33,7 @@ from harness.report.load import SweepData
 from harness.report.names import algo_variant, display_name, setting_label
 from harness.report.stats import estimate, normalised_auc, steps_to_target
 from harness.report.variance import variance_split
-from harness.states import TrailState
+from harness.store.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
 CELL = [*GROUP, "algo"]                    # + algorithm: what seeds are aggregated over

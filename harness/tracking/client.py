@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 
 import harness
 from harness.errors import HarnessError
-from harness.states import TrailState
+from harness.store.states import TrailState
 from harness.tracking.config import DEFAULT_URI
 
 T = TypeVar("T")
@@ -139,7 +139,7 @@ def open_store(uri: str) -> None:
     path = sqlite_path(uri)
     if path is None or store_state(path) == "complete":
         return check_store(uri)
-    from harness.locks import FileLock
+    from harness.store.locks import FileLock
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_name(f".{path.name}.create.lock"), f"creation of MLflow store {path}").acquire(wait=True):

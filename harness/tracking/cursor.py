@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
-from harness.rundir import read_json_object, write_json_atomic
-from harness.safe_files import open_regular
+from harness.store.rundir import read_json_object, write_json_atomic
+from harness.store.safe_files import open_regular
 
 CURSOR_NAME = "mlflow.json"
 LOCK_NAME = ".mlflow.lock"

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from harness.errors import HarnessError
-from harness.journal import JOURNAL_NAME
-from harness.safe_files import open_regular
+from harness.store.journal import JOURNAL_NAME
+from harness.store.safe_files import open_regular
 from harness.tracking.config import TrackingConfig, plain_config
 from harness.tracking.sync import sync_trail
 from harness.tracking.target import trail_target
@@ -42,7 +42,7 @@ def _mtime(path: Path) -> Tuple[int, int]:
 
 
 class LiveSync:
-    """Journal → MLflow pusher for one trail (constructed and driven by harness.runner)."""
+    """Journal → MLflow pusher for one trail (constructed and driven by harness.backends.runner)."""
 
     def __init__(self, run_dir: Path | str, tracking_cfg: Any, parent_pid: Optional[int] = None):
         self.run_dir = Path(run_dir)

@@ -1,6 +1,6 @@
 """What a trail's MLflow run says about it besides metrics: its name, params (axes and hyperparameters) and tags.
 
-The run name leads with what differs between a sweep's runs (harness.axes.run_name); the trail's own name, which
+The run name leads with what differs between a sweep's runs (harness.spec.axes.run_name); the trail's own name, which
 names its run dir and the report's rows, is kept as the tag harness.trail, and its cell — the run name without the
 seed, the trails a mean is taken over — as the tag harness.cell, which the sweep's MLflow view groups runs by.
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from harness.axes import run_name, staleness_mode
-from harness.rundir import RunDir, Tag
-from harness.sweepdir import read_sweep_meta
+from harness.spec.axes import run_name, staleness_mode
+from harness.store.rundir import RunDir, Tag
+from harness.store.sweepdir import read_sweep_meta
 from harness.tracking.client import code_version
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value

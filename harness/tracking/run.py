@@ -12,8 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from harness.rundir import RunDir, Tag
-from harness.states import TERMINAL, TrailState
+from harness.store.rundir import RunDir, Tag
+from harness.store.states import TERMINAL, TrailState
 from harness.tracking.client import RUN_STATUS, get_experiment_id, retry_locked
 from harness.tracking.cursor import write_cursor
 from harness.tracking.metadata import CELL_TAG, sweep_summary, trail_params, trail_run_name, trail_tags

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
-from harness.rundir import Tag
-from harness.safe_files import open_regular
-from harness.states import TrailState
-from harness.sweepdir import is_original, read_sweep_meta, write_sweep_meta
+from harness.store.rundir import Tag
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
+from harness.store.sweepdir import is_original, read_sweep_meta, write_sweep_meta
 from harness.tracking.client import RUN_STATUS, code_version, get_experiment_id, make_client, resolve_uri, retry_locked
 from harness.tracking.config import sweep_experiment
 from harness.tracking.view import set_view, view_path

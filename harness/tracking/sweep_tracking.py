@@ -24,8 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.locks import read_holder
-from harness.safe_files import open_regular
+from harness.store.locks import read_holder
+from harness.store.safe_files import open_regular
 from harness.tracking.client import resolve_uri
 from harness.tracking.config import plain_config
 from harness.tracking.tracker import FINISH, READY, REPORT, TRACKER_LOCK

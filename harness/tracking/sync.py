@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from harness.errors import HarnessError
-from harness.journal import iter_records
-from harness.sweepdir import read_sweep_meta, trail_dirs
+from harness.store.journal import iter_records
+from harness.store.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.client import make_client, retry_locked, unreachable
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
 from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_cell, sync_params, sync_status

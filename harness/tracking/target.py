@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from harness.rundir import RunDir
-from harness.sweepdir import read_sweep_meta
+from harness.store.rundir import RunDir
+from harness.store.sweepdir import read_sweep_meta
 from harness.tracking.client import resolve_uri
 from harness.tracking.config import TrackingConfig, sweep_experiment
 from harness.tracking.metadata import sweep_of

@@ -9,7 +9,7 @@ It also makes the sweep's summary run (harness.tracking.sweep_run) and, at the e
 
 It holds `<sweep>/tracker.lock` while it follows the sweep: a trail that finds the lock held leaves MLflow to it
 (tracking.live=sweep); one that finds it free syncs itself. It prints `ready` once it holds the lock. It beats in
-the lock file (harness.locks: `beat`) after each trail it syncs and each pass: a tracker whose beat is older than
+the lock file (harness.store.locks: `beat`) after each trail it syncs and each pass: a tracker whose beat is older than
 `heartbeat_timeout_s` is stopped (SIGSTOP) or hung, however alive its process, and is replaced — by the sweep that
 started it, or by the next tracker of the sweep, which kills it and takes its lock over. A pass that meets an
 unreachable server stops there (the other trails would each wait out the same timeout) and the final pass has one
@@ -35,11 +35,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from harness.journal import JOURNAL_NAME, tail_step
-from harness.locks import FileLock, LockHeld, read_holder
-from harness.rundir import RunDir
-from harness.states import TrailState
-from harness.sweepdir import trail_dirs
+from harness.store.journal import JOURNAL_NAME, tail_step
+from harness.store.locks import FileLock, LockHeld, read_holder
+from harness.store.rundir import RunDir
+from harness.store.states import TrailState
+from harness.store.sweepdir import trail_dirs
 from harness.tracking.client import unreachable
 from harness.tracking.config import TrackingConfig
 from harness.tracking.cursor import read_cursor

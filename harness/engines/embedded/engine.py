@@ -21,7 +21,6 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import DictConfig
 
-from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
 from harness.engines.embedded.base_model import UnreadableFile, load_or_build, load_tensors
 from harness.engines.embedded.model import NonFinite
@@ -29,10 +28,11 @@ from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag
 from harness.engines.embedded.task import ProblemSet, distinct_indices
 from harness.engines.embedded.train import Trainer, evaluate
-from harness.journal import Journal
-from harness.safe_files import check_directory, check_regular
-from harness.states import TrailState
-from harness.trails import trail_id
+from harness.spec.axes import parse_alloc
+from harness.spec.trails import trail_id
+from harness.store.journal import Journal
+from harness.store.safe_files import check_directory, check_regular
+from harness.store.states import TrailState
 
 CKPT_DIR = "checkpoint"
 CKPT_FILE = "state.pt"

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import axes
-from harness.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
 from harness.errors import HarnessError
+from harness.spec import axes
+from harness.spec.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
 NON_IDENTITY_KEYS = ("backend", "tracking", "root", "sweep", "tags", "note", "engine.cache_dir")
@@ -45,7 +45,7 @@ def algo_label(cfg: DictConfig) -> str:
 
 
 def trail_name(cfg: DictConfig, with_seed: bool = False) -> str:
-    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.axes."""
+    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.spec.axes."""
     return axes.trail_name(cfg.stale, cfg.alloc, cfg.rollout, algo_label(cfg), cfg.seed if with_seed else None)
 
 

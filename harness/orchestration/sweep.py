@@ -4,8 +4,8 @@ Order of work: compose + validate all trails (and the engine's preflight) → no
 the sweep's lock (one `harness sweep` per sweep dir at a time); write run dirs; skip finished trails, resume
 unfinished ones (the engine picks up its checkpoint), rerun failed ones; on a backend whose trails run on this
 machine, do each engine's work before launch once (its `prepare`: the embedded engine's base model); follow progress
-(harness.progress: a live table on a terminal, a line per change elsewhere); at the end sync tracking, write the
-report, print a summary and exit non-zero if any trail failed or diverged.
+(harness.orchestration.progress: a live table on a terminal, a line per change elsewhere); at the end sync
+tracking, write the report, print a summary and exit non-zero if any trail failed or diverged.
 
 A dry run executes nothing named in the sweep: engine preflights (which may run a program the sweep file names,
 e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for with --preflight.
@@ -20,7 +20,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
@@ -34,13 +33,14 @@ from harness.backends.base import Backend, get_backend, wait_for_change, warm_up
 from harness.backends.spawn import end_spare
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
-from harness.locks import is_locked, read_holder, sweep_lock, trail_lock
-from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
-from harness.rundir import RunDir, describe_lost
-from harness.states import ACTIVE, TrailState
-from harness.sweepdir import check_sweep_files, read_sweep_meta, trail_dirs, write_sweep_meta, write_trail_meta
-from harness.sweepspec import SweepSpec, build_spec, build_trails
-from harness.trails import LEGACY_ID_DIGITS, Trail
+from harness.logs import duration
+from harness.orchestration.progress import SweepDisplay, open_display, trail_row, trail_table
+from harness.spec.sweepspec import SweepSpec, build_spec, build_trails
+from harness.spec.trails import LEGACY_ID_DIGITS, Trail
+from harness.store.locks import is_locked, read_holder, sweep_lock
+from harness.store.rundir import RunDir, describe_lost
+from harness.store.states import ACTIVE, TrailState
+from harness.store.sweepdir import check_sweep_files, read_sweep_meta, trail_dirs, write_sweep_meta, write_trail_meta
 
 if TYPE_CHECKING:
     from harness.tracking.sweep_tracking import SweepTracking
@@ -452,59 +452,3 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
                       escape("; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad)))
         return 1
     return 1 if report_failed else 0
-
-
-def _poll_detached(run_dir: Path, state: TrailState) -> TrailState:
-    """What the trail's backend says now, for backends whose jobs outlive the command that submitted them."""
-    name = RunDir(run_dir).meta().backend
-    plugin = plugins.backends().get(name) if name else None
-    poll = plugin.load_poll_detached() if plugin is not None else None
-    return TrailState(poll(run_dir)) if poll is not None else state
-
-
-def mark_interrupted(run_dir: Path) -> bool:
-    """A trail recorded as running on this host whose lock is free: its process died without a word (SIGKILL, OOM
-    killer). Record it interrupted (under its lock, so a worker starting now is never overwritten)."""
-    record = RunDir(run_dir)
-    status = record.status()
-    if status.state != TrailState.RUNNING or (status.host or socket.gethostname()) != socket.gethostname():
-        return False  # on another host the lock may not be visible from here: the scheduler's word counts
-    lock = trail_lock(run_dir)
-    try:
-        lock.acquire()
-    except (HarnessError, OSError):
-        return False
-    try:
-        status = record.status()
-        if status.state != TrailState.RUNNING:
-            return False
-        try:
-            record.record_outcome(TrailState.INTERRUPTED,
-                                  f"its process (PID {status.pid or '?'}) ended without recording an outcome; "
-                                  f"a rerun of the sweep resumes it")
-        except OSError:
-            pass  # a read-only or full root: shown as interrupted all the same
-        return True
-    finally:
-        lock.release()
-
-
-def status_rows(sweep_dir: Path) -> List[Dict[str, Any]]:
-    """A row per trail for `harness status`: what its run dir says, the scheduler's word for a detached job still
-    active, and a running trail whose process died without a word recorded interrupted."""
-    from harness.journal_index import JournalIndex
-
-    index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
-    rows = []
-    for run_dir in trail_dirs(sweep_dir):
-        row = trail_row(run_dir, index=index)
-        if row["state"] in ACTIVE:
-            try:
-                row["state"] = _poll_detached(run_dir, row["state"])
-            except Exception as exc:  # noqa: BLE001
-                row["reason"] = f"scheduler not reachable: {exc}"
-        if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = trail_row(run_dir, index=index) | {"state": TrailState.INTERRUPTED.value}
-        rows.append(row)
-    index.save()
-    return rows

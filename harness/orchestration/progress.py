@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.journal import read_records
-from harness.journal_index import JournalIndex
-from harness.rundir import RunDir, describe_lost
-from harness.states import STATES, TrailState
+from harness.logs import duration
+from harness.store.journal import read_records
+from harness.store.journal_index import JournalIndex
+from harness.store.rundir import RunDir, describe_lost
+from harness.store.states import STATES, TrailState
 
 STATUS_COLUMNS = ("trail", "id", "state", "step", "reason")
 HEADLINE_METRICS = ("eval/reward",)  # said with a finished trail, when its journal has them
@@ -51,16 +52,6 @@ def trail_row(run_dir: Path, check_journal: bool = True, index: Optional[Journal
             "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
             "reason": f"{status.state} but {describe_lost(lost, step)}" if lost else status.reason,
             "complete": not lost}
-
-
-def duration(seconds: float) -> str:
-    """84 s, 12 min 5 s, 1 h 3 min."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def counts(states: Mapping[Path, object]) -> str:

@@ -10,8 +10,8 @@ import math
 from omegaconf import DictConfig
 
 from harness import plugins
-from harness.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.errors import ConfigError
+from harness.spec.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.tracking.config import LIVE, LIVE_MODES
 
 

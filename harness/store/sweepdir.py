@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness.errors import HarnessError
-from harness.locks import FileLock
-from harness.rundir import CorruptRecord, RunDir, TrailMeta, read_json_object, write_json_atomic
-from harness.safe_files import check_directory, check_regular
-from harness.states import STATES
-from harness.trails import Trail
+from harness.spec.trails import Trail
+from harness.store.locks import FileLock
+from harness.store.rundir import CorruptRecord, RunDir, TrailMeta, read_json_object, write_json_atomic
+from harness.store.safe_files import check_directory, check_regular
+from harness.store.states import STATES
 
 SWEEP_META = "sweep.json"
-META_LOCK = ".sweep.json.lock"  # flocked around each change of sweep.json; never deleted (see harness/locks.py)
+META_LOCK = ".sweep.json.lock"  # flocked around each change of sweep.json; never deleted (see harness/store/locks.py)
 TRAIL_META = "trail.json"
 SWEEP_FILES = (SWEEP_META, META_LOCK, "sweep.lock", "tracker.lock", "tracking.log", ".journal-index.json")
 _REMEDY = "restore it from a copy, or remove the sweep directory to run the sweep anew"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from harness.errors import HarnessError
-from harness.safe_files import open_fd, read_bytes
+from harness.store.safe_files import open_fd, read_bytes
 
 RECORD_BYTES = 256  # the holder's record, padded: rewritten in place by each beat
 SWEEP_LOCK = "sweep.lock"

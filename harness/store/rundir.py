@@ -7,8 +7,8 @@ Layout:  <run_dir>/config.yaml  overrides.yaml  trail.json  status.json  journal
 
 Why one record: the rules of a run dir — which state a status.json may hold, when a finished trail is complete,
 what a config.yaml means — are each written once, and every file is opened only if it is a regular file, never
-through a link (harness.safe_files). A status.json or trail.json that is not a record of its kind (not UTF-8, not a
-JSON object, a state outside TrailState) is named in one line with what to do, never read as "pending".
+through a link (harness.store.safe_files). A status.json or trail.json that is not a record of its kind (not UTF-8,
+not a JSON object, a state outside TrailState) is named in one line with what to do, never read as "pending".
 """
 
 from __future__ import annotations
@@ -23,20 +23,20 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from harness.atomic import atomic_write
 from harness.errors import HarnessError
-from harness.safe_files import check_directory, check_regular, open_regular
-from harness.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
-from harness.yamlfile import load_plain
+from harness.store.atomic import atomic_write
+from harness.store.safe_files import check_directory, check_regular, open_regular
+from harness.store.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
+from harness.store.yamlfile import load_plain
 
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
 TRAIL_META = "trail.json"
 STATUS = "status.json"
-JOURNAL = "journal.jsonl"       # harness.journal.JOURNAL_NAME
+JOURNAL = "journal.jsonl"       # harness.store.journal.JOURNAL_NAME
 LOG = "log.txt"
 CHECKPOINT_DIR = "checkpoint"  # an engine's resume state
-TRAIL_LOCK = "trail.lock"       # harness.locks
+TRAIL_LOCK = "trail.lock"       # harness.store.locks
 CURSOR = "mlflow.json"          # harness.tracking.cursor
 SYNC_LOCK = ".mlflow.lock"
 FILES = (CONFIG, OVERRIDES, TRAIL_META, STATUS, JOURNAL, LOG, TRAIL_LOCK, CURSOR, SYNC_LOCK)
@@ -273,7 +273,7 @@ class RunDir:
     # ------------------------------------------------------------ config.yaml, overrides.yaml
     def config(self) -> Dict[str, Any]:
         """config.yaml as plain data ({} without one). It is saved resolved, so a plain YAML parser reads it
-        (harness.yamlfile: libyaml under OmegaConf's rules), ~50× cheaper than OmegaConf."""
+        (harness.store.yamlfile: libyaml under OmegaConf's rules), ~50× cheaper than OmegaConf."""
         try:
             cfg = load_plain(self.config_path) or {}
         except (FileNotFoundError, yaml.YAMLError, UnicodeDecodeError):
@@ -308,15 +308,15 @@ class RunDir:
                    status: Optional[Status] = None) -> List[int]:
         """For a finished trail, the steps up to its recorded final step that its journal lacks (empty: complete;
         always empty for a trail that has not finished). `ranges`: the steps the journal holds, where already read
-        (harness.journal_index)."""
+        (harness.store.journal_index)."""
         status = self.status() if status is None else status
         if not status.state.finished or status.step is None:
             return []
         if ranges is None:
-            from harness.journal import missing_steps
+            from harness.store.journal import missing_steps
 
             return missing_steps(self.path, status.step)
-        from harness.journal_index import missing_in
+        from harness.store.journal_index import missing_in
 
         return missing_in(ranges, status.step)
 

@@ -32,13 +32,13 @@ from hydra.core.override_parser.types import ChoiceSweep, Glob, Override, RangeS
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from harness.compose import Composer
-from harness.config import SweepConfig
 from harness.errors import HarnessError
 from harness.internals import config_loader, split_sweep
-from harness.names import check_sweep_name
-from harness.resources import CONF_DIR, SWEEPS_DIR
-from harness.trails import Trail, make_trails
+from harness.spec.compose import Composer
+from harness.spec.config import SweepConfig
+from harness.spec.resources import CONF_DIR, SWEEPS_DIR
+from harness.spec.sweep_names import check_sweep_name
+from harness.spec.trails import Trail, make_trails
 
 SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name", "seeds")
 SEED_ROLES = ("exploratory", "confirmatory")

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Union
 
-from harness.atomic import atomic_write
 from harness.errors import naming
-from harness.safe_files import open_regular
+from harness.store.atomic import atomic_write
+from harness.store.safe_files import open_regular
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -199,7 +199,8 @@ _line_read = [0]
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:
     """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
     lost, since readers stop there). Read line by line while this process has read less than LINE_READ_BUDGET so,
-    else column-wise (harness.journal_columns, imported here only: a trail never asks); both read the same steps."""
+    else column-wise (harness.store.journal_columns, imported here only: a trail never asks); both read the same
+    steps."""
     try:
         size = (Path(run_dir) / JOURNAL_NAME).stat().st_size
     except FileNotFoundError:
@@ -208,7 +209,7 @@ def missing_steps(run_dir: Path | str, last: int) -> List[int]:
         _line_read[0] += size
         seen = {int(record["step"]) for record in iter_records(run_dir)}
     else:
-        from harness.journal_columns import read_steps
+        from harness.store.journal_columns import read_steps
 
         seen = set(read_steps(run_dir))
     return [s for s in range(1, int(last) + 1) if s not in seen]

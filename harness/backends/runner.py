@@ -2,7 +2,7 @@
 
 Every backend ends up here (local subprocess, Ray task, Slurm job), so a trail behaves the same wherever it runs.
 An exception marks the trail failed with its reason; it never propagates to the sweep. The trail's lock
-(harness.locks) is held for the whole run, so no two processes ever run the same trail: a second one is refused
+(harness.store.locks) is held for the whole run, so no two processes ever run the same trail: a second one is refused
 (LockHeld) before it writes anything.
 """
 
@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 from harness.engines import StepCallback, get_engine
 from harness.errors import naming
-from harness.journal import Journal
-from harness.locks import trail_lock
-from harness.rundir import RunDir
-from harness.safe_files import open_regular
-from harness.states import TrailState
+from harness.store.journal import Journal
+from harness.store.locks import trail_lock
+from harness.store.rundir import RunDir
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
 
 STATUS_EVERY_S = 1.0
 
@@ -66,7 +66,7 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
 
     `node`: where the trail runs as its backend names it (a Ray node id, a Slurm node), recorded in status.json
     beside the host name (the default) so the sweep's view and tracking can tell trails on shared hosts apart.
-    Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
+    Raises harness.store.locks.LockHeld, having written nothing, when another live process is running this trail.
     """
     record = RunDir(run_dir)
     record.check()  # no file of the run dir is a link or a FIFO: nothing is written through one
@@ -132,7 +132,7 @@ def _default_live_sync(cfg: Any, run_dir: Path) -> Optional[LiveSyncer]:
     tracking = cfg.get("tracking")
     if not tracking or not tracking.enabled or tracking.get("live", "sweep") == "off":
         return None
-    from harness.locks import is_locked
+    from harness.store.locks import is_locked
     from harness.tracking.tracker import TRACKER_LOCK
 
     if tracking.get("live", "sweep") == "sweep" and is_locked(run_dir.parent / TRACKER_LOCK):

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import HarnessError
-from harness.journal import JOURNAL_NAME
-from harness.rundir import RunDir, Status, read_json, write_json_atomic
-from harness.safe_files import check_regular
+from harness.store.journal import JOURNAL_NAME
+from harness.store.rundir import RunDir, Status, read_json, write_json_atomic
+from harness.store.safe_files import check_regular
 
 INDEX_NAME = ".journal-index.json"
 VERSION = 1
@@ -81,7 +81,7 @@ class JournalIndex:
                 return [(int(a), int(b)) for a, b in entry["ranges"]]
             except (KeyError, TypeError, ValueError):  # a damaged entry is a miss
                 pass
-        from harness.journal_columns import read_steps
+        from harness.store.journal_columns import read_steps
 
         return self.learn(run_dir, key, read_steps(run_dir))
 
