@@ -74,7 +74,7 @@ def run_directly(run_dir: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
     for name in ("config.yaml", "overrides.yaml", "trail.json"):
         shutil.copy(run_dir / name, dest / name)
-    subprocess.run([sys.executable, "-m", "harness.worker", str(dest)], check=False, timeout=300, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "harness.backends.worker", str(dest)], check=False, timeout=300, cwd=REPO)
     assert read_status(dest)["state"] == "done", read_status(dest)
     return dest
 

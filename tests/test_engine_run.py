@@ -122,7 +122,7 @@ def test_sigkill_and_resume_gives_the_same_curves(tmp_path) -> None:
     assert run_trail_dir(reference) == "done"
     killed = make_run_dir(tmp_path, "killed", overrides)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(killed)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "harness.backends.worker", str(killed)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "checkpoint" / "state.pt"
     deadline = time.time() + 60

@@ -95,7 +95,7 @@ def test_a_worker_never_runs_a_trail_another_process_holds(tmp_path: Path) -> No
     try:
         with pytest.raises(LockHeld, match=f"trail 'trail' is in use by PID {holder.pid}"):
             run_trail_dir(run_dir)
-        worker = subprocess.run([sys.executable, "-m", "harness.worker", str(run_dir)], capture_output=True,
+        worker = subprocess.run([sys.executable, "-m", "harness.backends.worker", str(run_dir)], capture_output=True,
                                 text=True, timeout=120)
         assert worker.returncode == 75 and "harness: error: trail 'trail' is in use" in worker.stderr
     finally:

@@ -33,7 +33,7 @@ def spawn(args: List[str], threads: Optional[int], log: Optional[Path], **popen:
     if threads is not None:
         env.update({var: str(threads) for var in THREAD_VARS})
     with _open_log(log) as out:
-        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=out,
+        return subprocess.Popen([sys.executable, "-m", "harness.backends.worker", *args], stderr=out,
                                 stdout=popen.pop("stdout", out), env=env, start_new_session=True, **popen)
 
 

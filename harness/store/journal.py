@@ -205,7 +205,7 @@ def missing_steps(run_dir: Path | str, last: int) -> List[int]:
         size = (Path(run_dir) / JOURNAL_NAME).stat().st_size
     except FileNotFoundError:
         size = 0
-    if _line_read[0] + size <= LINE_READ_BUDGET and "harness.journal_columns" not in sys.modules:
+    if _line_read[0] + size <= LINE_READ_BUDGET and "harness.store.journal_columns" not in sys.modules:
         _line_read[0] += size
         seen = {int(record["step"]) for record in iter_records(run_dir)}
     else:
