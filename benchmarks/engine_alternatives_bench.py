@@ -236,7 +236,7 @@ def main(argv: List[str]) -> int:
 
 def m2_threshold() -> float:
     """M2PO's τ in the algo config's default."""
-    from harness.compose import compose_trail
+    from harness.spec.compose import compose_trail
 
     return float(compose_trail(["tracking=none", "algo=m2po"]).algo.m2_threshold)
 

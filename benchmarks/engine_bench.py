@@ -51,7 +51,7 @@ SHAPE = ["stale=1", "algo=grpo", "algo.variant=clip", "engine.batch_prompts=16",
 # ---------------------------------------------------------------------------------------------------------------
 
 def _cfg(cache: str, *extra: str):
-    from harness.compose import compose_trail
+    from harness.spec.compose import compose_trail
 
     return compose_trail(["tracking=none", "engine.threads=1", f"engine.cache_dir={cache}", *SHAPE, *extra])
 
@@ -85,8 +85,8 @@ def child_pretrain_averaged(args) -> dict:
 def child_trail(args) -> dict:
     """A trail run through the engine itself, with each step's CPU time taken at its step callback."""
     from harness.engines.embedded import engine
-    from harness.journal import Journal, read_records
-    from harness.rundir import save_config
+    from harness.store.journal import Journal, read_records
+    from harness.store.rundir import save_config
 
     steps = args.steps
     extra = [f"engine.steps={steps}", f"engine.eval_every={min(max(steps // 2, 1), 50)}"]
@@ -113,7 +113,7 @@ def child_flops(args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from harness.engines.embedded import engine
-    from harness.journal import Journal
+    from harness.store.journal import Journal
 
     steps = args.steps
     extra = [f"engine.steps={steps}", f"engine.eval_every={steps}"]

@@ -8,7 +8,7 @@ alternating round by round, so both see the same machine load; figures are min /
 
 What is measured:
 - the first optimiser of a process: constructing it over the default TinyGPT's parameters and its first step, after
-  the imports a warm worker has done before its first trail (harness.worker, the embedded engine); whether
+  the imports a warm worker has done before its first trail (harness.backends.worker, the embedded engine); whether
   torch._dynamo was imported before and after (torch's optimisers import it on first use);
 - the second optimiser of the same process (a warm worker's next trail);
 - a whole short trail of the default shape in a fresh process (imports, base model load, `--trail-steps` steps, the
@@ -45,7 +45,7 @@ IMPLS = ("train.Adam", "torch.optim.Adam")
 # ---------------------------------------------------------------------------------------------------------------
 
 def _default_engine(*extra: str):
-    from harness.compose import compose_trail
+    from harness.spec.compose import compose_trail
 
     return compose_trail(["tracking=none", "engine.threads=1", *extra])
 
@@ -79,7 +79,7 @@ def child_first(impl: str) -> dict:
     """The first and the second optimiser of a process, after a warm worker's imports."""
     import torch
 
-    import harness.worker  # noqa: F401 - what a warm worker has imported before its first trail
+    import harness.backends.worker  # noqa: F401 - what a warm worker has imported before its first trail
     from harness.engines.embedded import engine  # noqa: F401
 
     torch.set_num_threads(1)
@@ -105,8 +105,8 @@ def child_trail(impl: str, steps: int) -> dict:
     import torch
 
     from harness.engines.embedded import engine, train
-    from harness.journal import Journal, read_records
-    from harness.rundir import save_config
+    from harness.store.journal import Journal, read_records
+    from harness.store.rundir import save_config
 
     if impl == "torch.optim.Adam":
         train.Adam = torch.optim.Adam  # type: ignore[misc,assignment]  # what the Trainer constructs

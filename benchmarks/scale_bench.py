@@ -43,9 +43,9 @@ from scale_mlflow import Filled, extrapolate, filled_sweep, load_times, served_c
 from synthetic_sweeps import random_sweep  # noqa: E402  (a test helper: tests/synthetic_sweeps.py)
 from tiny_trail import tiny_trail  # noqa: E402
 
-from harness.journal_index import INDEX_NAME  # noqa: E402
-from harness.rundir import read_status  # noqa: E402
-from harness.sweepdir import trail_dirs  # noqa: E402
+from harness.store.journal_index import INDEX_NAME  # noqa: E402
+from harness.store.rundir import read_status  # noqa: E402
+from harness.store.sweepdir import trail_dirs  # noqa: E402
 
 DRY_RUN = ["stale=range(0,50)", "algo=grpo,m2po", "seed=range(1,11)", "tracking=none"]  # 1,000 trails
 # the test suite's tiny trail, shorter and with smaller batches

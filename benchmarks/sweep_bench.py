@@ -19,8 +19,8 @@ sys.path.insert(0, str(REPO))
 
 from bench_report import publish  # noqa: E402  (benchmarks/bench_report.py)
 
-from harness.rundir import read_status  # noqa: E402
-from harness.sweepdir import trail_dirs  # noqa: E402
+from harness.store.rundir import read_status  # noqa: E402
+from harness.store.sweepdir import trail_dirs  # noqa: E402
 
 
 def run_sweep(root: Path, name: str, overrides: list[str]) -> float:

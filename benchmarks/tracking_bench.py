@@ -43,8 +43,8 @@ TRAIL = r"""
 import json, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from harness.rundir import write_status
-from harness.states import TrailState
+from harness.store.rundir import write_status
+from harness.store.states import TrailState
 from harness.tracking.config import TrackingConfig
 from tracking_support import append_steps
 run_dir, steps, step_s = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -126,8 +126,8 @@ def _stand_in_trail(run_dir: Path, steps: int, step_s: float, status_every_s: fl
     """A trail as the tracker sees it: running, a journal record per step, status.json every status_every_s, done."""
     from tracking_support import append_steps
 
-    from harness.rundir import record_outcome, write_status
-    from harness.states import TrailState
+    from harness.store.rundir import record_outcome, write_status
+    from harness.store.states import TrailState
 
     record_outcome(run_dir, TrailState.RUNNING, "", host="stand-in", pid=0)
     last_status = time.monotonic()

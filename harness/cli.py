@@ -45,6 +45,8 @@ def _parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParse
     sweep.add_argument("--wait", action="store_true",
                        help="if another `harness sweep` runs this sweep, wait for it to end instead of refusing")
     sweep.add_argument("--yes", action="store_true", help="run a sweep larger than sweep.max_trails (default 1000)")
+    sweep.add_argument("--extend", action="store_true",
+                       help="add trails the sweep does not have yet (another config under its name) as new cells")
     sweep.add_argument("--preflight", action="store_true",
                        help="with --dry-run: also run the engines' own validation (for AReaL: runs engine.python)")
     sweep.add_argument("--root", default=None)
@@ -94,11 +96,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not (args.dry_run or args.detach):
                 start_spare()  # a warm worker importing while the sweep composes (harness.backends.spawn)
             try:
-                from harness.sweep import main_sweep
+                from harness.orchestration.sweep import main_sweep
 
                 return main_sweep(args.args, name=args.name, dry_run=args.dry_run, detach=args.detach,
                                   report=not args.no_report, root=args.root, wait=args.wait,
-                                  run_preflight=args.preflight, yes=args.yes)
+                                  run_preflight=args.preflight, yes=args.yes, extend=args.extend)
             finally:
                 end_spare()
         if args.command == "status":
@@ -119,6 +121,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:  # a full disk, a read-only root: the path and the errno, not a traceback
         print(f"harness: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before or after the sweep's own handling: one line, not a traceback
+        print("harness: error: interrupted", file=sys.stderr)
+        return 130
+    except (RecursionError, MemoryError) as exc:  # input too large or too deep for what checks it first
+        print(f"harness: error: the input is too large or too deeply nested to handle ({type(exc).__name__})",
+              file=sys.stderr)
+        return 2
     return 2
 
 

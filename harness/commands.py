@@ -2,8 +2,8 @@
 
 Why one module: what a user reads from `harness run`, `status`, `report` and `sync` is decided here, so the
 library stays quiet when imported by a script, a notebook or a test; harness/cli.py parses the arguments, sets up
-logging once (harness/logs.py) and dispatches here. `harness sweep` prints from harness/sweep.py: its output is the
-sweep's live display, which follows the order of work that module holds.
+logging once (harness/logs.py) and dispatches here. `harness sweep` prints from harness/orchestration/sweep.py:
+its output is the sweep's live display, which follows the order of work that module holds.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from harness.errors import HarnessError
-from harness.states import TERMINAL, TrailState
-from harness.sweepdir import read_sweep_meta, resolve_sweep_dir
+from harness.store.states import TERMINAL, TrailState
+from harness.store.sweepdir import read_sweep_meta, resolve_sweep_dir
 
 
 def main_run(overrides: List[str], root: Optional[str] = None) -> int:
@@ -27,12 +27,12 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
         TimeRemainingColumn,
     )
 
-    from harness.run_one import run_single, single_trail
-    from harness.rundir import read_status
+    from harness.backends.run_one import run_single, single_trail
+    from harness.store.rundir import RunDir
 
     single = single_trail(overrides, root)
     name, run_dir = single.trail.name, single.run_dir
-    if read_status(run_dir).get("state") == TrailState.DONE:
+    if RunDir(run_dir).status().state == TrailState.DONE:
         print(f"{name}: already done in {run_dir}")
         return 0
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -45,17 +45,18 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
             progress.update(task, completed=step, total=total, info=info)
 
         state = run_single(single, on_step=on_step)
-    status = read_status(run_dir)
-    print(f"{name}: {state} at step {status.get('step')} {status.get('reason') or ''}".rstrip())
+    status = RunDir(run_dir).status()
+    print(f"{name}: {state} at step {status.step} {status.reason}".rstrip())
     print(f"run directory: {run_dir}")
     return state.exit_code
 
 
 def main_status(sweep: str, root: str = "runs") -> int:
     """`harness status <sweep>`: the sweep's trail table (plain aligned text for large sweeps)."""
-    from harness.listing import PLAIN_ABOVE, plain_table
-    from harness.progress import STATUS_COLUMNS, trail_table
-    from harness.sweep import console, status_rows
+    from harness.orchestration.listing import PLAIN_ABOVE, plain_table
+    from harness.orchestration.progress import STATUS_COLUMNS, trail_table
+    from harness.orchestration.status import status_rows
+    from harness.orchestration.sweep import console
 
     sweep_dir = resolve_sweep_dir(sweep, root)
     rows = status_rows(sweep_dir)
@@ -63,7 +64,7 @@ def main_status(sweep: str, root: str = "runs") -> int:
     title = (f"{meta.get('name', sweep_dir.name)} ({meta.get('backend', '?')}): "
              f"{sum(r['state'] == TrailState.DONE and r['complete'] for r in rows)}/{len(rows)} done")
     if len(rows) > PLAIN_ABOVE:
-        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True)
+        console.print(plain_table(rows, title, STATUS_COLUMNS), soft_wrap=True, markup=False, highlight=False)
     else:
         console.print(trail_table(rows, title))
     return 0
@@ -84,8 +85,14 @@ def main_report(sweep: str, root: str = "runs", out: Optional[str] = None, sourc
 
 
 def _attach_report(sweep_dir: Path, report_dir: Path, uri: Optional[str]) -> None:
-    """Attach the report to the sweep's MLflow summary run, if it has one, and say so."""
-    from harness.tracking.sweep_run import attach_report
+    """Attach the report to the sweep's MLflow summary run, if it has one, and say so; a copy of the sweep's
+    directory changes nothing in MLflow (sweepdir.is_original)."""
+    from harness.store.sweepdir import is_original
+    from harness.tracking.sweep_run import COPY_NOT_ATTACHED, attach_report
+
+    if read_sweep_meta(sweep_dir).get("mlflow_summaries") and not is_original(sweep_dir):
+        print(COPY_NOT_ATTACHED.format(sweep_dir=sweep_dir))
+        return
 
     attached = attach_report(sweep_dir, report_dir, uri=uri)
     if attached:

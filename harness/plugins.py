@@ -30,7 +30,8 @@ from omegaconf import DictConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.backends.base import Backend
     from harness.engines import RunFn
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
+    from harness.store.states import TrailState
 
 BUILTIN = (
     "harness.engines.embedded.config:PLUGIN",
@@ -125,7 +126,7 @@ class BackendPlugin:
     def create(self, section: DictConfig) -> Backend:
         return load_attr(self.factory)(section)
 
-    def load_poll_detached(self) -> Optional[Callable[[Path], str]]:
+    def load_poll_detached(self) -> Optional[Callable[[Path], TrailState]]:
         return load_attr(self.poll_detached) if self.poll_detached else None
 
 

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from harness.journal import read_records
-from harness.rundir import read_status
-from harness.sweepdir import read_trail_meta, trail_dirs
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
+from harness.store.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch
 
@@ -38,14 +38,15 @@ def _metrics(run_dir: Path) -> Iterator[tuple[str, float, int, int]]:
 def fill_store(sweep_dir: Path, uri: str, experiment: str, skip: Optional[List[Path]] = None,
                neighbours: bool = True) -> int:
     """What tracking writes into the sweep's experiment: one run per trail (run name led by the algorithm, the trail
-    name as a tag, axes as params, harness.* tags, no failure reason, created after the trail started), metrics via
-    log_batch, and the sweep's summary run (sweep tag, but no trail); with `neighbours`, another sweep's experiment
-    beside it. Trails in `skip` never reached MLflow. Returns the number of metric values logged."""
+    name as a tag, axes as params, harness.* tags with the sweep's own id, no failure reason, created after the
+    trail started), metrics via log_batch, and the sweep's summary run (sweep tag, but no trail); with `neighbours`,
+    another sweep's experiment beside it. Trails in `skip` never reached MLflow. Returns the number of metric values
+    logged."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    sweep = sweep_dir.name
+    sweep, sweep_id = sweep_dir.name, read_sweep_meta(sweep_dir)["sweep_id"]
     exp_id = client.create_experiment(f"{experiment}/{sweep}")
     client.create_run(exp_id, run_name=f"{sweep} · summary", tags={"harness.sweep": sweep, "harness.kind": "summary"})
     if neighbours:
@@ -58,8 +59,8 @@ def fill_store(sweep_dir: Path, uri: str, experiment: str, skip: Optional[List[P
         if run_dir in (skip or []):
             continue
         meta, status = read_trail_meta(run_dir), read_status(run_dir)
-        tags = {"harness.sweep": sweep, "harness.trail_id": meta["id"], "harness.status": status["state"],
-                "harness.trail": meta["name"], "harness.kind": "trail"}
+        tags = {"harness.sweep": sweep, "harness.sweep_id": sweep_id, "harness.trail_id": meta["id"],
+                "harness.status": status["state"], "harness.trail": meta["name"], "harness.kind": "trail"}
         # tracking creates the run when it first reaches the trail, after the trail's start-up
         late = int((status["started"] + 7.0) * 1000)
         run = client.create_run(exp_id, run_name=" · ".join(meta["name"].split()[::-1]), start_time=late, tags=tags)

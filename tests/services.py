@@ -19,12 +19,12 @@ from typing import Callable, Dict, Iterator, List, Sequence
 
 import pytest
 
-from harness.compose import compose_trail
-from harness.journal import read_records
-from harness.rundir import read_status, save_config
-from harness.states import TERMINAL
-from harness.sweepdir import write_sweep_meta, write_trail_meta
-from harness.trails import make_trails
+from harness.spec.compose import compose_trail
+from harness.spec.trails import make_trails
+from harness.store.journal import read_records
+from harness.store.rundir import read_status, save_config
+from harness.store.states import TERMINAL
+from harness.store.sweepdir import write_sweep_meta, write_trail_meta
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -69,11 +69,12 @@ def final_metrics(run_dir: Path) -> Dict[str, float]:
 
 
 def run_directly(run_dir: Path, dest: Path) -> Path:
-    """Run a copy of a trail's config in a fresh process (python -m harness.worker), as the local backend does."""
+    """Run a copy of a trail's config in a fresh process (python -m harness.backends.worker), as the local backend
+    does."""
     dest.mkdir(parents=True)
     for name in ("config.yaml", "overrides.yaml", "trail.json"):
         shutil.copy(run_dir / name, dest / name)
-    subprocess.run([sys.executable, "-m", "harness.worker", str(dest)], check=False, timeout=300, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "harness.backends.worker", str(dest)], check=False, timeout=300, cwd=REPO)
     assert read_status(dest)["state"] == "done", read_status(dest)
     return dest
 

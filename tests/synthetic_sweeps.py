@@ -14,12 +14,12 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from harness.axes import trail_name
-from harness.journal import JOURNAL_NAME, Journal
-from harness.rundir import write_json_atomic, write_status
-from harness.states import TrailState
-from harness.sweepdir import TRAIL_META, write_sweep_meta
-from harness.trails import slug
+from harness.spec.axes import trail_name
+from harness.spec.trails import slug
+from harness.store.journal import JOURNAL_NAME, Journal
+from harness.store.rundir import write_json_atomic, write_status
+from harness.store.states import TrailState
+from harness.store.sweepdir import TRAIL_META, write_sweep_meta
 
 
 def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str] = None) -> Dict[str, Any]:

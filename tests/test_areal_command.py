@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.compose import compose_trail
 from harness.engines.areal.command import build_command, experiment_name, trial_name
 from harness.errors import HarnessError
-from harness.rundir import load_config
+from harness.spec.compose import compose_trail
+from harness.store.rundir import load_config
 
 PAGE_TRAILS = [
     (["algo=grpo", "stale=256", "alloc=d2+d1", "rollout=96"], "gsm8k_grpo.yaml", 2, 1, 96, 256),
@@ -125,7 +125,7 @@ def test_shell_form_is_runnable_text():
 
 def test_run_dir_command_takes_the_user_choices_from_the_trail(tmp_path):
     from harness.engines.areal.command import command_for_run_dir
-    from harness.rundir import save_config
+    from harness.store.rundir import save_config
 
     overrides = ["algo=grpo", "algo.eps_clip=0.3"]
     save_config(tmp_path, _compose(tuple(overrides)), overrides)

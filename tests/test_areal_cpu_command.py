@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.compose import compose_trail
 from harness.engines.areal import cpu
 from harness.engines.areal.command import BUNDLED_EXAMPLES, build_command
 from harness.engines.areal.tiny_task import task_dir
 from harness.errors import HarnessError
-from harness.sweepspec import build_spec, build_trails
+from harness.spec.compose import compose_trail
+from harness.spec.sweepspec import build_spec, build_trails
 
 # `git ls-tree v1.0.4 examples/math` in inclusionAI/AReaL
 UPSTREAM_BLOBS = {

@@ -13,6 +13,7 @@ trails and the resumed one) of 4 to 6 minutes each on a two-core machine.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -32,8 +33,8 @@ from harness.engines.areal import processes
 from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR
 from harness.engines.areal.ingest import EVENT_GLOB
 from harness.engines.areal.rollout_stats import max_running
-from harness.journal import read_records
-from harness.rundir import load_config, read_status
+from harness.store.journal import read_records
+from harness.store.rundir import load_config, read_status
 
 # the first test also runs the module's sweep (the fixture): its limit covers both runs on a loaded machine
 pytestmark = [pytest.mark.integration, pytest.mark.areal_real, pytest.mark.timeout(4 * 3600)]
@@ -259,6 +260,11 @@ def test_mlflow_has_a_run_per_trail_and_the_report_covers_them(runs):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", SWEEP, "--root", str(runs.root),
                            "--source", "mlflow"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = (runs.root / SWEEP / "report" / "REPORT.md").read_text()
+    report_dir = runs.root / SWEEP / "report"
+    report = (report_dir / "REPORT.md").read_text()
+    with open(report_dir / "trails.csv", newline="") as handle:
+        table = {row["id"]: row for row in csv.DictReader(handle)}
     for run_dir in runs.trail_dirs:
-        assert json.loads((run_dir / "trail.json").read_text())["name"] in report
+        trail_id = json.loads((run_dir / "trail.json").read_text())["id"]
+        assert table[trail_id]["state"] == "done" and table[trail_id]["steps"] == str(STEPS), table[trail_id]
+        assert table[trail_id]["display"] in report  # its row in the report's trail table

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.compose import compose_trail
+from harness.backends.runner import run_trail_dir
 from harness.engines.areal.command import LOG_NAME
 from harness.engines.areal.engine import COMMAND_NAME
-from harness.journal import read_records
-from harness.rundir import read_status, save_config
-from harness.runner import run_trail_dir
-from harness.sweepdir import write_trail_meta
-from harness.trails import make_trails
+from harness.spec.compose import compose_trail
+from harness.spec.trails import make_trails
+from harness.store.journal import read_records
+from harness.store.rundir import read_status, save_config
+from harness.store.sweepdir import write_trail_meta
 
 FAKE_GSM8K_RL = textwrap.dedent('''
     import os, sys, time

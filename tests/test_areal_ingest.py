@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from harness.engines.areal.ingest import JournalSync, TensorBoardTail, map_tags, read_tensorboard
-from harness.journal import Journal, read_records
+from harness.store.journal import Journal, read_records
 
 torch_tb = pytest.importorskip("torch.utils.tensorboard")
 

@@ -15,7 +15,7 @@ import areal_support
 import pytest
 
 from harness.engines.areal.preflight import preflight
-from harness.sweepspec import build_spec, build_trails
+from harness.spec.sweepspec import build_spec, build_trails
 
 pytestmark = [pytest.mark.integration, pytest.mark.areal]
 

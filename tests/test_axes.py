@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.axes import ALGO_VARIANTS, algo_label, parse_alloc, run_name, slug, staleness_mode, trail_name
 from harness.errors import ConfigError
+from harness.spec.axes import ALGO_VARIANTS, algo_label, parse_alloc, run_name, slug, staleness_mode, trail_name
 
 
 def test_algorithm_variants_match_the_loss_registry() -> None:
@@ -18,7 +18,7 @@ def test_algorithm_variants_match_the_loss_registry() -> None:
 def test_default_variant_is_each_algo_yaml_variant() -> None:
     from omegaconf import OmegaConf
 
-    from harness.resources import CONF_DIR
+    from harness.spec.resources import CONF_DIR
 
     for algo, variants in ALGO_VARIANTS.items():
         assert OmegaConf.load(CONF_DIR / "algo" / f"{algo}.yaml").variant == variants[0]
@@ -46,7 +46,7 @@ def test_run_names_lead_with_the_algorithm_and_show_only_acting_axes() -> None:
 def test_a_trails_mlflow_run_name_follows_its_config(tmp_path) -> None:
     from omegaconf import OmegaConf
 
-    from harness.rundir import write_json_atomic
+    from harness.store.rundir import write_json_atomic
     from harness.tracking.metadata import trail_run_name
 
     axes = {"stale": 256, "alloc": "d2+d1", "rollout": 96, "algo": "m2po", "seed": 3}

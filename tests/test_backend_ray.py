@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from services import corrupt_config, final_metrics, make_sweep, process_gone, run_directly, wait_for_states
 from tiny_trail import TINY
 
-from harness.compose import compose_trail
-from harness.rundir import read_status
+from harness.spec.compose import compose_trail
+from harness.store.rundir import read_status
 
 
 def test_ray_config_keys_compose() -> None:

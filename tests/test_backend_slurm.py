@@ -24,9 +24,9 @@ from harness.backends.slurm import (
     parse_max_array_size,
     poll_from_run_dir,
 )
-from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.rundir import read_status, write_status
+from harness.spec.compose import compose_trail
+from harness.store.rundir import read_status, write_status
 
 
 class FakeJob:
@@ -276,7 +276,7 @@ def test_slurm_detached_job_cancelled_from_its_run_dir(slurm_cluster, tmp_path: 
 def test_slurm_preempted_trail_is_requeued_and_resumes(slurm_cluster, tmp_path: Path) -> None:
     """USR2 is what Slurm sends before preempting or timing out a job (submitit's --signal): the trail is
     checkpointed by submitit, requeued, and resumes from the engine's own checkpoint."""
-    from harness.journal import read_records
+    from harness.store.journal import read_records
 
     # Long enough (≈ 25 s of tiny steps on an idle core) that the signal always lands mid-run.
     run_dirs = make_sweep(tmp_path / "sweep", [["engine.steps=600", "engine.checkpoint_every=5"]],

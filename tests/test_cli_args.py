@@ -58,7 +58,7 @@ def test_readme_demo_arguments_reach_the_sweep(tmp_path: Path, capsys, monkeypat
     assert '.venv/bin/harness sweep demo "$@"' in demo_sh
     from rich.console import Console
 
-    from harness import sweep
+    from harness.orchestration import sweep
 
     monkeypatch.setattr(sweep, "console", Console(soft_wrap=True, width=200))  # one table row per line
     rc = main(["sweep", "demo", "--name", "mine", "engine.steps=2", "--dry-run", "--root", str(tmp_path / "runs")])

@@ -9,11 +9,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from harness.compose import Composer
-from harness.config import register_configs
 from harness.errors import HarnessError
-from harness.resources import CONF_DIR, SWEEPS_DIR
-from harness.sweepspec import build_spec, expand
+from harness.spec.compose import Composer
+from harness.spec.config import register_configs
+from harness.spec.resources import CONF_DIR, SWEEPS_DIR
+from harness.spec.sweepspec import build_spec, expand
 
 # extra command-line overrides laid over every shipped sweep: values, group choices, appends, in any order
 EXTRA = [[], ["engine.steps=7", "backend=slurm", "backend.partition=p"], ["tracking=none", "rollout=32", "+tags=[a]"],

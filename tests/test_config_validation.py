@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.validate import parse_alloc
+from harness.spec.compose import compose_trail
+from harness.spec.validate import parse_alloc
 
 BAD_OVERRIDES = [
     (["stale=-1"], ["'stale'", "-1", "≥ 0"]),

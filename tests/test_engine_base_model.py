@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from harness.compose import compose_trail
 from harness.engines.embedded import base_model
+from harness.spec.compose import compose_trail
 
 
 def _tiny_engine(cache: Path, *extra: str):

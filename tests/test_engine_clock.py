@@ -11,7 +11,7 @@ import torch
 from test_engine_run import make_run_dir
 from tiny_trail import tiny_trail
 
-from harness.compose import compose_trail
+from harness.backends.runner import run_trail_dir
 from harness.engines.embedded.clock import (
     DEFAULT_HALF_SATURATION,
     DEFAULT_MAX_TOKENS_PER_S,
@@ -24,8 +24,8 @@ from harness.engines.embedded.config import EmbeddedEngineConfig
 from harness.engines.embedded.engine import make_source
 from harness.engines.embedded.rollout import Batch
 from harness.engines.embedded.staleness import AsyncSim
-from harness.journal import read_records
-from harness.runner import run_trail_dir
+from harness.spec.compose import compose_trail
+from harness.store.journal import read_records
 
 SIM_KEYS = {"sim/time_s", "sim/step_s", "sim/rollout_busy_frac", "sim/rollout_util", "sim/trainer_idle_frac",
             "sim/groups_in_flight", "sim/samples_per_s"}

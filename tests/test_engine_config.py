@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from harness.compose import compose_trail
 from harness.engines.embedded.config import EmbeddedEngineConfig
 from harness.errors import HarnessError
+from harness.spec.compose import compose_trail
 
 
 def test_yaml_repeats_the_schema_defaults() -> None:

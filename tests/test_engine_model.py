@@ -9,12 +9,12 @@ from typing import Optional
 import pytest
 import torch
 
-from harness.compose import compose_trail
 from harness.engines.embedded import model as M
 from harness.engines.embedded.losses import LossInputs, get_loss
 from harness.engines.embedded.rollout import generate
 from harness.engines.embedded.task import ProblemSet
 from harness.engines.embedded.train import Adam, Trainer
+from harness.spec.compose import compose_trail
 
 
 def tiny_model(seed: int = 0, eos_logit: float = 0.0) -> M.TinyGPT:

@@ -14,12 +14,12 @@ import pytest
 import torch
 from tiny_trail import tiny_trail
 
-from harness.compose import compose_trail
+from harness.backends.runner import run_trail_dir
 from harness.engines.embedded import engine as engine_mod
 from harness.engines.embedded import train as train_mod
-from harness.journal import read_records
-from harness.rundir import read_status, save_config
-from harness.runner import run_trail_dir
+from harness.spec.compose import compose_trail
+from harness.store.journal import read_records
+from harness.store.rundir import read_status, save_config
 
 
 def make_run_dir(tmp_path: Path, name: str, overrides: list) -> Path:
@@ -122,7 +122,7 @@ def test_sigkill_and_resume_gives_the_same_curves(tmp_path) -> None:
     assert run_trail_dir(reference) == "done"
     killed = make_run_dir(tmp_path, "killed", overrides)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(killed)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "harness.backends.worker", str(killed)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "checkpoint" / "state.pt"
     deadline = time.time() + 60
@@ -135,7 +135,7 @@ def test_sigkill_and_resume_gives_the_same_curves(tmp_path) -> None:
     assert ckpt.exists(), "the trail never checkpointed"
     written = len(read_records(killed))
     assert 6 < written < 24, f"kill came too late to test anything ({written} steps written)"
-    assert run_trail_dir(killed) == "done"  # resumed here, as a new worker process would (harness.worker)
+    assert run_trail_dir(killed) == "done"  # resumed here, as a new worker process would (harness.backends.worker)
     assert [r["step"] for r in read_records(killed)] == list(range(0, 25))  # the base model's eval kept, once
     assert _curves(killed) == _curves(reference)
 

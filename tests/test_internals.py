@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from harness import internals
 from harness.internals import LibraryInternalMoved
-from harness.resources import CONF_DIR
+from harness.spec.resources import CONF_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def test_config_loader_lets_glob_list_a_config_group() -> None:
 def test_config_repository_tells_config_groups_from_keys(monkeypatch) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
-    from harness.compose import Composer
+    from harness.spec.compose import Composer
 
     with Composer():
         repository = internals.config_repository()

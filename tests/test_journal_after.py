@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_journal_columns import write_damaged_journal
 
-from harness import journal as journal_mod
-from harness.journal import Journal, iter_records
+from harness.store import journal as journal_mod
+from harness.store.journal import Journal, iter_records
 
 
 @settings(max_examples=80, deadline=None)

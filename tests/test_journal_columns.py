@@ -12,8 +12,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.journal import JOURNAL_NAME, Journal, read_records
-from harness.journal_columns import read_steps, read_table
+from harness.store.journal import JOURNAL_NAME, Journal, read_records
+from harness.store.journal_columns import read_steps, read_table
 
 
 def _same(run_dir: Path) -> None:

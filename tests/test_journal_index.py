@@ -11,11 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from synthetic_sweeps import finish_sweep, write_trail
 
-import harness.journal_columns as journal_columns
+import harness.store.journal_columns as journal_columns
 from harness.cli import main
-from harness.journal import JOURNAL_NAME, Journal
-from harness.journal_index import INDEX_NAME, JournalIndex, journal_key, missing_in, step_ranges
-from harness.listing import PLAIN_ABOVE
+from harness.orchestration.listing import PLAIN_ABOVE
+from harness.store.journal import JOURNAL_NAME, Journal
+from harness.store.journal_index import INDEX_NAME, JournalIndex, journal_key, missing_in, step_ranges
+from harness.store.rundir import Status
+from harness.store.states import TrailState
 
 
 @given(st.lists(st.integers(min_value=1, max_value=60), max_size=40), st.integers(min_value=0, max_value=70))
@@ -60,8 +62,8 @@ def test_an_unchanged_journal_is_read_once_and_a_changed_one_again(tmp_path: Pat
     (b / JOURNAL_NAME).write_bytes(lines[0] + lines[2])  # step 2 lost
     assert again.ranges(a) == [(1, 4)] and again.ranges(b) == [(1, 1), (3, 3)]
     assert reads == ["a", "b", "a", "b"]
-    assert again.lost_steps(b, {"state": "done", "step": 3}) == [2]
-    assert again.lost_steps(b, {"state": "running", "step": 3}) == [], "only finished trails are checked"
+    assert again.lost_steps(b, Status(TrailState.DONE, step=3)) == [2]
+    assert again.lost_steps(b, Status(TrailState.RUNNING, step=3)) == [], "only finished trails are checked"
 
 
 def test_what_was_read_while_the_journal_grew_is_not_kept(tmp_path: Path) -> None:

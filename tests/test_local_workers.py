@@ -22,10 +22,10 @@ from services import make_sweep, process_gone, wait_for_states
 from harness import plugins
 from harness.backends.local import LocalBackend
 from harness.cli import main
-from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.rundir import load_config, read_status
-from harness.sweepdir import trail_dirs
+from harness.spec.compose import compose_trail
+from harness.store.rundir import load_config, read_status
+from harness.store.sweepdir import trail_dirs
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent

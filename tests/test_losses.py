@@ -10,8 +10,8 @@ import torch
 from m2po_reference import greedy_keep, water_fill_reference
 from omegaconf import OmegaConf
 
-from harness.config import AlgoConfig
 from harness.engines.embedded.losses import LOSSES, LossInputs, get_loss
+from harness.spec.config import AlgoConfig
 
 STAT_KEYS = {"clip_frac", "m2_before", "m2_after", "masked_frac", "approx_kl", "is_ratio_mean"}
 ln = math.log

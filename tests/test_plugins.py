@@ -12,11 +12,11 @@ import pytest
 
 from harness import plugins
 from harness.cli import main
-from harness.compose import compose_trail
 from harness.errors import HarnessError
-from harness.journal import read_records
-from harness.rundir import read_status
-from harness.sweepdir import trail_dirs
+from harness.spec.compose import compose_trail
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
+from harness.store.sweepdir import trail_dirs
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -30,7 +30,8 @@ def test_registry_holds_the_builtins() -> None:
 
 
 def test_composing_imports_no_engine_or_scheduler() -> None:
-    code = ("import sys; from harness.compose import compose_trail; compose_trail(['engine=areal', 'backend=slurm']);"
+    code = ("import sys; from harness.spec.compose import compose_trail; "
+            "compose_trail(['engine=areal', 'backend=slurm']);"
             "compose_trail(['backend=ray']); "
             "print(sorted(m for m in ('torch', 'ray', 'submitit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -70,7 +71,7 @@ def test_toy_engine_runs_a_sweep(toy: None, tmp_path: Path, capsys: pytest.Captu
     assert [len(trails) for trails in toy_engine.PREPARED] == [2]
     assert "toy setup: ready for 2 trails" in capsys.readouterr().out
     assert main(args) == 0 and len(toy_engine.PREPARED) == 1, "nothing to run: nothing to prepare"
-    assert main([a.replace("stale=1,4", "stale=1,4,8") for a in args]) == 0
+    assert main([*(a.replace("stale=1,4", "stale=1,4,8") for a in args), "--extend"]) == 0  # a trail joins
     assert [len(trails) for trails in toy_engine.PREPARED] == [2, 1], "only the trails still to run"
     assert main(["sweep", "engine=toy", "stale=99", "tracking=none", "--root", str(root), "--dry-run",
                  "--preflight"]) == 2
@@ -105,7 +106,7 @@ def test_ctrl_c_on_a_detachable_backend_says_the_jobs_go_on(toyq: None, tmp_path
     assert toy_engine.PREPARED == [], "trails that do not run on this machine get nothing prepared here"
     out = " ".join(capsys.readouterr().out.split())
     assert "go on running on toyq" in out and "harness status" in out and "toyq-cancel <id>" in out
-    assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "detached"
+    assert json.loads((root / "q" / "sweep.json").read_text())["state"] == "running"  # a TrailState: they go on
     assert main(["status", "q", "--root", str(root)]) == 0
     assert "running" in capsys.readouterr().out  # asked the backend, not the stale status.json
 

@@ -17,14 +17,14 @@ from conftest import FinishedSweep
 from omegaconf import OmegaConf
 from tiny_trail import tiny_trail
 
+from harness.backends.runner import run_trail_dir
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.journal import read_records
-from harness.locks import SWEEP_LOCK, TRAIL_LOCK, FileLock, LockHeld, is_locked, read_holder
-from harness.rundir import read_status, record_outcome
-from harness.runner import run_trail_dir
-from harness.states import TrailState
-from harness.sweepdir import trail_dirs, write_sweep_meta
+from harness.store.journal import read_records
+from harness.store.locks import SWEEP_LOCK, TRAIL_LOCK, FileLock, LockHeld, is_locked, read_holder
+from harness.store.rundir import read_status, record_outcome
+from harness.store.states import TrailState
+from harness.store.sweepdir import trail_dirs, write_sweep_meta
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,7 @@ def test_a_worker_never_runs_a_trail_another_process_holds(tmp_path: Path) -> No
     try:
         with pytest.raises(LockHeld, match=f"trail 'trail' is in use by PID {holder.pid}"):
             run_trail_dir(run_dir)
-        worker = subprocess.run([sys.executable, "-m", "harness.worker", str(run_dir)], capture_output=True,
+        worker = subprocess.run([sys.executable, "-m", "harness.backends.worker", str(run_dir)], capture_output=True,
                                 text=True, timeout=120)
         assert worker.returncode == 75 and "harness: error: trail 'trail' is in use" in worker.stderr
     finally:
@@ -164,7 +164,7 @@ def test_two_sweeps_on_the_same_name_one_runs_the_other_refuses(root: Path) -> N
 
 def test_a_step_written_again_replaces_the_later_records(tmp_path: Path) -> None:
     """A trail restarted from scratch (killed before its first checkpoint) rewrites its steps, never doubles them."""
-    from harness.journal import Journal
+    from harness.store.journal import Journal
 
     with Journal(tmp_path) as journal:
         for step in (1, 2, 3):
@@ -188,7 +188,7 @@ def test_a_step_written_again_replaces_the_later_records(tmp_path: Path) -> None
     ("root='runs\n#SBATCH --x'", "'root': 'runs\\n#SBATCH --x' (allowed: text without newlines"),
 ])
 def test_slurm_parameters_that_would_reach_the_sbatch_script_are_checked(override: str, message: str) -> None:
-    from harness.compose import compose_trail
+    from harness.spec.compose import compose_trail
 
     with pytest.raises(HarnessError) as info:
         compose_trail(["backend=slurm", override])
@@ -374,8 +374,8 @@ class _Payload:
 
 
 def _trail_dir(tmp_path: Path, *extra: str) -> Path:
-    from harness.compose import compose_trail
-    from harness.rundir import save_config
+    from harness.spec.compose import compose_trail
+    from harness.store.rundir import save_config
 
     overrides = tiny_trail(*extra)
     run_dir = tmp_path / "trail"
@@ -403,7 +403,7 @@ def test_a_planted_checkpoint_never_runs_and_the_trail_fails_naming_it(tmp_path:
 
 def test_a_planted_base_model_cache_never_runs_and_is_named_with_what_to_do(tmp_path: Path) -> None:
     from harness.engines.embedded.base_model import cache_path
-    from harness.rundir import load_config
+    from harness.store.rundir import load_config
 
     run_dir = _trail_dir(tmp_path, f"engine.cache_dir={tmp_path / 'cache'}")  # its own cache, to plant a file in
     marker, cached = tmp_path / "pwned", cache_path(load_config(run_dir).engine)
@@ -437,7 +437,7 @@ def test_a_truncated_checkpoint_is_named_as_corrupt_with_what_to_do(tmp_path: Pa
 @pytest.mark.e2e
 def test_a_done_trail_whose_journal_lost_lines_is_flagged_and_a_rerun_repairs_it(
         finished_sweep: FinishedSweep, root: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import sweep
+    from harness.orchestration import sweep
 
     monkeypatch.setattr(sweep.console, "width", 250)  # one table row per trail
     sweep_dir = finished_sweep.copy_to(root)

@@ -18,7 +18,7 @@ from harness.report.load import load_journals
 from harness.report.power import min_detectable_effect, seeds_needed
 from harness.report.tables import cell_table, trail_table
 from harness.report.variance import variance_split
-from harness.sweepdir import write_sweep_meta
+from harness.store.sweepdir import write_sweep_meta
 
 
 def _records(evals: list, final: dict | None = None) -> list:

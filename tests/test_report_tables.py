@@ -251,13 +251,14 @@ def test_a_finished_trail_whose_journal_lost_lines_is_flagged_and_not_averaged(t
     (torn / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))   # step 3 of 4 lost
     trails = trail_table(load_journals(sweep)).set_index("trail")
     row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
-    assert row["state"] == "incomplete"
-    assert row["reason"] == "done but its journal lacks step 3 of 4; a rerun repairs it"
+    assert row["state"] == "done" and not row["complete"]  # a TrailState; completeness is a column of its own
+    assert row["reason"] == "its journal lacks step 3 of 4; a rerun repairs it"
     cells = cell_table(trails.reset_index()).set_index(["algo", "metric"])
     assert cells.loc[("grpo/clip", "eval_final"), "n"] == 2
     assert cells.loc[("grpo/clip", "eval_final"), "mean"] == pytest.approx(0.65)  # the torn trail's 0.1 is not in it
     report = write_report(sweep).read_text()
-    assert "incomplete: done but its journal lacks step 3 of 4; a rerun repairs it" in report
+    assert "done: its journal lacks step 3 of 4; a rerun repairs it" in report  # the trail table
+    assert "— done at step 4: its journal lacks step 3 of 4; a rerun repairs it" in report  # the exclusions
     assert "1 of 3 trails are excluded from every aggregate" in report
 
 

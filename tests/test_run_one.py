@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli import main
-from harness.journal import read_records
-from harness.rundir import read_status
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
 
 
 def test_run_writes_a_complete_run_dir_and_skips_when_done(root: Path, tiny: list[str], capsys):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir import read_status, record_outcome
-from harness.states import FINISHED, TERMINAL, TrailState
+from harness.store.rundir import read_status, record_outcome
+from harness.store.states import FINISHED, TERMINAL, TrailState
 
 
 def test_properties() -> None:

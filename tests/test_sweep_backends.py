@@ -10,8 +10,8 @@ from services import final_metrics
 from tiny_trail import TINY
 
 from harness.cli import main
-from harness.rundir import read_status
-from harness.sweepdir import trail_dirs
+from harness.store.rundir import read_status
+from harness.store.sweepdir import trail_dirs
 
 SWEEP = ["stale=0,2", "algo=grpo,m2po", *TINY]
 

@@ -15,9 +15,9 @@ from conftest import FinishedSweep
 from tiny_trail import tiny_trail
 
 from harness.cli import main
-from harness.journal import read_records
-from harness.rundir import read_status
-from harness.sweepdir import read_sweep_meta, trail_dirs
+from harness.store.journal import read_records
+from harness.store.rundir import read_status
+from harness.store.sweepdir import read_sweep_meta, trail_dirs
 
 
 def states(sweep_dir: Path) -> dict[str, str]:

@@ -15,11 +15,11 @@ import pytest
 from rich.console import Console
 
 from harness.cli import main
-from harness.journal import Journal
-from harness.progress import LineDisplay, LiveDisplay, open_display
-from harness.rundir import read_status, record_outcome, write_json_atomic
-from harness.states import ACTIVE, TrailState
-from harness.sweepdir import trail_dirs
+from harness.orchestration.progress import LineDisplay, LiveDisplay, open_display
+from harness.store.journal import Journal
+from harness.store.rundir import read_status, record_outcome, write_json_atomic
+from harness.store.states import ACTIVE, TrailState
+from harness.store.sweepdir import trail_dirs
 
 
 def _active(sweep_dir: Path) -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import plugins
-from harness.journal import JOURNAL_NAME, LINE_READ_BUDGET, missing_steps
-from harness.sweep import REPORT_FILE, report_skipped
+from harness.orchestration.sweep import REPORT_FILE, report_skipped
+from harness.store.journal import JOURNAL_NAME, LINE_READ_BUDGET, missing_steps
 
 TESTS_DIR = Path(__file__).resolve().parent
 HEAVY = ("pyarrow", "pandas", "numpy", "scipy", "matplotlib", "mlflow", "torch", "ray", "submitit")
@@ -85,7 +85,7 @@ def test_the_report_is_skipped_where_it_would_say_nothing_new(tmp_path: Path) ->
 def test_missing_steps_reads_the_same_line_by_line_and_column_wise(journal: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / JOURNAL_NAME).write_text(journal)
-    monkeypatch.setattr("harness.journal._line_read", [0])
+    monkeypatch.setattr("harness.store.journal._line_read", [0])
     by_line = missing_steps(tmp_path, 5)
-    monkeypatch.setattr("harness.journal._line_read", [LINE_READ_BUDGET])  # budget spent: pyarrow reads it
+    monkeypatch.setattr("harness.store.journal._line_read", [LINE_READ_BUDGET])  # budget spent: pyarrow reads it
     assert missing_steps(tmp_path, 5) == by_line

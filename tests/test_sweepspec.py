@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.compose import compose_trail
-from harness.sweepspec import build_spec, build_trails, expand
-from harness.trails import slug, trail_id, trail_name
+from harness.spec.compose import compose_trail
+from harness.spec.sweepspec import build_spec, build_trails, expand
+from harness.spec.trails import slug, trail_id, trail_name
 
 
 def names(args):
@@ -69,7 +69,7 @@ def test_trail_id_is_stable_and_ignores_where_it_runs():
     c = compose_trail(["stale=64", "algo=m2po", "seed=2"])
     assert trail_id(a) == trail_id(b)
     assert trail_id(a) != trail_id(c)
-    assert len(trail_id(a)) == 10
+    assert len(trail_id(a)) == 16
 
 
 def test_run_dir_is_under_the_sweep(tmp_path: Path):

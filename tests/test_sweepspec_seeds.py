@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.sweepdir import read_sweep_meta
-from harness.sweepspec import build_spec, build_trails, seeds_text
+from harness.spec.sweepspec import build_spec, build_trails, seeds_text
+from harness.store.sweepdir import read_sweep_meta
 
 
 def _file(tmp_path: Path, body: str) -> str:
@@ -75,8 +75,8 @@ def test_seeds_text() -> None:
 
 @pytest.mark.e2e
 def test_roles_reach_sweep_json_and_the_report(tmp_path: Path, tiny: list) -> None:
+    from harness.orchestration.sweep import main_sweep
     from harness.report import write_report
-    from harness.sweep import main_sweep
 
     path = _file(tmp_path, "overrides: [stale=1]\nseeds: {exploratory: [1], confirmatory: [11, 12]}\n")
     assert main_sweep([path, *tiny], name="roles", root=str(tmp_path / "runs"), report=False) == 0

@@ -19,7 +19,7 @@ from chromium import CHROMIUM, Chromium, ChromiumError
 from tiny_trail import tiny_trail
 from tracking_support import MlflowServer, cache_dir_of, fresh_store
 
-from harness.sweepdir import read_trail_meta, trail_dirs
+from harness.store.sweepdir import read_trail_meta, trail_dirs
 from harness.tracking.metadata import CELL_TAG, trail_run_name
 from harness.tracking.view import CHART_METRICS, view_path
 

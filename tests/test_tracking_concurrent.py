@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tracking_support import append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep, run_id_of
 
-from harness.rundir import write_status
+from harness.store.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_run import ensure_sweep_run

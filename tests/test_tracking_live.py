@@ -17,7 +17,7 @@ from tracking_support import (
     run_id_of,
 )
 
-from harness.rundir import write_status
+from harness.store.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sync import sync_trail
@@ -108,7 +108,7 @@ def test_recovery_after_failures_is_logged_once(tmp_path, store):
 FAKE_TRAIL = """
 import os, sys, time
 sys.path.insert(0, {tests!r})
-from harness.rundir import write_status
+from harness.store.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from tracking_support import append_steps

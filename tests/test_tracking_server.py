@@ -19,7 +19,7 @@ from tracking_support import (
 )
 
 from harness.commands import main_sync
-from harness.rundir import write_status
+from harness.store.rundir import write_status
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_run import ensure_sweep_run

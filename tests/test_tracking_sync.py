@@ -19,8 +19,8 @@ from tracking_support import (
 )
 
 from harness.commands import main_report, main_sync
-from harness.journal import truncate_after
-from harness.rundir import write_status
+from harness.store.journal import truncate_after
+from harness.store.rundir import write_status
 from harness.tracking import sync as sync_mod
 from harness.tracking.config import TrackingConfig
 from harness.tracking.cursor import CURSOR_NAME
@@ -293,7 +293,7 @@ def test_sweep_run_calls_are_safe_when_mlflow_is_down(tmp_path):
 
 
 def test_nan_and_inf_values_are_logged(tmp_path, store, client):
-    from harness.journal import Journal
+    from harness.store.journal import Journal
 
     run_dir = make_sweep(tmp_path / "runs") / "t1"
     with Journal(run_dir) as journal:

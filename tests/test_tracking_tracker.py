@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 from tiny_trail import ENGINE
 from tracking_support import append_steps, assert_exactly_once, cache_dir_of, fresh_store, make_sweep, run_id_of
 
-from harness.locks import FileLock
-from harness.rundir import record_outcome
-from harness.runner import _default_live_sync
-from harness.states import TrailState
+from harness.backends.runner import _default_live_sync
+from harness.store.locks import FileLock
+from harness.store.rundir import record_outcome
+from harness.store.states import TrailState
 from harness.tracking.config import TrackingConfig
 from harness.tracking.live import LiveSync
 from harness.tracking.sweep_tracking import SweepTracking
@@ -159,8 +159,8 @@ def test_a_sweep_on_the_local_backend_is_tracked_by_one_process(tmp_path, store,
     from mlflow.tracking import MlflowClient
 
     from harness.cli import main
-    from harness.journal import read_records
-    from harness.sweepdir import trail_dirs
+    from harness.store.journal import read_records
+    from harness.store.sweepdir import trail_dirs
 
     monkeypatch.chdir(tmp_path)
     rc = main(["sweep", "stale=0,2", *ENGINE, "backend.max_parallel=1", f"tracking.uri={store}",

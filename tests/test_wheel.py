@@ -71,7 +71,8 @@ def test_wheel_installs_and_runs_a_dry_run_elsewhere(tmp_path: Path) -> None:
     _pip_install(python, wheel, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run(python, "-c", "import harness.resources as r; print(r.CONF_DIR, r.SWEEPS_DIR)", cwd=elsewhere).split()
+    where = _run(python, "-c", "import harness.spec.resources as r; print(r.CONF_DIR, r.SWEEPS_DIR)",
+                 cwd=elsewhere).split()
     purelib = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=elsewhere).strip()
     assert where == [f"{purelib}/harness/conf", f"{purelib}/harness/sweeps"], where
 
@@ -92,7 +93,7 @@ def test_editable_install_reads_the_top_level_conf_and_sweeps(tmp_path: Path) ->
     _pip_install(python, "-e", src, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run(python, "-c", "import harness, harness.resources as r; print(harness.__file__, r.CONF_DIR, "
+    where = _run(python, "-c", "import harness, harness.spec.resources as r; print(harness.__file__, r.CONF_DIR, "
                  "r.SWEEPS_DIR)", cwd=elsewhere).split()
     assert where == [str(src / "harness" / "__init__.py"), str(src / "conf"), str(src / "sweeps")]
 

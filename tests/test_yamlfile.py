@@ -1,4 +1,4 @@
-"""A run dir's config read with libyaml (harness.yamlfile) is what OmegaConf.load reads: the same values, the same
+"""A run dir's config read with libyaml (harness.store.yamlfile) is what OmegaConf.load reads: the same values, the same
 types, the same refusal of a key given twice."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from harness.compose import compose_trail
-from harness.config import CONF_DIR
-from harness.rundir import load_config, save_config
-from harness.yamlfile import load_dict_config
+from harness.spec.compose import compose_trail
+from harness.spec.config import CONF_DIR
+from harness.store.rundir import load_config, save_config
+from harness.store.yamlfile import load_dict_config
 
 # Scalars whose YAML reading differs between YAML 1.1 resolvers and OmegaConf's own: `1e-3` is a float to OmegaConf
 # (PyYAML's own resolver would make it a string), timestamps stay strings, quoted look-alikes stay strings.

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from harness.journal import Journal
-from harness.rundir import write_json_atomic
-from harness.sweepdir import write_sweep_meta
+from harness.store.journal import Journal
+from harness.store.rundir import write_json_atomic
+from harness.store.sweepdir import write_sweep_meta
 
 KEYS = ["train/loss", "train/grad_norm", "train/clip_frac", "train/entropy", "train/approx_kl",
         "train/is_ratio_mean", "train/version", "rollout/reward", "m2po/m2_before", "m2po/m2_after",

@@ -1,7 +1,7 @@
-"""The launch-backend protocol: submit trails, poll their states, cancel them. Backends are thin layers over the
-library that does the work (subprocess, Ray, submitit); the trail itself always runs `harness.runner.run_trail_dir`,
-which writes status.json — so `poll` may read the run dir, and the backend adds only what it alone knows
-(queued, lost, killed). Each backend registers a `BackendPlugin` (harness.plugins) naming its class."""
+"""The launch-backend protocol: submit trails, poll their states, cancel them. Backends are thin layers over the library
+that does the work (subprocess, Ray, submitit); the trail itself always runs `harness.backends.runner.run_trail_dir`,
+which writes status.json — so `poll` may read the run dir, and the backend adds only what it alone knows (queued, lost,
+killed). Each backend registers a `BackendPlugin` (harness.plugins) naming its class."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING, Any, List, Protocol, Sequence
 
 from omegaconf import DictConfig
 
+from harness.store.states import TrailState
+
 if TYPE_CHECKING:
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
 
 
 class Backend(Protocol):
     def submit(self, run_dirs: List[Path]) -> List[Any]:
         """Start (or queue) one job per run dir; return opaque handles in the same order."""
 
-    def poll(self, handle: Any) -> str:
-        """A TrailState value: pending | running | done | diverged | failed | cancelled."""
+    def poll(self, handle: Any) -> TrailState:
+        """The trail's state now: pending | running | done | diverged | failed | cancelled | interrupted."""
 
     def cancel(self, handle: Any) -> None:
         """Stop one trail and record it cancelled."""

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Deque, List, Optional, Sequence
 from omegaconf import DictConfig
 
 from harness.backends.pool import TrailProcesses, WarmPool, wait_readable
-from harness.rundir import read_status, record_outcome
-from harness.states import TERMINAL, TrailState
-from harness.worker import IO_EXIT, LOCKED_EXIT
-from harness.yamlfile import load_plain
+from harness.backends.worker import IO_EXIT, LOCKED_EXIT
+from harness.errors import HarnessError
+from harness.store.rundir import RunDir
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
 
 if TYPE_CHECKING:
-    from harness.trails import Trail
+    from harness.spec.trails import Trail
 
 FRESH_S = 0.05  # this soon after a wait, poll answers from the wait's look at the workers instead of looking again
 # Exit codes that alone say how the trail ended; others are checked against the status the worker recorded.
@@ -42,10 +43,10 @@ class LocalJob:
 def _last_error(run_dir: Path) -> str:
     """The worker's own one-line account of why it stopped (`harness: error: …` in log.txt), if it wrote one."""
     try:
-        with open(run_dir / "log.txt", "rb") as fh:
+        with open_regular(RunDir(run_dir).log_path, "rb") as fh:
             fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
             lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
+    except (OSError, HarnessError):
         return ""
     said = [ln for ln in lines if ln.startswith("harness: error: ")]
     return said[-1][len("harness: error: "):] if said else ""
@@ -54,19 +55,26 @@ def _last_error(run_dir: Path) -> str:
 def outcome(run_dir: Path, code: int) -> TrailState:
     """The trail's state from its worker's exit code (harness.worker's meaning) and what it recorded; an outcome
     the worker could not record (it was killed, it could not write) is recorded here for it."""
-    recorded = read_status(run_dir).get("state")
+    record = RunDir(run_dir)
+    try:
+        recorded = record.status().state
+    except HarnessError:  # a status.json that is not one: what the worker says is all there is
+        recorded = TrailState.PENDING
     if code in WORKER_EXIT_STATES:
         return WORKER_EXIT_STATES[code]
     if code == LOCKED_EXIT:
-        return TrailState(recorded) if recorded in TERMINAL else TrailState.FAILED
+        return recorded if recorded.terminal else TrailState.FAILED
     if recorded in (TrailState.FAILED, TrailState.CANCELLED):
-        return TrailState(recorded)
+        return recorded
     # The worker died before it could record why (killed, out of memory): record it for it.
     reason = f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
     if code == IO_EXIT:
         reason = "the worker could not write its run dir (a full disk or a read-only file system)"
     said = _last_error(run_dir)
-    record_outcome(run_dir, TrailState.FAILED, f"{reason}: {said}" if said else reason)
+    try:
+        record.record_outcome(TrailState.FAILED, f"{reason}: {said}" if said else reason)
+    except HarnessError:  # a status.json that is a link or a FIFO: the sweep says it failed all the same
+        pass
     return TrailState.FAILED
 
 
@@ -74,7 +82,7 @@ def _job(run_dir: Path) -> LocalJob:
     """The trail's job: its torch threads (engine.threads) and engine, read from its config as plain YAML; 1 thread
     and no engine when the config cannot be read, which its worker then reports."""
     try:
-        engine = load_plain(run_dir / "config.yaml")["engine"]
+        engine = RunDir(run_dir).config()["engine"]
         return LocalJob(run_dir, int(engine.get("threads", 1) or 1), str(engine["name"]))
     except Exception:  # noqa: BLE001 - yaml, type or OS errors alike: the trail fails in its worker, named
         return LocalJob(run_dir)
@@ -163,8 +171,8 @@ class LocalBackend:
         if not handle.state.terminal:
             handle.state = TrailState.CANCELLED
             try:
-                record_outcome(handle.run_dir, handle.state, "cancelled by the sweep")
-            except OSError:  # a full disk: the trail then reads as interrupted (running, lock free) in status
+                RunDir(handle.run_dir).record_outcome(handle.state, "cancelled by the sweep")
+            except (OSError, HarnessError):  # a full disk: the trail then reads as interrupted in status
                 pass
 
     def cancel_all(self) -> None:

@@ -1,16 +1,16 @@
 """The local backend's worker processes: warm workers that run trail after trail (`backend.workers=warm`, the
 default), or one fresh process per trail (`backend.workers=process`).
 
-Why warm workers: a fresh Python that imports torch, Hydra and the engine costs about 2 s per trail, which a fast
-trail cannot hide. A warm worker (`python -m harness.worker --serve`) pays it once and keeps the isolation that
+Why warm workers: a fresh Python that imports torch, Hydra and the engine costs about 2 s per trail, which a fast trail
+cannot hide. A warm worker (`python -m harness.backends.worker --serve`) pays it once and keeps the isolation that
 matters: each trail runs in its own run dir under its own lock, with the process state a fresh process would have
-(harness.worker restores it), and a worker that dies takes only its current trail with it — the pool notices, the
-trail is failed as a dead per-trail process is, and the next trail gets a new worker.
+(harness.backends.worker restores it), and a worker that dies takes only its current trail with it — the pool notices,
+the trail is failed as a dead per-trail process is, and the next trail gets a new worker.
 
 Both kinds run in sessions of their own (Ctrl-C reaches them only through the sweep, which cancels them) and get
 SIGTERM when the sweep process dies, however it dies (Linux PR_SET_PDEATHSIG, which the worker sets itself:
-harness.worker.end_with_parent). Either way a trail ends as an exit
-code with `harness.worker`'s meaning, which the backend turns into the trail's state.
+harness.backends.worker.end_with_parent). Either way a trail ends as an exit
+code with `harness.backends.worker`'s meaning, which the backend turns into the trail's state.
 
 Each kind names the descriptors that become readable when one of its trails ends (`waitables`: a warm worker's reply
 pipe, which also reaches end of file when the worker dies; a per-trail process's pidfd), so the sweep sleeps until a
@@ -76,7 +76,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class TrailProcesses:
-    """`backend.workers=process`: a fresh `python -m harness.worker RUN_DIR` per trail; its exit code is the answer."""
+    """`backend.workers=process`: a fresh `python -m harness.backends.worker RUN_DIR` per trail; its exit code is
+    the answer."""
 
     def __init__(self) -> None:
         self._procs: Dict[Job, subprocess.Popen] = {}

@@ -1,9 +1,8 @@
 """Ray backend: one Ray task per trail, each with its own CPU/GPU request, on a running cluster or a local head.
 
 Ray does the scheduling; this layer only maps trails to tasks and task outcomes to trail states. The task runs
-`harness.runner.run_trail_dir`, which records the trail's own outcome in its run dir; what only Ray knows (still
-queued, worker crashed, cancelled) is added here and written back to status.json so `harness status` sees it.
-"""
+`harness.backends.runner.run_trail_dir`, which records the trail's own outcome in its run dir; what only Ray knows
+(still queued, worker crashed, cancelled) is added here and written back to status.json so `harness status` sees it. """
 
 from __future__ import annotations
 
@@ -15,8 +14,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from harness.rundir import read_status, record_outcome
-from harness.states import TERMINAL, TrailState
+from harness.store.rundir import RunDir
+from harness.store.states import TERMINAL, TrailState
 
 FORWARDED_PREFIXES = ("HARNESS_", "MLFLOW_")
 
@@ -28,13 +27,13 @@ def _run_trail(run_dir: str) -> str:
     and nothing is written."""
     import ray
 
-    from harness.locks import LockHeld
-    from harness.runner import run_trail_dir
+    from harness.backends.runner import run_trail_dir
+    from harness.store.locks import LockHeld
 
     try:
         return run_trail_dir(run_dir, node=ray.get_runtime_context().get_node_id())
     except LockHeld:
-        return str(read_status(run_dir).get("state", TrailState.RUNNING.value))
+        return RunDir(run_dir).status().state.value
 
 
 def forwarded_env() -> Dict[str, str]:
@@ -89,9 +88,8 @@ class RayBackend:
             return handle.state
         ready, _ = self._ray.wait([handle.ref], timeout=0)
         if not ready:
-            status = read_status(handle.run_dir)
-            started = status.get("started") or 0.0
-            running = status.get("state") == TrailState.RUNNING and started >= handle.submitted
+            status = RunDir(handle.run_dir).status()
+            running = status.state == TrailState.RUNNING and (status.started or 0.0) >= handle.submitted
             return TrailState.RUNNING if running else TrailState.PENDING
         handle.state = self._outcome(handle)
         return handle.state
@@ -110,11 +108,11 @@ class RayBackend:
         try:
             state = self._ray.get(handle.ref)
         except exceptions.TaskCancelledError:
-            record_outcome(handle.run_dir, TrailState.CANCELLED, "cancelled (ray)")
+            RunDir(handle.run_dir).record_outcome(TrailState.CANCELLED, "cancelled (ray)")
             return TrailState.CANCELLED
         except exceptions.RayError as exc:  # worker crashed, node lost, out of memory, …
             reason = f"ray: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            record_outcome(handle.run_dir, TrailState.FAILED, reason)
+            RunDir(handle.run_dir).record_outcome(TrailState.FAILED, reason)
             return TrailState.FAILED
         return TrailState(state) if state in TERMINAL else TrailState.FAILED
 
@@ -127,7 +125,7 @@ class RayBackend:
             return
         self._ray.cancel(handle.ref, force=True)
         handle.state = TrailState.CANCELLED
-        record_outcome(handle.run_dir, handle.state, "cancelled (ray)")
+        RunDir(handle.run_dir).record_outcome(handle.state, "cancelled (ray)")
 
     def cancel_all(self) -> None:
         for handle in self._handles:

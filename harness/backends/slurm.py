@@ -26,8 +26,8 @@ import submitit
 from omegaconf import DictConfig, OmegaConf
 
 from harness.internals import LibraryInternalMoved, job_outcome
-from harness.rundir import read_json, read_status, record_outcome, write_json_atomic
-from harness.states import FINISHED, TERMINAL, TrailState
+from harness.store.rundir import RunDir, read_json, write_json_atomic
+from harness.store.states import TrailState
 
 JOB_META = "job.json"
 SACCT_EVERY_S = 2.0
@@ -84,19 +84,20 @@ class TrailJob(submitit.helpers.Checkpointable):
         self._requeued = False
 
     def __call__(self) -> str:
-        from harness.runner import run_trail_dir
+        from harness.backends.runner import run_trail_dir
 
         state = run_trail_dir(self.run_dir, node=os.environ.get("SLURMD_NODENAME"))
         if self._requeued:
             # submitit's signal handler exits the job (SystemExit) from inside the trail, which the runner records
             # as a failure; the trail is in fact only interrupted and queued again.
-            record_outcome(self.run_dir, TrailState.PENDING, "requeued after preemption or timeout", ended=None)
+            RunDir(self.run_dir).record_outcome(TrailState.PENDING, "requeued after preemption or timeout",
+                                                ended=None)
             sys.exit(-1)
         return state
 
     def checkpoint(  # type: ignore[override]  # None is submitit's "do not requeue"
             self, *args: Any, **kwargs: Any) -> Optional[submitit.helpers.DelayedSubmission]:
-        attempts = int(read_status(self.run_dir).get("attempts", 1))
+        attempts = RunDir(self.run_dir).status().attempts or 1
         if attempts > self.max_requeue:
             return None  # submitit then ends the job instead of requeuing it; the runner marks the trail failed
         self._requeued = True  # for this (interrupted) run only; the resubmitted copy starts clean
@@ -110,12 +111,12 @@ def _sacct_word(state: str) -> str:
 def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
     """A trail's state from its Slurm job (as sacct reports it) and its run dir; final outcomes the trail could
     not record itself (cancelled, killed, lost node) are written to its status.json."""
-    run_dir = Path(run_dir)
-    recorded = read_status(run_dir).get("state")
+    record = RunDir(run_dir)
+    recorded = record.status().state
     word = _sacct_word(sacct_state)
     if word == "CANCELLED":
         if recorded != TrailState.CANCELLED:
-            record_outcome(run_dir, TrailState.CANCELLED, f"slurm job {job.job_id} cancelled")
+            record.record_outcome(TrailState.CANCELLED, f"slurm job {job.job_id} cancelled")
         return TrailState.CANCELLED
     if word in RUNNING_STATES:
         return TrailState.RUNNING if recorded == TrailState.RUNNING else TrailState.PENDING
@@ -124,17 +125,17 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
         finished_unseen = word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists()
         if not finished_unseen:
             return TrailState.PENDING
-        if recorded in TERMINAL:
-            return TrailState(recorded)
-    if word == "COMPLETED" and recorded in TERMINAL:
-        return TrailState(recorded)
+        if recorded.terminal:
+            return recorded
+    if word == "COMPLETED" and recorded.terminal:
+        return recorded
     # FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE — or COMPLETED without a recorded outcome
-    if recorded in FINISHED:
-        return TrailState(recorded)
+    if recorded.finished:
+        return recorded
     if recorded != TrailState.FAILED:
         reason = f"slurm job {job.job_id} ended {word}"
         error = _job_error(job)
-        record_outcome(run_dir, TrailState.FAILED, f"{reason}: {error}" if error else reason)
+        record.record_outcome(TrailState.FAILED, f"{reason}: {error}" if error else reason)
     return TrailState.FAILED
 
 
@@ -178,7 +179,7 @@ def poll_from_run_dir(run_dir: Path | str) -> TrailState:
     """State of a trail submitted earlier (maybe by another process): rebuilds its SlurmJob from job.json."""
     job = _job_from_meta(Path(run_dir))
     if job is None:
-        return TrailState(read_status(run_dir)["state"])
+        return RunDir(run_dir).status().state
     _ask_about_sweep(Path(run_dir).resolve().parent, job.watcher)
     return job_state(Path(run_dir), job, job.watcher.get_state(job.job_id, mode="cache"))
 
@@ -229,7 +230,7 @@ class SlurmBackend:
         run_dirs = [Path(d).resolve() for d in run_dirs]
         folder = Path(self.cfg.folder) if self.cfg.get("folder") else run_dirs[0].parent / ".submitit"
         for run_dir in run_dirs:  # before sbatch: a job may start (and write "running") within milliseconds
-            record_outcome(run_dir, TrailState.PENDING, "queued (slurm)", ended=None)
+            RunDir(run_dir).record_outcome(TrailState.PENDING, "queued (slurm)", ended=None)
         jobs: List[submitit.Job] = []
         previous: Optional[str] = None
         for chunk in array_chunks(len(run_dirs), max_array_size()):

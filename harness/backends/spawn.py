@@ -1,5 +1,5 @@
-"""Starting the local backend's worker processes (`python -m harness.worker`), and the spare warm worker a sweep
-command starts before it knows it will need one.
+"""Starting the local backend's worker processes (`python -m harness.backends.worker`), and the spare warm worker
+a sweep command starts before it knows it will need one.
 
 Why a spare: a warm worker spends about as long importing Python and the harness as the sweep command spends
 importing Hydra and composing its trails; started first, it has done so by the time the sweep hands it the first
@@ -17,24 +17,33 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import IO, Any, List, Optional
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-PARENT_VAR = "HARNESS_WORKER_PARENT"  # the PID of the sweep process that started a worker (harness.worker)
+PARENT_VAR = "HARNESS_WORKER_PARENT"  # the PID of the sweep process that started a worker (harness.backends.worker)
 
 _spares: List[subprocess.Popen] = []  # this process's spare warm workers, not yet adopted
 
 
 def spawn(args: List[str], threads: Optional[int], log: Optional[Path], **popen: Any) -> subprocess.Popen:
-    """`python -m harness.worker ARGS` in a session of its own, output appended to `log` (None: discarded, for a
-    warm worker started before its first trail, which points its output at each trail's log), the BLAS thread
+    """`python -m harness.backends.worker ARGS` in a session of its own, output appended to `log` (None: discarded,
+    for a warm worker started before its first trail, which points its output at each trail's log), the BLAS thread
     variables set to `threads` (None: as this process has them, for a spare)."""
     env = dict(os.environ, **{PARENT_VAR: str(os.getpid())})  # the worker ends when this process dies
     if threads is not None:
         env.update({var: str(threads) for var in THREAD_VARS})
-    with open(log if log is not None else os.devnull, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "harness.worker", *args], stderr=out,
+    with _open_log(log) as out:
+        return subprocess.Popen([sys.executable, "-m", "harness.backends.worker", *args], stderr=out,
                                 stdout=popen.pop("stdout", out), env=env, start_new_session=True, **popen)
+
+
+def _open_log(log: Optional[Path]) -> IO[bytes]:
+    """`log` opened to append, never through a link (harness.store.safe_files); /dev/null for None."""
+    if log is None:
+        return open(os.devnull, "ab")
+    from harness.store.safe_files import open_regular  # only here: a spare (no log) imports nothing of the harness
+
+    return open_regular(log, "ab")
 
 
 def start_spare() -> None:

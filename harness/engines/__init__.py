@@ -12,7 +12,8 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from harness.journal import Journal
+from harness.store.journal import Journal
+from harness.store.states import TrailState
 
 # on_step(step, total_steps, metrics_of_that_step)
 StepCallback = Callable[[int, int, dict], None]
@@ -20,7 +21,7 @@ StepCallback = Callable[[int, int, dict], None]
 
 @dataclass
 class EngineResult:
-    state: str            # a TrailState value: done | diverged
+    state: TrailState     # done | diverged
     step: int             # last step completed (diverged: the step at which it diverged)
     reason: str = ""
 

@@ -28,6 +28,7 @@ from harness.report.tables import (
     SeedCells,
     algo_order,
     cell_sizes,
+    counted,
     seed_cells,
     seed_values,
 )
@@ -252,7 +253,7 @@ def _span(values: List[float]) -> str:
 def excluded_trails(trails: pd.DataFrame) -> List[str]:
     """Every trail left out of the aggregates, with its state, last step and reason."""
     lines = []
-    for row in trails[~trails["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
+    for row in trails[~counted(trails)].itertuples(index=False):
         step = "" if pd.isna(row.steps) else f" at step {row.steps}"
         reason = f": {row.reason}" if row.reason else ""
         lines.append(f"`{row.display}` — {row.state}{step}{reason}")

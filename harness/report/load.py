@@ -1,9 +1,10 @@
 """Load a sweep into two pandas frames, from the run dirs' journals or from MLflow.
 
 Both loaders return the same shape, so every table, plot and finding is computed once, whatever the source:
-- `trails`: one row per trail (trail name, id, axes, state, reason, started, ended, and from the trail's config:
-  engine, staleness mode, algo/variant, eval-set size — the report needs them to say which axes act and how many
-  eval problems an eval reward is a fraction of);
+- `trails`: one row per trail (trail name, id, axes, state, whether its journal is complete, reason, started,
+  ended, and from the trail's config: engine, staleness mode, algo/variant, eval-set size — the report needs them
+  to say which axes act and how many eval problems an eval reward is a fraction of — and `config`, the settings in
+  which its config differs from other trails' beyond the axes, so trails of different configs never share a cell);
 - `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds);
 - `seed_roles`: seed -> exploratory | confirmatory, as the sweep file declared them (sweep.json's `seeds`); empty
   when it declared none.
@@ -23,22 +24,25 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import yaml
 
-from harness.axes import staleness_mode
 from harness.errors import HarnessError
-from harness.journal_columns import read_table
-from harness.journal_index import JournalIndex, Ranges, journal_key, missing_in
 from harness.report.mlflow_history import metric_histories, wide_metrics
-from harness.rundir import describe_lost, read_status
-from harness.states import FINISHED, TrailState
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs
+from harness.spec.axes import staleness_mode
+from harness.spec.trails import NON_IDENTITY_KEYS
+from harness.store.journal_columns import read_table
+from harness.store.journal_index import JournalIndex, Ranges, journal_key
+from harness.store.rundir import RunDir, Status, Tag, TrailMeta, describe_lost
+from harness.store.states import TrailState
+from harness.store.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI, sweep_experiment
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
-CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size")
-TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "reason", "submitted", "started", "ended", *CONFIG_COLUMNS)
-INCOMPLETE = "incomplete"  # the report's state for a done/diverged trail whose journal lost records
+CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size", "config")
+TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "complete", "reason", "submitted", "started", "ended",
+                 *CONFIG_COLUMNS)
+# keys a cell's trails may differ in, or that have a column of their own: every other difference splits a cell
+NOT_CONFIG = (*NON_IDENTITY_KEYS, "stale", "alloc", "rollout", "seed", "algo.name", "algo.variant",
+              "engine.staleness_mode")
 
 
 @dataclass
@@ -69,25 +73,10 @@ def _axis(value: Any, key: str) -> Any:
     return None if value is None else str(value)
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def config_yaml(run_dir: Path) -> Dict[str, Any]:
-    """The trail's config.yaml as plain data ({} without one). It is saved resolved, so a plain YAML parser reads it,
-    ~50× cheaper than OmegaConf per trail."""
-    try:
-        with open(Path(run_dir) / "config.yaml", encoding="utf-8") as fh:
-            cfg = yaml.load(fh, Loader=_LOADER) or {}
-    except (FileNotFoundError, yaml.YAMLError):
-        cfg = {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
-def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
-    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from config.yaml.
+def config_fields(cfg: Dict[str, Any], engine: Any = None) -> Dict[str, Any]:
+    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from a trail's config.
 
     Without a config the mode is `unknown` and the report shows every axis and no eval-set interval."""
-    cfg = config_yaml(run_dir)
     raw_eng, raw_algo = cfg.get("engine"), cfg.get("algo")
     eng: Dict[str, Any] = raw_eng if isinstance(raw_eng, dict) else {}
     algo: Dict[str, Any] = raw_algo if isinstance(raw_algo, dict) else {}
@@ -99,6 +88,30 @@ def config_fields(run_dir: Path, engine: Any = None) -> Dict[str, Any]:
             "eval_size": float(size) if size is not None and math.isfinite(size) else math.nan}
 
 
+def flat_config(cfg: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
+    """A config as dotted keys and their values as text, less the keys in NOT_CONFIG."""
+    out: Dict[str, str] = {}
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if path in NOT_CONFIG:
+            continue
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{path}."))
+        else:
+            out[path] = str(value)
+    return out
+
+
+def config_labels(configs: Dict[str, Dict[str, str]]) -> Dict[str, str]:
+    """trail id -> 'engine.lr=0.5' : the settings (flat_config) in which trails' configs differ, for each trail its
+    own values of them ('' where every trail agrees). Why: trails that differ in anything but the seed must never
+    be pooled as seeds of one cell, however the sweep came to hold them (a rerun with --extend, a hand-made
+    sweep)."""
+    keys = sorted({k for flat in configs.values() for k in flat})
+    differ = [k for k in keys if len({flat[k] for flat in configs.values() if k in flat}) > 1]
+    return {tid: ", ".join(f"{k}={flat[k]}" for k in differ if k in flat) for tid, flat in configs.items()}
+
+
 def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(TRAIL_COLUMNS))
     frame["eval_size"] = pd.to_numeric(frame["eval_size"], errors="coerce").astype(float)
@@ -107,6 +120,8 @@ def _trails_frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
     for key in ("submitted", "started", "ended"):
         frame[key] = pd.to_numeric(frame[key], errors="coerce").astype(float)
     frame["reason"] = frame["reason"].fillna("").astype(str)
+    frame["complete"] = frame["complete"].fillna(True).astype(bool)
+    frame["config"] = frame["config"].fillna("").astype(str)
     return frame
 
 
@@ -158,76 +173,97 @@ def seed_roles(sweep_dir: Path) -> Dict[int, str]:
             for seed in seeds if isinstance(seed, int) and not isinstance(seed, bool)}
 
 
-def journal_state(status: Dict[str, Any], ranges: Ranges) -> tuple[str, str]:
-    """(state, reason) as the report shows them. A finished trail whose journal lacks steps is `incomplete`, with
-    the steps it lacks: its curves are not the run's, so it is shown but never averaged, like an unfinished one.
-    The same test as rundir.lost_steps, on the steps already read (`ranges`, as the journal index keeps them: a
-    second parse of every journal would double the report's loading time)."""
-    state = str(status.get("state", TrailState.PENDING.value))
-    if state not in FINISHED or status.get("step") is None:
-        return state, status.get("reason") or ""
-    lost = missing_in(ranges, int(status["step"]))
-    if not lost:
-        return state, status.get("reason") or ""
-    lacks = describe_lost(lost, status["step"]).split(": ", 1)[-1]
-    return INCOMPLETE, f"{state} but {lacks}"
+def journal_state(run_dir: RunDir, status: Status, ranges: Ranges) -> tuple[bool, str]:
+    """(complete, reason) as the report shows them. A finished trail whose journal lacks steps is not complete, and
+    its reason says which steps it lacks: its curves are not the run's, so it is shown but never averaged, like an
+    unfinished one. RunDir's rule, on the steps already read (`ranges`, as the journal index keeps them: a second
+    parse of every journal would double the report's loading time)."""
+    lost = run_dir.lost_steps(ranges, status)
+    return (not lost), (describe_lost(lost, status.step) if lost else status.reason)
 
 
-def _read_trail(run_dir: Path) -> tuple[Dict[str, Any], Dict[str, Any], Optional[List[int]], pa.Table]:
+def _read_trail(run_dir: Path) -> tuple[TrailMeta, Status, Dict[str, Any], Optional[List[int]], pa.Table]:
+    record = RunDir(run_dir)
     key = journal_key(run_dir)  # before the journal is read: what the index learns is true of that version
-    return read_trail_meta(run_dir), read_status(run_dir), key, read_table(run_dir)
+    return record.meta(), record.status(), record.config(), key, read_table(run_dir)
 
 
 def load_journals(sweep_dir: Path | str) -> SweepData:
     """Read trail.json, status.json and journal.jsonl of every run dir of the sweep. Journals are read column-wise
-    (harness.journal_columns), several at once (pyarrow parses outside the GIL), and the steps each holds are kept
+    (harness.store.journal_columns), several at once (pyarrow parses outside the GIL), and the steps each holds are kept
     in the sweep's journal index for `harness status`."""
     sweep_dir = Path(sweep_dir)
     rows: List[Dict[str, Any]] = []
     tables: List[tuple[str, pa.Table]] = []
+    configs: Dict[str, Dict[str, str]] = {}
     index = JournalIndex(sweep_dir)
     dirs = trail_dirs(sweep_dir)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         read = list(pool.map(_read_trail, dirs))
-    for run_dir, (meta, status, key, table) in zip(dirs, read, strict=False):
-        axes = meta.get("axes", {})
-        name = str(meta.get("name") or run_dir.name)
-        tid = str(meta.get("id") or run_dir.name)
-        state, reason = journal_state(status, index.learn(run_dir, key, table.column("step").to_numpy()))
+    for run_dir, (meta, status, cfg, key, table) in zip(dirs, read, strict=False):
+        complete, reason = journal_state(RunDir(run_dir), status,
+                                         index.learn(run_dir, key, table.column("step").to_numpy()))
         rows.append({
-            "trail": name, "id": tid, **{k: _axis(axes.get(k), k) for k in AXES}, "state": state, "reason": reason,
-            "submitted": status.get("submitted"), "started": status.get("started"), "ended": status.get("ended"),
-            **config_fields(run_dir, meta.get("engine")),
+            "trail": meta.name, "id": meta.id, **{k: _axis(meta.axes.get(k), k) for k in AXES},
+            "state": status.state.value, "complete": complete, "reason": reason, "submitted": status.submitted,
+            "started": status.started, "ended": status.ended, **config_fields(cfg, meta.engine),
         })
-        tables.append((tid, table))
+        configs[meta.id] = flat_config(cfg)
+        tables.append((meta.id, table))
     index.save()
-    return SweepData(sweep_name(sweep_dir), _trails_frame(rows), _journal_metrics(tables),
+    return SweepData(sweep_name(sweep_dir), _trails_frame(_with_labels(rows, configs)), _journal_metrics(tables),
                      f"journals in {sweep_dir}", seed_roles=seed_roles(sweep_dir),
                      description=sweep_description(sweep_dir))
 
 
+def _with_labels(rows: List[Dict[str, Any]], configs: Dict[str, Dict[str, str]]) -> List[Dict[str, Any]]:
+    labels = config_labels(configs)
+    return [row | {"config": labels.get(row["id"], "")} for row in rows]
+
+
 def tracking_target(sweep_dir: Path) -> tuple[str, str]:
-    """(tracking uri, experiment prefix) from the trail configs; every trail of a sweep must agree on them."""
+    """(tracking uri, experiment prefix) of the sweep. The URI is the one its tracking used, resolved once when it
+    was launched (sweep.json's `mlflow_uri`); for a sweep that never recorded one, the trail configs' URI resolved
+    against the directory it was launched from. Every trail of a sweep must agree on them."""
+    from harness.tracking.client import resolve_uri
+
     targets = set()
     for run_dir in trail_dirs(sweep_dir):
-        if (run_dir / "config.yaml").is_file():
-            tracking = config_yaml(run_dir).get("tracking") or {}
+        tracking = RunDir(run_dir).config().get("tracking")
+        if isinstance(tracking, dict):
             targets.add((str(tracking.get("uri", DEFAULT_URI)), str(tracking.get("experiment", "harness"))))
     if not targets:
         raise HarnessError(f"no trail config.yaml under {sweep_dir}: cannot tell which MLflow store holds the sweep")
     if len(targets) > 1:
         raise HarnessError(f"trails of {sweep_dir} track to different MLflow stores: {sorted(targets)}")
-    return targets.pop()
+    uri, prefix = targets.pop()
+    meta = read_sweep_meta(sweep_dir)
+    if meta.get("mlflow_uri"):
+        return str(meta["mlflow_uri"]), prefix
+    return resolve_uri(uri, meta.get("launched_from") or sweep_dir.resolve().parent.parent), prefix
 
 
-def _search_trail_runs(client: Any, experiment_id: str, name: str) -> List[Any]:
-    """All trail runs of the sweep (the sweep's summary run carries the sweep tag too, but no trail id)."""
+def open_for_reading(uri: str, name: str) -> None:
+    """A store to read from must be there and whole: nothing is created (an absent sqlite file stays absent)."""
+    from harness.tracking.client import check_store, sqlite_path, store_state
+
+    path = sqlite_path(uri)
+    if path is not None and store_state(path) == "absent":
+        raise HarnessError(f"no MLflow store at {path} (the sweep's tracking URI {uri}); `harness sync {name}` logs "
+                           f"the sweep there from its journals")
+    check_store(uri, name)
+
+
+def _search_trail_runs(client: Any, experiment_id: str, name: str, sweep_id: str) -> List[Any]:
+    """All trail runs of the sweep (the sweep's summary run carries the sweep tag too, but no trail id); where the
+    sweep has an id, only the runs that carry it: a deleted sweep's runs, or another sweep's of the same name, are
+    never read as this one's."""
+    flt = f"tags.`{Tag.SWEEP}` = '{name}'" + (f" and tags.`{Tag.SWEEP_ID}` = '{sweep_id}'" if sweep_id else "")
     runs: List[Any] = []
     token = None
     while True:
-        page = client.search_runs([experiment_id], filter_string=f"tags.`harness.sweep` = '{name}'",
-                                  max_results=1000, page_token=token)
-        runs.extend(r for r in page if "harness.trail_id" in r.data.tags)
+        page = client.search_runs([experiment_id], filter_string=flt, max_results=1000, page_token=token)
+        runs.extend(r for r in page if Tag.TRAIL_ID in r.data.tags)
         token = page.token
         if not token:
             return runs
@@ -249,51 +285,60 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
     """
     from mlflow.tracking import MlflowClient
 
+    from harness.tracking.client import stray_dirs_removed
+
     sweep_dir = Path(sweep_dir)
     name = sweep_name(sweep_dir)
     target_uri, prefix = tracking_target(sweep_dir)
     experiment = sweep_experiment(prefix, name)
     uri = uri or target_uri
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
+    open_for_reading(uri, name)
+    with stray_dirs_removed(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise HarnessError(f"MLflow experiment '{experiment}' not found at {uri} (run `harness sync {name}` first)")
     latest: Dict[str, Any] = {}
-    for run in _search_trail_runs(client, exp.experiment_id, name):
-        tid = run.data.tags["harness.trail_id"]
+    sweep_id = str(read_sweep_meta(sweep_dir).get("sweep_id") or "")
+    for run in _search_trail_runs(client, exp.experiment_id, name, sweep_id):
+        tid = run.data.tags[Tag.TRAIL_ID]
         if tid not in latest or run.info.start_time > latest[tid].info.start_time:
             latest[tid] = run  # a trail synced twice into fresh runs: the newest wins
-    local = {str(read_trail_meta(d).get("id") or d.name): d for d in trail_dirs(sweep_dir)}
+    local = {RunDir(d).meta().id: RunDir(d) for d in trail_dirs(sweep_dir)}
     histories = metric_histories(client, uri, {run.info.run_id: list(run.data.metrics) for run in latest.values()})
     metrics = _metrics_frame([wide_metrics(histories, {run.info.run_id: tid for tid, run in latest.items()})])
     first_time = metrics.groupby("id")["time"].min().to_dict() if len(metrics) else {}
     rows: List[Dict[str, Any]] = []
+    configs: Dict[str, Dict[str, str]] = {}
     for tid, run in latest.items():
         tags, params = run.data.tags, run.data.params
-        status = read_status(local[tid]) if tid in local else {}
-        reason = tags.get("harness.reason") or status.get("reason") or ""
+        status = local[tid].status() if tid in local else Status()
+        reason = tags.get(Tag.REASON) or status.reason
         end = run.info.end_time
         # a run created by a later `harness sync` starts after the trail did: its first metric is the better bound
-        start = float(pd.to_numeric(tags.get("harness.started", status.get("started")), errors="coerce"))
+        start = float(pd.to_numeric(tags.get(Tag.STARTED, status.started), errors="coerce"))
         if not math.isfinite(start):
             start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
                               float(first_time.get(tid, math.nan)))
+        cfg = local[tid].config() if tid in local else {}
         rows.append({
-            "trail": tags.get("harness.trail") or run.info.run_name or tid, "id": tid,
+            "trail": tags.get(Tag.TRAIL) or run.info.run_name or tid, "id": tid,
             **{k: _axis(params.get(k), k) for k in AXES},
-            "state": tags.get("harness.status", TrailState.PENDING.value),
-            "reason": reason, "submitted": status.get("submitted", math.nan),
+            "state": tags.get(Tag.STATUS, TrailState.PENDING.value), "complete": True,
+            "reason": reason, "submitted": status.submitted if status.submitted is not None else math.nan,
             "started": start, "ended": end / 1000.0 if end else math.nan,
-            **(config_fields(local[tid], read_trail_meta(local[tid]).get("engine")) if tid in local
-               else config_fields(sweep_dir / f".absent-{tid}", tags.get("harness.engine"))),
+            **config_fields(cfg, local[tid].meta().engine if tid in local else tags.get(Tag.ENGINE)),
         })
-    missing = sorted(str(read_trail_meta(d).get("name") or d.name) for tid, d in local.items() if tid not in latest)
+        configs[tid] = flat_config(cfg) if cfg else \
+            {k: v for k, v in params.items() if k.startswith(("algo.", "engine.")) and k not in NOT_CONFIG}
+    missing = sorted(record.meta().name for tid, record in local.items() if tid not in latest)
     notes = []
     if missing:
         notes.append(f"{len(missing)} trails of the sweep have no run in MLflow and are absent from this report "
                      f"(`harness sync {name}` brings them in): " + "; ".join(f"`{m}`" for m in missing) + ".")
-    return SweepData(name, _trails_frame(rows), metrics, f"MLflow {uri}, experiment '{experiment}'",
-                     notes, seed_roles(sweep_dir), sweep_description(sweep_dir))
+    return SweepData(name, _trails_frame(_with_labels(rows, configs)), metrics,
+                     f"MLflow {uri}, experiment '{experiment}'", notes, seed_roles(sweep_dir),
+                     sweep_description(sweep_dir))
 
 
 def load_sweep(sweep_dir: Path | str, source: str = "journal") -> SweepData:

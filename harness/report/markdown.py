@@ -29,7 +29,7 @@ from harness.report.tables import (
     seed_values,
 )
 from harness.report.variance import VarianceSplit, variance_split
-from harness.states import TrailState
+from harness.store.states import TrailState
 
 DEFINITIONS = f"""\
 - Cell: the trails that differ only by seed (same staleness mode, acting axes and algorithm/variant). Names show only
@@ -216,7 +216,8 @@ def trail_markdown(trails: pd.DataFrame) -> str:
     roles = bool((trails[SEED_ROLE].fillna("") != "").any())
     rows = []
     for row in trails.itertuples(index=False):
-        status = row.state if not row.reason or row.state == TrailState.DONE else f"{row.state}: {row.reason}"
+        plain = not row.reason or (row.state == TrailState.DONE and row.complete)
+        status = row.state if plain else f"{row.state}: {row.reason}"
         rows.append({
             "trail": row.display, **({"seeds": getattr(row, SEED_ROLE) or "undeclared"} if roles else {}),
             "status": status, "steps": _cell(row.steps),

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from harness.tracking.client import is_database_uri
+from harness.tracking.client import is_database_uri, stray_dirs_removed
 
 CLIENT_THREADS = 8
 ROW = np.dtype([("key", "i8"), ("step", "i8"), ("timestamp", "i8"), ("value", "f8"), ("is_nan", "i8")])
@@ -50,7 +50,8 @@ def _database_histories(uri: str, runs: Mapping[str, Sequence[str]]) -> Historie
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import case, select
 
-    store = SqlAlchemyStore(uri, tempfile.gettempdir())  # the engine is MLflow's, shared with the client's store
+    with stray_dirs_removed(uri):
+        store = SqlAlchemyStore(uri, tempfile.gettempdir())  # the engine is MLflow's, shared with the client's store
     keys = sorted({k for ks in runs.values() for k in ks})
     number = {k: i for i, k in enumerate(keys)}
     out: Dict[str, History] = {}

@@ -1,6 +1,6 @@
 """Display names for the report: a trail or a configuration shows only the axes that act in its staleness mode.
 
-Why here and not harness/trails.py: the trail's own name (its run dir, its MLflow run) is fixed when the sweep is
+Why here and not harness/spec/trails.py: the trail's own name (its run dir, its MLflow run) is fixed when the sweep is
 composed and must stay stable; the report only chooses what to *show*. In `fixed` mode the lag is the only acting
 axis (dx+dy and the rollout cap have no effect), so `stale 256 m2po/paper seed 3`; in `async` mode and on the AReaL
 engine every axis acts, so AReaL's rule `stale 256 d2+d1 rollout 96 m2po/paper seed 3`. A trail whose config is not
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from harness.axes import ALGO_VARIANTS, ALL_AXES_ACT
+from harness.spec.axes import ALGO_VARIANTS, ALL_AXES_ACT
 
 
 def algo_variant(label: Any, name: Optional[str] = None, variant: Optional[str] = None) -> str:

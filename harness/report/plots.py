@@ -32,7 +32,7 @@ from harness.report.contrasts import Contrast
 from harness.report.findings import RETENTION
 from harness.report.names import algo_title, group_label
 from harness.report.stats import LEVEL, estimate, wilson_interval
-from harness.report.tables import AGGREGATED_STATES, CELL_METRICS, GROUP, algo_order, seed_cells, seed_values
+from harness.report.tables import CELL_METRICS, GROUP, algo_order, counted, seed_cells, seed_values
 
 PLOTTED: Dict[str, str] = {"eval/reward": "eval reward", "train/grad_norm": "grad_norm"}
 LOG_AXIS = ("train/grad_norm",)
@@ -137,7 +137,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
             mine = here[here["algo"] == algo]
             if mine.empty:
                 continue
-            done = [t for t in mine.loc[mine["state"].isin(AGGREGATED_STATES), "id"] if t in curves]
+            done = [t for t in mine.loc[counted(mine), "id"] if t in curves]
             counts.append(f"{algo_title(algo)} {len(done)}")
             if done:
                 frame = pd.concat([curves[t] for t in done], axis=1).sort_index()
@@ -154,7 +154,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
                         ax.fill_between(steps, frame.min(axis=1).to_numpy(), frame.max(axis=1).to_numpy(),
                                         color=colours[algo], alpha=0.2, lw=0)
                         drawn["band"] = True
-            for row in mine[~mine["state"].isin(AGGREGATED_STATES)].itertuples(index=False):
+            for row in mine[~counted(mine)].itertuples(index=False):
                 curve = curves.get(row.id)
                 if curve is not None and not curve.empty:
                     ax.plot(curve.index.to_numpy(), curve.to_numpy(), color=colours[algo], ls=":", lw=1)

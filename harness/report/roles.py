@@ -14,8 +14,8 @@ from typing import List
 
 import pandas as pd
 
-from harness.report.tables import AGGREGATED_STATES, SEED_ROLE
-from harness.sweepspec import seeds_text
+from harness.report.tables import SEED_ROLE, counted
+from harness.spec.sweepspec import seeds_text
 
 CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
 
@@ -47,7 +47,7 @@ def role_notes(sets: SeedSets) -> List[str]:
         return ["These findings are not confirmatory: the sweep file declares no confirmatory seeds (`seeds:`), so "
                 "nothing shows that the regime and the contrasts were fixed before these seeds ran "
                 "(docs/STUDY.md). Read them as exploratory."]
-    done = sets.primary[sets.primary["state"].isin(AGGREGATED_STATES)]
+    done = sets.primary[counted(sets.primary)]
     explored = sets.seeds(sets.exploratory)
     apart = (f" Exploratory seeds ({seeds_text(explored)}: the regime and the contrasts may have been chosen on "
              "them) are reported apart, under \"Exploratory seeds\", and in no finding here.") if explored else ""

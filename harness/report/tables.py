@@ -33,12 +33,12 @@ from harness.report.load import SweepData
 from harness.report.names import algo_variant, display_name, setting_label
 from harness.report.stats import estimate, normalised_auc, steps_to_target
 from harness.report.variance import variance_split
-from harness.states import TrailState
+from harness.store.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
 CELL = [*GROUP, "algo"]                    # + algorithm: what seeds are aggregated over
 BASELINE = "grpo/clip"                     # the on-policy reference of every comparison
-# diverged, failed, unfinished and incomplete trails (load.INCOMPLETE: done but the journal lost records) are shown
+# diverged, failed and unfinished trails, and done trails whose journal lost records (`complete` false), are shown
 # with their reason but never averaged
 AGGREGATED_STATES = (TrailState.DONE.value,)
 TARGET_SHARE = 0.9                         # default target: this share of the baseline's lowest-staleness reward
@@ -86,8 +86,9 @@ DECOMPOSED = ("eval_final", "eval_final_sampled")
 SEED_ROLE = "seed_role"                    # trail-table column: exploratory | confirmatory | "" (none declared)
 
 TRAIL_TABLE_COLUMNS = ["trail", "display", "id", "mode", "setting", "stale", "alloc", "rollout", "algo", "seed",
-                       SEED_ROLE, "eval_size", "final_eval_size", "state", "reason", "steps", "queue_s", "wall_s",
-                       "startup_s", "train_s", *SUMMARIES, "eval_last3", "eval_auc", "steps_to_target", "target"]
+                       SEED_ROLE, "eval_size", "final_eval_size", "config", "state", "complete", "reason", "steps",
+                       "queue_s", "wall_s", "startup_s", "train_s", *SUMMARIES, "eval_last3", "eval_auc",
+                       "steps_to_target", "target"]
 
 
 def size_column(metric: str) -> str:
@@ -178,8 +179,10 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     table = data.trails.copy().set_index("id", drop=False)
     table["algo"] = [algo_variant(a, None, None) if v is None or pd.isna(v) else v
                      for a, v in zip(table["algo"], table["variant"], strict=True)]
-    table["setting"] = [setting_label(m, a, r)
-                        for m, a, r in zip(table["mode"], table["alloc"], table["rollout"], strict=True)]
+    # the settings a trail's config differs in from the others' (load.config_labels) belong to its configuration:
+    # trails of different configs are never one cell's seeds
+    table["setting"] = [" ".join(p for p in (setting_label(m, a, r), c) if p) for m, a, r, c in
+                        zip(table["mode"], table["alloc"], table["rollout"], table["config"], strict=True)]
     table["display"] = [display_name(s, g, a, d) for s, g, a, d in
                         zip(table["stale"], table["setting"], table["algo"], table["seed"], strict=True)]
     metrics = data.metrics
@@ -211,8 +214,13 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     return table.reset_index(drop=True)[TRAIL_TABLE_COLUMNS]
 
 
+def counted(trails: pd.DataFrame) -> pd.Series:
+    """Which trails the aggregates use: done, with every step in the journal."""
+    return trails["state"].isin(AGGREGATED_STATES) & trails["complete"].astype(bool)
+
+
 def aggregated(trails: pd.DataFrame) -> pd.DataFrame:
-    return trails[trails["state"].isin(AGGREGATED_STATES)]
+    return trails[counted(trails)]
 
 
 def algo_rank(algo: str) -> tuple:

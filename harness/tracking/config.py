@@ -36,6 +36,10 @@ class TrackingConfig:
     http_timeout_s: float = 10.0       # per request to an mlflow server: a dead server must never stall a trail
     http_retries: int = 1              # MLflow's own HTTP retries per request (its default, 7, waits minutes)
     stop_timeout_s: float = 30.0       # longest a finished trail waits for its final sync before exiting
+    # longest a sweep's end spends on MLflow in all (final pass, report, summary run), however many trails: what is
+    # left then is caught up by `harness sync`
+    deadline_s: float = 60.0
+    heartbeat_timeout_s: float = 60.0  # a sweep tracker silent this long (stopped, hung) is replaced
 
 
 def plain_config(cfg: Any) -> TrackingConfig:

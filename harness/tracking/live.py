@@ -25,7 +25,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from harness.journal import JOURNAL_NAME
+from harness.errors import HarnessError
+from harness.store.journal import JOURNAL_NAME
+from harness.store.safe_files import open_regular
 from harness.tracking.config import TrackingConfig, plain_config
 from harness.tracking.sync import sync_trail
 from harness.tracking.target import trail_target
@@ -40,7 +42,7 @@ def _mtime(path: Path) -> Tuple[int, int]:
 
 
 class LiveSync:
-    """Journal → MLflow pusher for one trail (constructed and driven by harness.runner)."""
+    """Journal → MLflow pusher for one trail (constructed and driven by harness.backends.runner)."""
 
     def __init__(self, run_dir: Path | str, tracking_cfg: Any, parent_pid: Optional[int] = None):
         self.run_dir = Path(run_dir)
@@ -152,9 +154,9 @@ class LiveSync:
 
     def _log(self, message: str) -> None:
         try:
-            with open(self.run_dir / "log.txt", "a", encoding="utf-8") as fh:
+            with open_regular(self.run_dir / "log.txt", "a") as fh:
                 fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [tracking] {message}\n")
-        except OSError:
+        except (OSError, HarnessError):
             pass
 
 

@@ -1,6 +1,6 @@
 """What a trail's MLflow run says about it besides metrics: its name, params (axes and hyperparameters) and tags.
 
-The run name leads with what differs between a sweep's runs (harness.axes.run_name); the trail's own name, which
+The run name leads with what differs between a sweep's runs (harness.spec.axes.run_name); the trail's own name, which
 names its run dir and the report's rows, is kept as the tag harness.trail, and its cell — the run name without the
 seed, the trails a mean is taken over — as the tag harness.cell, which the sweep's MLflow view groups runs by.
 
@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from omegaconf import OmegaConf
-
-from harness.axes import run_name, staleness_mode
-from harness.sweepdir import read_sweep_meta, read_trail_meta
+from harness.spec.axes import run_name, staleness_mode
+from harness.store.rundir import RunDir, Tag
+from harness.store.sweepdir import read_sweep_meta
 from harness.tracking.client import code_version
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
-CELL_TAG = "harness.cell"
+CELL_TAG = Tag.CELL
 
 
 def _flatten(prefix: str, node: Any, out: Dict[str, str]) -> None:
@@ -31,24 +30,24 @@ def _flatten(prefix: str, node: Any, out: Dict[str, str]) -> None:
 
 
 def _config(run_dir: Path) -> Dict[str, Any]:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return {}
-    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(cfg, dict)
-    return {str(k): v for k, v in cfg.items()}
+    return {str(k): v for k, v in RunDir(run_dir).config().items()}
 
 
 def sweep_of(run_dir: Path) -> str:
     """The name of the sweep a trail belongs to: trail.json's, else sweep.json's, else its parent dir's."""
-    meta = read_trail_meta(run_dir)
-    return str(meta.get("sweep") or read_sweep_meta(Path(run_dir).parent).get("name") or Path(run_dir).parent.name)
+    meta = RunDir(run_dir).meta()
+    return str(meta.sweep or read_sweep_meta(Path(run_dir).parent).get("name") or Path(run_dir).parent.name)
+
+
+def sweep_id_of(run_dir: Path) -> str:
+    """The id of the sweep a trail belongs to ('' for a sweep made before sweeps had ids)."""
+    return str(read_sweep_meta(Path(run_dir).parent).get("sweep_id") or "")
 
 
 def trail_params(run_dir: Path) -> Dict[str, str]:
     """Axes (stale, alloc, rollout, algo, seed) plus the algorithm's and engine's hyperparameters."""
-    meta = read_trail_meta(run_dir)
-    params: Dict[str, str] = {k: str(v) for k, v in (meta.get("axes") or {}).items()}
+    meta = RunDir(run_dir).meta()
+    params: Dict[str, str] = {k: str(v) for k, v in meta.axes.items()}
     cfg = _config(run_dir)
     if cfg:
         for axis in ("stale", "alloc", "rollout", "seed"):
@@ -61,17 +60,19 @@ def trail_params(run_dir: Path) -> Dict[str, str]:
 
 
 def trail_tags(run_dir: Path) -> Dict[str, str]:
-    """The harness.* tags: kind, sweep, trail name and id, engine, backend, code version, run dir and cell."""
-    meta = read_trail_meta(run_dir)
+    """The harness.* tags: kind, sweep name and id, trail name and id, engine, backend, code version, run dir and
+    cell."""
+    meta = RunDir(run_dir).meta()
     return {
-        "harness.kind": "trail",
-        "harness.sweep": sweep_of(run_dir),
-        "harness.trail": str(meta.get("name") or Path(run_dir).name),
-        "harness.trail_id": str(meta.get("id") or Path(run_dir).name),
-        "harness.engine": str(meta.get("engine", "")),
-        "harness.backend": str(meta.get("backend", "")),
-        "harness.code_version": code_version(),
-        "harness.run_dir": str(Path(run_dir).resolve()),
+        Tag.KIND: "trail",
+        Tag.SWEEP: sweep_of(run_dir),
+        Tag.SWEEP_ID: sweep_id_of(run_dir),
+        Tag.TRAIL: meta.name,
+        Tag.TRAIL_ID: meta.id,
+        Tag.ENGINE: meta.engine,
+        Tag.BACKEND: meta.backend,
+        Tag.CODE_VERSION: code_version(),
+        Tag.RUN_DIR: str(Path(run_dir).resolve()),
         CELL_TAG: trail_run_name(run_dir, with_seed=False),
     }
 
@@ -80,13 +81,12 @@ def trail_run_name(run_dir: Path, with_seed: bool = True) -> str:
     """'m2po · stale 256 · seed 1': the axes acting in the trail's staleness mode; the seed where the sweep has
     several (the trail name's rule) and `with_seed` (without it, the trail's cell: 'm2po · stale 256'); the trail
     name itself for a run dir without axes."""
-    meta = read_trail_meta(run_dir)
-    name = str(meta.get("name") or Path(run_dir).name)
-    axes = meta.get("axes") or {}
+    meta = RunDir(run_dir).meta()
+    name, axes = meta.name, meta.axes
     if not {"stale", "alloc", "rollout", "algo"} <= set(axes):
         return name
     engine = _config(run_dir).get("engine")
-    mode = staleness_mode(engine if isinstance(engine, dict) else {"name": meta.get("engine")})
+    mode = staleness_mode(engine if isinstance(engine, dict) else {"name": meta.engine})
     seed = axes.get("seed") if with_seed and name.endswith(f" seed {axes.get('seed')}") else None
     return run_name(mode, axes["stale"], axes["alloc"], axes["rollout"], str(axes["algo"]), seed)
 

@@ -13,8 +13,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.states import TrailState
-from harness.sweepdir import read_sweep_meta, write_sweep_meta
+from harness.errors import HarnessError
+from harness.store.rundir import Tag
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
+from harness.store.sweepdir import is_original, read_sweep_meta, write_sweep_meta
 from harness.tracking.client import RUN_STATUS, code_version, get_experiment_id, make_client, resolve_uri, retry_locked
 from harness.tracking.config import sweep_experiment
 from harness.tracking.view import set_view, view_path
@@ -28,14 +31,16 @@ log = logging.getLogger("harness.tracking")
 def _warn(sweep_dir: Path, message: str) -> None:
     log.warning(message)
     try:
-        with open(Path(sweep_dir) / "tracking.log", "a", encoding="utf-8") as fh:
+        with open_regular(Path(sweep_dir) / "tracking.log", "a") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-    except OSError:
+    except (OSError, HarnessError):
         pass
 
 
-def _find_summary(client: Any, experiment_id: str, sweep: str) -> Optional[str]:
-    flt = f"tags.`harness.sweep` = '{sweep}' and tags.`harness.kind` = '{SUMMARY}'"
+def _find_summary(client: Any, experiment_id: str, sweep: str, sweep_id: str) -> Optional[str]:
+    flt = f"tags.`{Tag.SWEEP}` = '{sweep}' and tags.`{Tag.KIND}` = '{SUMMARY}'"
+    if sweep_id:  # the summary run of a deleted sweep of the same name is not this sweep's
+        flt += f" and tags.`{Tag.SWEEP_ID}` = '{sweep_id}'"
     runs = retry_locked(lambda: client.search_runs([experiment_id], filter_string=flt, max_results=1,
                                                    order_by=["attributes.start_time ASC"]))
     return runs[0].info.run_id if runs else None
@@ -63,22 +68,23 @@ def ensure_sweep_run(sweep_dir: Path | str, tracking_cfg: Any, uri: Optional[str
     name = meta.get("name") or sweep_dir.name
     try:
         client = make_client(target, float(tracking_cfg.http_timeout_s), int(tracking_cfg.http_retries))
-        experiment_id = get_experiment_id(client, sweep_experiment(tracking_cfg.experiment, name))
+        experiment_id = get_experiment_id(client, sweep_experiment(tracking_cfg.experiment, name), target)
         summaries = dict(meta.get("mlflow_summaries") or {})
         run_id = summaries.get(target)
         if run_id is not None and not _exists(client, run_id):
             run_id = None  # the store was wiped or the run deleted
-        run_id = run_id or _find_summary(client, experiment_id, name)
+        sweep_id = str(meta.get("sweep_id") or "")
+        run_id = run_id or _find_summary(client, experiment_id, name, sweep_id)
         if run_id is None:
-            tags = {"harness.sweep": name, "harness.kind": SUMMARY, "harness.status": TrailState.RUNNING.value,
-                    "harness.code_version": code_version()}
+            tags = {Tag.SWEEP: name, Tag.SWEEP_ID: sweep_id, Tag.KIND: SUMMARY, Tag.STATUS: TrailState.RUNNING.value,
+                    Tag.CODE_VERSION: code_version()}
             if meta.get("description"):
                 tags["mlflow.note.content"] = str(meta["description"])
             run = retry_locked(lambda: client.create_run(experiment_id, run_name=f"{name} · summary", tags=tags))
             run_id = run.info.run_id
         elif retry_locked(lambda: client.get_run(run_id)).info.status != "RUNNING":
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))  # the sweep was launched again
-            retry_locked(lambda: client.set_tag(run_id, "harness.status", TrailState.RUNNING.value))
+            retry_locked(lambda: client.set_tag(run_id, Tag.STATUS, TrailState.RUNNING.value))
         retry_locked(lambda: set_view(client, experiment_id))  # every launch and sync: a sweep gets today's view
         summaries[target] = run_id
         if primary or not meta.get("mlflow_uri"):
@@ -101,9 +107,17 @@ def _summary_of(sweep_dir: Path, uri: Optional[str]) -> tuple[Optional[str], Opt
     return target, ((meta.get("mlflow_summaries") or {}).get(target) if target else None)
 
 
+COPY_NOT_ATTACHED = ("{sweep_dir} is a copy of the sweep's directory, not the sweep itself: its report is not "
+                     "attached to the sweep's MLflow summary run (a report of the sweep's own directory replaces that "
+                     "one)")
+
+
 def attach_report(sweep_dir: Path | str, report_dir: Path | str, uri: Optional[str] = None) -> int:
     """Attach the report's REPORT.md, plots and CSVs to the summary run (under `report/`); how many files were."""
     sweep_dir, report_dir = Path(sweep_dir), Path(report_dir)
+    if not is_original(sweep_dir):
+        _warn(sweep_dir, COPY_NOT_ATTACHED.format(sweep_dir=sweep_dir))
+        return 0
     target, run_id = _summary_of(sweep_dir, uri)
     files = sorted({f for pattern in REPORT_ARTIFACTS for f in report_dir.glob(pattern) if f.is_file()})
     if not target or not run_id or not files:
@@ -128,7 +142,7 @@ def finish_sweep_run(sweep_dir: Path | str, status: str, uri: Optional[str] = No
     mlflow_status = RUN_STATUS.get(status, status.upper())
     try:
         client = make_client(target)
-        retry_locked(lambda: client.set_tag(run_id, "harness.status", status.lower()))
+        retry_locked(lambda: client.set_tag(run_id, Tag.STATUS, status.lower()))
         if mlflow_status == "RUNNING":
             retry_locked(lambda: client.update_run(run_id, status="RUNNING"))
         else:

@@ -19,9 +19,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
-from harness.journal import iter_records
-from harness.sweepdir import read_sweep_meta, trail_dirs
-from harness.tracking.client import make_client, retry_locked
+from harness.errors import HarnessError
+from harness.store.journal import iter_records
+from harness.store.sweepdir import read_sweep_meta, trail_dirs
+from harness.tracking.client import make_client, retry_locked, unreachable
 from harness.tracking.cursor import read_cursor, sync_lock, write_cursor
 from harness.tracking.run import check_run, ensure_run, run_is_gone, sync_cell, sync_params, sync_status
 from harness.tracking.target import Target, tracking_config, trail_target
@@ -161,8 +162,11 @@ def sync_trail(run_dir: Path | str, uri: Optional[str] = None, client: Any = Non
     return result
 
 
-def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None) -> List[SyncResult]:
-    """Sync every trail of a sweep (its summary run first); one trail's failure does not stop the others."""
+def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None,
+               deadline: Optional[float] = None) -> List[SyncResult]:
+    """Sync every trail of a sweep (its summary run first); one trail's failure does not stop the others, but a
+    server found unreachable is not asked again for each trail, and trails not reached by `deadline`
+    (time.monotonic()) are left, with the reason, for the next sync."""
     from harness.tracking.sweep_run import ensure_sweep_run
 
     sweep_dir = Path(sweep_dir)
@@ -171,10 +175,20 @@ def sync_sweep(sweep_dir: Path | str, uri: Optional[str] = None) -> List[SyncRes
         ensure_sweep_run(sweep_dir, tracking_config(dirs[0]), uri=uri or read_sweep_meta(sweep_dir).get("mlflow_uri"),
                          primary=uri is None)
     results = []
+    skip = ""
     for run_dir in dirs:
+        if not skip and deadline is not None and time.monotonic() > deadline:
+            skip = "not tried: MLflow's deadline for this sweep passed"
+        if skip:
+            results.append(SyncResult(run_dir, error=skip))
+            continue
         try:
             results.append(sync_trail(run_dir, uri=uri))
         except Exception as exc:  # noqa: BLE001 - reported per trail; the next sync retries
             log.warning("sync of %s failed: %s", run_dir, exc)
             results.append(SyncResult(run_dir, error=f"{type(exc).__name__}: {exc}"))
+            if unreachable(exc):
+                skip = f"not tried: the server was unreachable for {run_dir.name}"
+            elif isinstance(exc, HarnessError):  # a store MLflow cannot use: the same for every trail
+                skip = f"not tried: {exc}"
     return results

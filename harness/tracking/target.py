@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from omegaconf import DictConfig, OmegaConf
-
-from harness.sweepdir import read_sweep_meta
+from harness.store.rundir import RunDir
+from harness.store.sweepdir import read_sweep_meta
 from harness.tracking.client import resolve_uri
 from harness.tracking.config import TrackingConfig, sweep_experiment
 from harness.tracking.metadata import sweep_of
@@ -30,11 +29,9 @@ class Target:
 
 def tracking_config(run_dir: Path) -> TrackingConfig:
     """The trail's tracking settings from its config.yaml (defaults when the file or the group is absent)."""
-    path = Path(run_dir) / "config.yaml"
     tc = TrackingConfig()
-    cfg = OmegaConf.load(path) if path.is_file() else None
-    section = cfg.get("tracking") if isinstance(cfg, DictConfig) else None
-    for key, value in (section or {}).items():
+    section = RunDir(run_dir).config().get("tracking")
+    for key, value in (section if isinstance(section, dict) else {}).items():
         if hasattr(tc, str(key)):
             setattr(tc, str(key), value)
     return tc

@@ -8,7 +8,12 @@ It also makes the sweep's summary run (harness.tracking.sweep_run) and, at the e
     python -m harness.tracking.tracker SWEEP_DIR --config JSON [--parent-pid PID]
 
 It holds `<sweep>/tracker.lock` while it follows the sweep: a trail that finds the lock held leaves MLflow to it
-(tracking.live=sweep); one that finds it free syncs itself. It prints `ready` once it holds the lock. Its stdin is
+(tracking.live=sweep); one that finds it free syncs itself. It prints `ready` once it holds the lock. It beats in
+the lock file (harness.store.locks: `beat`) after each trail it syncs and each pass: a tracker whose beat is older than
+`heartbeat_timeout_s` is stopped (SIGSTOP) or hung, however alive its process, and is replaced — by the sweep that
+started it, or by the next tracker of the sweep, which kills it and takes its lock over. A pass that meets an
+unreachable server stops there (the other trails would each wait out the same timeout) and the final pass has one
+deadline for the whole sweep (`deadline_s`); what is left is `harness sync`'s. Its stdin is
 a pipe from the sweep: a line `report <dir>` names the sweep's report, a line `finish <state>` gives the sweep's
 outcome; end of file (the sweep ending, or dying) stops it: it follows the trails still running on this host for at
 most `stop_timeout_s`, makes a final pass, attaches the report and ends the summary run if it was given them, and
@@ -30,11 +35,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from harness.journal import JOURNAL_NAME, tail_step
-from harness.locks import FileLock
-from harness.rundir import read_status
-from harness.states import TrailState
-from harness.sweepdir import trail_dirs
+from harness.store.journal import JOURNAL_NAME, tail_step
+from harness.store.locks import FileLock, LockHeld, read_holder
+from harness.store.rundir import RunDir
+from harness.store.states import TrailState
+from harness.store.sweepdir import trail_dirs
+from harness.tracking.client import unreachable
 from harness.tracking.config import TrackingConfig
 from harness.tracking.cursor import read_cursor
 from harness.tracking.sync import sync_trail
@@ -63,13 +69,12 @@ def _stat(path: Path) -> Tuple[int, int]:
 
 def signature(run_dir: Path) -> Signature:
     """What changes when a trail has something new for MLflow: its journal or its status."""
-    return _stat(run_dir / JOURNAL_NAME) + _stat(run_dir / "status.json")
+    return _stat(run_dir / JOURNAL_NAME) + _stat(RunDir(run_dir).status_path)
 
 
 def settled(run_dir: Path, uri: str) -> bool:
     """Nothing to send: a trail not started yet, or one whose cursor already holds its last step and its state."""
-    status = read_status(run_dir)
-    state = status.get("state", TrailState.PENDING.value)
+    state = RunDir(run_dir).status().state
     if state == TrailState.PENDING:
         return True
     cursor = read_cursor(run_dir, uri)
@@ -80,11 +85,11 @@ def settled(run_dir: Path, uri: str) -> bool:
 
 def running_here(run_dir: Path) -> bool:
     """A trail recorded as running by a live process on this host (read-only: its lock is never touched)."""
-    status = read_status(run_dir)
-    if status.get("state") != TrailState.RUNNING or status.get("host") != socket.gethostname():
+    status = RunDir(run_dir).status()
+    if status.state != TrailState.RUNNING or status.host != socket.gethostname():
         return False
     try:
-        pid = int(status.get("pid") or 0)
+        pid = int(status.pid or 0)
         if pid <= 0:
             return False
         os.kill(pid, 0)
@@ -105,12 +110,13 @@ class Followed:
 class Tracker:
     """Follows the trails of one sweep dir; `tick()` syncs each trail whose journal or status changed."""
 
-    def __init__(self, sweep_dir: Path | str, cfg: TrackingConfig):
+    def __init__(self, sweep_dir: Path | str, cfg: TrackingConfig, beat: Optional[Any] = None):
         self.sweep_dir = Path(sweep_dir)
         self.cfg = cfg
         self.uri = cfg.uri  # resolved by the sweep, in its working directory
         self.trails: Dict[Path, Followed] = {}
         self._client: Any = None
+        self._beat = beat or (lambda: None)  # says "alive and working" (the tracker lock's beat)
         self.failing = False
         self.syncs = 0
         self.errors = 0
@@ -131,13 +137,24 @@ class Tracker:
                     followed.seen = signature(run_dir)
                 self.trails[run_dir] = followed
 
-    def tick(self) -> int:
-        """One pass over the followed trails; never raises. Returns how many trails could not be synced."""
-        self.discover()
+    def tick(self, deadline: Optional[float] = None) -> int:
+        """One pass over the followed trails; never raises. Returns how many trails could not be synced. The pass
+        stops at the first trail that finds the server unreachable, and at `deadline` (time.monotonic()): the
+        trails not reached count as not synced."""
+        self._beat()
+        try:
+            self.discover()
+        except Exception as exc:  # noqa: BLE001 - a damaged sweep.json: said, and the next tick tries again
+            log.warning("cannot list the trails of %s: %s", self.sweep_dir, exc)
         failed: List[Tuple[Followed, str]] = []
+        cut_short = ""
         for trail in self.trails.values():
             now = signature(trail.run_dir)
             if now == trail.seen and not trail.failing:
+                continue
+            if cut_short or (deadline is not None and time.monotonic() > deadline):
+                trail.failing = True
+                failed.append((trail, cut_short or "MLflow's deadline for this sweep passed"))
                 continue
             try:
                 sync_trail(trail.run_dir, uri=self.uri, client=self.client(), tracking=self.cfg)
@@ -147,6 +164,9 @@ class Tracker:
                 trail.failing = True
                 first_line = (str(exc).splitlines() or [""])[0]
                 failed.append((trail, f"{type(exc).__name__}: {first_line}"))
+                if unreachable(exc):
+                    cut_short = f"not tried: the server was unreachable for {trail.run_dir.name}"
+            self._beat()
         self.errors += len(failed)
         if failed and not self.failing:
             log.warning("MLflow sync to %s failed for %d trail(s), retrying every %g s (`harness sync` catches up "
@@ -163,17 +183,68 @@ class Tracker:
 
 def follow(tracker: Tracker, stop: threading.Event, parent_pid: Optional[int] = None) -> int:
     """Tick until `stop` is set or the parent is gone, then until no trail runs here (at most stop_timeout_s),
-    then a final pass. Returns the number of trails the final pass could not sync."""
+    then a final pass; all of it after `stop` within the sweep's MLflow deadline (deadline_s). Returns the number
+    of trails the final pass could not sync."""
     every = max(0.01, float(tracker.cfg.sync_every_s))
     while not stop.wait(every):
         tracker.tick()
         if parent_pid is not None and os.getppid() != parent_pid:
             break
-    deadline = time.monotonic() + float(tracker.cfg.stop_timeout_s)
-    while tracker.still_running() and time.monotonic() < deadline:
-        tracker.tick()  # workers of a sweep that died are recording their outcome
+    deadline = time.monotonic() + float(tracker.cfg.deadline_s)
+    waited = min(deadline, time.monotonic() + float(tracker.cfg.stop_timeout_s))
+    while tracker.still_running() and time.monotonic() < waited:
+        tracker.tick(deadline)  # workers of a sweep that died are recording their outcome
         time.sleep(min(every, 0.5))
-    return tracker.tick()
+    return tracker.tick(deadline)
+
+
+def _is_tracker_of(pid: int, sweep_dir: Path) -> bool:
+    """Whether process `pid` on this host is a tracker of `sweep_dir` (its command line says so)."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    if "harness.tracking.tracker" not in argv:
+        return False
+    mine = os.path.realpath(sweep_dir)
+    return any(os.path.realpath(os.path.join(cwd, a)) == mine for a in argv if a and not a.startswith("-"))
+
+
+def stale_holder(lock: FileLock, timeout_s: float) -> Optional[int]:
+    """The PID of the tracker holding `lock` on this host when its beat is older than `timeout_s` (stopped or hung),
+    else None."""
+    holder = read_holder(lock.path)
+    beat = holder.get("beat", holder.get("since"))
+    try:
+        pid = int(holder.get("pid") or 0)
+        age = time.time() - float(beat)  # type: ignore[arg-type]  # None: caught below
+    except (TypeError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid() or holder.get("host") != socket.gethostname() or age <= timeout_s:
+        return None
+    return pid if _is_tracker_of(pid, lock.path.parent) else None
+
+
+def take_over(lock: FileLock, timeout_s: float, poll_s: float = 0.5, parent_pid: Optional[int] = None) -> FileLock:
+    """Take the sweep's tracker lock, waiting for a live tracker's final pass, but killing a tracker whose beat is
+    older than `timeout_s`: a stopped or hung process keeps its flock as long as it lives. Gives up (SystemExit)
+    when the parent is gone: nobody waits for this tracker any more."""
+    while True:
+        try:
+            return lock.acquire()
+        except LockHeld:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                raise SystemExit(1) from None
+            pid = stale_holder(lock, timeout_s)
+            if pid is not None:
+                log.warning("the tracker PID %d of %s has not beaten for over %g s (stopped or hung): replacing it",
+                            pid, lock.path.parent, timeout_s)
+                try:
+                    os.kill(pid, signal.SIGKILL)  # a stopped process dies of SIGKILL too; the kernel frees its lock
+                except OSError:
+                    pass
+            time.sleep(poll_s)
 
 
 def _read_commands(stream: Any, outcome: List[str], report: List[str], stop: threading.Event) -> None:
@@ -208,7 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    lock = tracker_lock(args.sweep_dir).acquire(wait=True)  # an earlier tracker may be making its final pass
+    # an earlier tracker may be making its final pass (wait for it), or be stopped or hung (take its lock over)
+    lock = take_over(tracker_lock(args.sweep_dir), float(cfg.heartbeat_timeout_s), parent_pid=args.parent_pid)
     print(READY, flush=True)
     os.dup2(2, 1)  # nothing reads the pipe after this line: anything printed later goes to the log instead
     outcome: List[str] = []
@@ -218,10 +290,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from harness.tracking.sweep_run import attach_report, ensure_sweep_run, finish_sweep_run
 
     ensure_sweep_run(args.sweep_dir, cfg, uri=cfg.uri)
-    tracker = Tracker(args.sweep_dir, cfg)
+    lock.beat()
+    tracker = Tracker(args.sweep_dir, cfg, beat=lock.beat)
     log.info("following %d trails of %s", len(trail_dirs(Path(args.sweep_dir))), args.sweep_dir)
     missed = follow(tracker, stop, args.parent_pid)
-    if report:
+    if report and not missed:  # with trails missed (a server down, the deadline) `harness sync` attaches it later
         attach_report(args.sweep_dir, report[0], uri=cfg.uri)
     if outcome and not missed:
         finish_sweep_run(args.sweep_dir, outcome[0], uri=cfg.uri)

@@ -22,6 +22,7 @@ sweep prints the link from sweep.json.
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, Dict, List
 
 from harness.tracking.metadata import CELL_TAG
@@ -84,4 +85,4 @@ def view_line(uri: str, path: str) -> str:
     """Where to see the sweep: the link on a server, or the `mlflow ui` command and the link for a sqlite store."""
     if uri.startswith(("http://", "https://")):
         return f"MLflow: {uri.rstrip('/')}/{path}"
-    return f"MLflow: `mlflow ui --backend-store-uri {uri}`, then http://127.0.0.1:5000/{path}"
+    return f"MLflow: `mlflow ui --backend-store-uri {shlex.quote(uri)}`, then http://127.0.0.1:5000/{path}"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.engines import EngineResult, StepCallback
-from harness.journal import Journal
 from harness.plugins import EnginePlugin
+from harness.store.journal import Journal
 
 LEAK = "HARNESS_PROBE_LEAK"
 

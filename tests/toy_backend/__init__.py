@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import List
 
 from harness.plugins import BackendPlugin
-from harness.rundir import record_outcome
-from harness.states import TrailState
+from harness.store.rundir import record_outcome
+from harness.store.states import TrailState
 
 CANCELLED: List[Path] = []
 

@@ -12,8 +12,8 @@ from typing import Callable, List, Optional, Sequence
 
 from harness.engines import EngineResult, StepCallback
 from harness.errors import ConfigError
-from harness.journal import Journal
 from harness.plugins import EnginePlugin
+from harness.store.journal import Journal
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.axes import parse_alloc
 from harness.engines.areal import cpu
 from harness.engines.areal.tiny_task import offline_env, tiny_task_overrides
-from harness.trails import Trail
+from harness.spec.axes import parse_alloc
+from harness.spec.trails import Trail
 
 TENSORBOARD_DIR = "tensorboard"   # <run_dir>/tensorboard: AReaL's TensorBoard event files
 FILEROOT_DIR = "areal"            # <run_dir>/areal: AReaL's cluster.fileroot (logs, checkpoints, recover info)
@@ -185,7 +185,7 @@ def checkout(cfg: DictConfig) -> Path:
 
 def names_for_run_dir(run_dir: Path | str) -> tuple[str, str]:
     """(sweep name, trail label) of a run dir, from its trail.json when present."""
-    from harness.sweepdir import read_trail_meta
+    from harness.store.sweepdir import read_trail_meta
 
     run_dir = Path(run_dir)
     meta = read_trail_meta(run_dir)
@@ -193,7 +193,7 @@ def names_for_run_dir(run_dir: Path | str) -> tuple[str, str]:
 
 
 def command_for_run_dir(cfg: DictConfig, run_dir: Path | str) -> AReaLCommand:
-    from harness.rundir import load_overrides
+    from harness.store.rundir import load_overrides
 
     sweep, label = names_for_run_dir(run_dir)
     return build_command(cfg, run_dir, sweep, label, load_overrides(run_dir))

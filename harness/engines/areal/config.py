@@ -10,9 +10,9 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from harness.axes import parse_alloc
 from harness.errors import ConfigError
 from harness.plugins import EnginePlugin
+from harness.spec.axes import parse_alloc
 
 # AReaL has example configs for these algorithms only; the harness's `is` baseline has no AReaL counterpart.
 AREAL_ALGOS = ("grpo", "m2po")

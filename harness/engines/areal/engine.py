@@ -28,9 +28,9 @@ from harness.engines.areal.command import LOG_NAME, TENSORBOARD_DIR, AReaLComman
 from harness.engines.areal.ingest import JournalSync
 from harness.engines.areal.preflight import preflight as _preflight
 from harness.engines.areal.tiny_task import ensure_built
-from harness.journal import Journal
-from harness.states import TrailState
-from harness.trails import Trail
+from harness.spec.trails import Trail
+from harness.store.journal import Journal
+from harness.store.states import TrailState
 
 COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
 _PROGRESS_RE = re.compile(rb"Train step (\d+)/(\d+) done")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util import tensor_util
 
-from harness.journal import Journal, iter_records
+from harness.store.journal import Journal, iter_records
 
 # harness metric -> AReaL tags, first present wins (AReaL ≥ 1.0 exports a token stat as <key>/avg|min|max).
 TAG_MAP: Dict[str, Tuple[str, ...]] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness.engines.areal.command import AReaLCommand, build_command
-from harness.trails import Trail
+from harness.spec.trails import Trail
 
 CHECKER = r'''
 import json, os, sys, traceback

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from harness.engines.areal.cpu import AREAL_SIDE
 from harness.errors import HarnessError
 from harness.plugins import Say
-from harness.trails import Trail
+from harness.spec.trails import Trail
 
 BUILDER = AREAL_SIDE / "tiny_task.py"
 DEFAULT_CACHE = "~/.cache/harness"

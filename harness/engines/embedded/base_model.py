@@ -242,7 +242,12 @@ def ensure_built(eng: Any, log: Callable[[str], object] = print,
     path = cache_path(eng)
     if path.exists():
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot make the base-model cache directory {path.parent}: {exc.strerror or exc} "
+                           f"(set HARNESS_CACHE_DIR, or engine.cache_dir, to a writable directory; the default is "
+                           f"{DEFAULT_CACHE} under $HOME)") from None
     with open(path.with_suffix(".lock"), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -267,8 +272,29 @@ def load_or_build(eng: Any, log: Callable[[str], object] = print) -> Tuple[TinyG
     """The cached base model for this engine config; builds it under an exclusive lock if it is not there yet."""
     ensure_built(eng, log)
     path = cache_path(eng)
-    blob = load_tensors(path, "base-model cache file", ("state", "info"),
-                        f"Delete {path}: the next run rebuilds it.")
+    remedy = f"Delete {path}: the next run rebuilds it."
+    blob = load_tensors(path, "base-model cache file", ("state", "info"), remedy)
     model = TinyGPT(ModelConfig.of(eng))
+    check_identity(path, blob, eng, model, remedy)
     model.load_state_dict(blob["state"])
     return model, blob["info"]
+
+
+def check_identity(path: Path, blob: Dict[str, Any], eng: Any, model: TinyGPT, remedy: str) -> None:
+    """The cache file is the base model of this engine config (its recorded spec) and of this model's shapes; else
+    one line naming the file, what it is, and `remedy` (a file copied or renamed into the cache is never loaded)."""
+    info = blob["info"] if isinstance(blob["info"], dict) else {}
+    spec, want = info.get("spec"), base_spec(eng)
+    if isinstance(spec, dict) and spec != want:
+        differ = sorted(k for k in set(spec) | set(want) if spec.get(k) != want.get(k))
+        raise UnreadableFile(f"{path}: this base-model cache file was built for another engine config ("
+                             f"{differ[0]}={spec.get(differ[0])!r} in the file, {want.get(differ[0])!r} here); "
+                             f"refused. {remedy}")
+    state = blob["state"] if isinstance(blob["state"], dict) else {}
+    have = {k: list(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    need = {k: list(v.shape) for k, v in model.state_dict().items()}
+    if have != need:
+        differ = sorted(k for k in set(have) | set(need) if have.get(k) != need.get(k))
+        raise UnreadableFile(f"{path}: this base-model cache file holds weights of other shapes than this engine "
+                             f"config's model ({differ[0]}: {have.get(differ[0])} in the file, "
+                             f"{need.get(differ[0])} here); refused. {remedy}")

@@ -76,7 +76,7 @@ POSITIVE_INTS = ("steps", "batch_prompts", "group_size", "ppo_n_minibatches", "m
 
 
 def check_embedded(cfg: Any) -> None:
-    """Engine-specific checks that types cannot express (run by harness.validate for engine=embedded)."""
+    """Engine-specific checks that types cannot express (run by harness.spec.validate for engine=embedded)."""
     from harness.errors import ConfigError
 
     eng = cfg.engine

@@ -22,16 +22,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from harness.axes import parse_alloc
 from harness.engines import EngineResult, StepCallback
-from harness.engines.embedded.base_model import load_or_build, load_tensors
+from harness.engines.embedded.base_model import UnreadableFile, load_or_build, load_tensors
 from harness.engines.embedded.model import NonFinite
 from harness.engines.embedded.rollout import Batch, generate
 from harness.engines.embedded.staleness import AsyncSim, FixedLag, OneStepOffClock, WorkerModel
 from harness.engines.embedded.task import ProblemSet, distinct_indices
 from harness.engines.embedded.train import Trainer, evaluate
-from harness.journal import Journal
-from harness.states import TrailState
+from harness.spec.axes import parse_alloc
+from harness.spec.trails import trail_id
+from harness.store.journal import Journal
+from harness.store.safe_files import check_directory, check_regular
+from harness.store.states import TrailState
 
 CKPT_DIR = "checkpoint"
 CKPT_FILE = "state.pt"
@@ -53,26 +55,49 @@ def make_source(cfg: DictConfig) -> FixedLag | AsyncSim:
                     half_saturation=float(eng.rollout_half_saturation))
 
 
+def shapes(state: Dict[str, torch.Tensor]) -> Dict[str, List[int]]:
+    """The shape of each tensor of a state dict: what a checkpoint must match to be loaded into a model."""
+    return {key: list(value.shape) for key, value in state.items()}
+
+
 def save_checkpoint(run_dir: Path, step: int, trainer: Trainer, gen: torch.Generator, source: Any) -> None:
-    """Everything needed to resume at `step`, written atomically (temp file + rename). Tensors, numbers and plain
-    containers only (the generator state is a ByteTensor, the source's batches are dicts), so it loads with
-    weights_only=True."""
+    """Everything needed to resume at `step`, written atomically (temp file + rename), with whose it is: the trail's
+    id (a hash of its config) and the policy's shapes. Tensors, numbers and plain containers only (the generator
+    state is a ByteTensor, the source's batches are dicts), so it loads with weights_only=True."""
     path = Path(run_dir) / CKPT_DIR
+    check_directory(path)  # a link is refused: the checkpoint is never written through one
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{CKPT_FILE}.{os.getpid()}.tmp"
-    torch.save({"step": step, "model": trainer.policy.state_dict(), "optim": trainer.opt.state_dict(),
-                "generator": gen.get_state(), "source": source.state()}, tmp)
+    tmp.unlink(missing_ok=True)
+    model = trainer.policy.state_dict()
+    torch.save({"step": step, "model": model, "optim": trainer.opt.state_dict(), "generator": gen.get_state(),
+                "source": source.state(), "trail_id": trail_id(trainer.cfg), "shapes": shapes(model)}, tmp)
     os.replace(tmp, path / CKPT_FILE)
 
 
-def load_checkpoint(run_dir: Path) -> Optional[Dict[str, Any]]:
+def load_checkpoint(run_dir: Path, cfg: Optional[DictConfig] = None,
+                    model: Optional[torch.nn.Module] = None) -> Optional[Dict[str, Any]]:
     """The trail's checkpoint, or None. A file that does not load as tensors and plain containers raises
-    UnreadableFile naming it; it is never unpickled, so a planted file cannot run code."""
+    UnreadableFile naming it; it is never unpickled, so a planted file cannot run code. Given the trail's `cfg` and
+    `model`, a checkpoint of another trail, or of other shapes, is refused in one line naming the file, whose it is
+    and what to do (a checkpoint written before checkpoints named their trail is checked by its shapes alone)."""
     path = Path(run_dir) / CKPT_DIR / CKPT_FILE
-    if not path.exists():
+    check_directory(path.parent)
+    if not check_regular(path):
         return None
-    return load_tensors(path, "checkpoint", CKPT_KEYS,
-                        f"Delete the trail's checkpoint directory {path.parent} to start the trail over.")
+    remedy = f"Delete the trail's checkpoint directory {path.parent} to start the trail over."
+    blob = load_tensors(path, "checkpoint", CKPT_KEYS, remedy)
+    if cfg is not None and blob.get("trail_id") not in (None, trail_id(cfg)):
+        raise UnreadableFile(f"{path}: this checkpoint belongs to trail {blob['trail_id']}, not to this trail "
+                             f"{trail_id(cfg)} (a run directory copied or moved?); refused. {remedy}")
+    if model is not None:
+        want, have = shapes(model.state_dict()), shapes(blob["model"]) if isinstance(blob["model"], dict) else {}
+        if want != have:
+            differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+            raise UnreadableFile(f"{path}: this checkpoint's policy has other shapes than this trail's ("
+                                 f"{differ[0]}: {have.get(differ[0])} in the file, {want.get(differ[0])} here); "
+                                 f"refused. {remedy}")
+    return blob
 
 
 def final_evaluation(policy: Any, eval_set: ProblemSet, cfg: DictConfig) -> Dict[str, float]:
@@ -102,7 +127,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     source = make_source(cfg)
     start = 0
-    ckpt = load_checkpoint(run_dir)
+    ckpt = load_checkpoint(run_dir, cfg, policy)
     if ckpt is not None:
         policy.load_state_dict(ckpt["model"])
         trainer.opt.load_state_dict(ckpt["optim"])

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, Sequence
 
 from harness.engines.embedded.base_model import cache_path, ensure_built
+from harness.logs import duration
 from harness.plugins import Say
-from harness.progress import duration
-from harness.trails import Trail
+from harness.spec.trails import Trail
 
 
 def prepare(trails: Sequence[Trail], say: Say) -> None:

@@ -9,19 +9,25 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import axes
-from harness.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
+from harness.errors import HarnessError
+from harness.spec import axes
+from harness.spec.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
 NON_IDENTITY_KEYS = ("backend", "tracking", "root", "sweep", "tags", "note", "engine.cache_dir")
 
 
+ID_DIGITS = 16   # of the SHA-1: two of a million trails share an id with odds of about 3e-8
+DIR_DIGITS = 12  # of the id in a run dir's name: a 1,000-trail sweep has odds of about 1e-9 of two sharing one
+LEGACY_ID_DIGITS = 10  # ids before ID_DIGITS (a prefix of today's): their run dirs are found again (sweepdir)
+
+
 def trail_id(cfg: DictConfig) -> str:
-    """10 hex digits of the SHA-1 of the resolved config, minus where/how-it-runs keys."""
+    """ID_DIGITS hex digits of the SHA-1 of the resolved config, minus where/how-it-runs keys."""
     data: Dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     for key in NON_IDENTITY_KEYS:
         *parents, leaf = key.split(".")
@@ -31,7 +37,7 @@ def trail_id(cfg: DictConfig) -> str:
         if isinstance(node, dict):
             node.pop(leaf, None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+    return hashlib.sha1(blob.encode()).hexdigest()[:ID_DIGITS]
 
 
 def algo_label(cfg: DictConfig) -> str:
@@ -39,7 +45,7 @@ def algo_label(cfg: DictConfig) -> str:
 
 
 def trail_name(cfg: DictConfig, with_seed: bool = False) -> str:
-    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.axes."""
+    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.spec.axes."""
     return axes.trail_name(cfg.stale, cfg.alloc, cfg.rollout, algo_label(cfg), cfg.seed if with_seed else None)
 
 
@@ -49,10 +55,11 @@ class Trail:
     name: str
     overrides: List[str]
     cfg: DictConfig = field(repr=False)
+    dirname_override: Optional[str] = field(default=None, repr=False)  # a run dir made under a legacy id
 
     @property
     def dirname(self) -> str:
-        return f"{slug(self.name)}-{self.id[:6]}"
+        return self.dirname_override or f"{slug(self.name)}-{self.id[:DIR_DIGITS]}"
 
     def run_dir(self, sweep_dir: Path) -> Path:
         return Path(sweep_dir) / self.dirname
@@ -63,11 +70,21 @@ class Trail:
 
 
 def make_trails(configs: Sequence[tuple[DictConfig, List[str]]]) -> List[Trail]:
-    """Name and id a sweep's composed configs; trails with the same id collapse into one."""
+    """Name and id a sweep's composed configs; trails with the same id collapse into one. Two different trails whose
+    run dirs would have the same name are refused (odds of about 1e-9 in a 1,000-trail sweep, but never silent)."""
     seeds = {cfg.seed for cfg, _ in configs}
     trails: Dict[str, Trail] = {}
+    dirs: Dict[str, Trail] = {}
     for cfg, overrides in configs:
         tid = trail_id(cfg)
-        if tid not in trails:
-            trails[tid] = Trail(tid, trail_name(cfg, with_seed=len(seeds) > 1), list(overrides), cfg)
+        if tid in trails:
+            continue
+        trail = Trail(tid, trail_name(cfg, with_seed=len(seeds) > 1), list(overrides), cfg)
+        other = dirs.get(trail.dirname)
+        if other is not None:
+            raise HarnessError(f"trails {other.id} ({' '.join(other.overrides)}) and {tid} "
+                               f"({' '.join(trail.overrides)}) would share the run directory {trail.dirname} "
+                               f"(allowed: trails whose ids differ in their first {DIR_DIGITS} hex digits; change "
+                               f"either trail's config, e.g. its seed, by the smallest amount)")
+        trails[tid] = dirs[trail.dirname] = trail
     return list(trails.values())

@@ -2,7 +2,7 @@
 `json.loads` per line. Why: the report and `harness status` read every journal of a sweep, and 1,000 trails × 1,000
 steps is a million lines — about half a minute line by line, a few seconds this way.
 
-What it returns is what `harness.journal.iter_records` yields: the complete lines up to the first torn or corrupt
+What it returns is what `harness.store.journal.iter_records` yields: the complete lines up to the first torn or corrupt
 one, with "nan"/"inf" strings as floats. pyarrow vouches only for a file it parses whole into numeric columns, one
 record per line, so a journal with a corrupt or blank line, a record spread over lines, or a string value (a diverged
 trail's "nan") is read line by line by iter_records instead, with its exact semantics. Imported only by the readers
@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.types as patypes
 
-from harness.journal import JOURNAL_NAME, read_records
+from harness.store.journal import JOURNAL_NAME, read_records
+from harness.store.safe_files import read_bytes
 
 # a line with nothing but blanks: json.loads refuses it (the line reader stops there), pyarrow skips it
 _BLANK = b" \t\r\f\v"
@@ -34,7 +35,7 @@ _STEPS_ONLY = pajson.ParseOptions(explicit_schema=pa.schema([("step", pa.int64()
 def _complete_lines(path: Path) -> bytes:
     """The journal's bytes up to its last newline (a torn last line is not a record); empty when there is none."""
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)  # a link or a FIFO is refused, never followed or waited on
     except FileNotFoundError:
         return b""
     return data[: data.rfind(b"\n") + 1]

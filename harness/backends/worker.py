@@ -1,15 +1,14 @@
-"""`python -m harness.worker RUN_DIR`: the process a backend starts for one trail; its exit code is
+"""`python -m harness.backends.worker RUN_DIR`: the process a backend starts for one trail; its exit code is
 `TrailState.exit_code` of the outcome (0 done, 3 diverged, 1 failed, 130 cancelled), or LOCKED_EXIT when another
 live process holds the trail's lock (the worker then ran and wrote nothing), or IO_EXIT when its run dir could not
 be written.
 
-`python -m harness.worker --serve`: a warm worker (harness.backends.pool) that runs trail after trail in one process,
-so Python, torch and the engine are imported once per worker rather than once per trail. It reads one JSON request
-per line on stdin ({"run_dir", "log", "threads", "engine", "entry_points"}: the trail, its log, its thread count, its
-engine and the plug-in entry points the sweep read) and answers each with one JSON line {"code": <exit code as above>}
-on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it ends a
-per-trail process; end of input ends it too.
-"""
+`python -m harness.backends.worker --serve`: a warm worker (harness.backends.pool) that runs trail after trail in one
+process, so Python, torch and the engine are imported once per worker rather than once per trail. It reads one JSON
+request per line on stdin ({"run_dir", "log", "threads", "engine", "entry_points"}: the trail, its log, its thread
+count, its engine and the plug-in entry points the sweep read) and answers each with one JSON line {"code": <exit code
+as above>} on stdout; each trail's own output goes to its log file. A cancelled trail (SIGTERM) ends the worker, as it
+ends a per-trail process; end of input ends it too. """
 
 from __future__ import annotations
 
@@ -23,14 +22,15 @@ import traceback
 from typing import IO, Dict, Optional, Set
 
 from harness import plugins
+from harness.backends.runner import run_trail_dir
 from harness.backends.spawn import PARENT_VAR, THREAD_VARS  # noqa: F401 - THREAD_VARS re-exported
 from harness.engines import get_engine
-from harness.errors import describe_os_error
+from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import raise_interrupt
-from harness.locks import LockHeld
-from harness.rundir import load_config
-from harness.runner import run_trail_dir
-from harness.states import TrailState
+from harness.store.locks import LockHeld
+from harness.store.rundir import load_config
+from harness.store.safe_files import open_fd
+from harness.store.states import TrailState
 
 LOCKED_EXIT = 75  # EX_TEMPFAIL: the trail is being run by another process
 IO_EXIT = 74      # EX_IOERR: the run dir could not be written (a full disk, a read-only file system)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--serve"]:
         return serve()
     if len(argv) != 1:
-        print("usage: python -m harness.worker RUN_DIR | --serve", file=sys.stderr)
+        print("usage: python -m harness.backends.worker RUN_DIR | --serve", file=sys.stderr)
         return 2
     # SIGTERM (a cancelled sweep) unwinds like Ctrl-C so the trail is recorded as cancelled, its metrics kept.
     signal.signal(signal.SIGTERM, raise_interrupt)
@@ -129,7 +129,10 @@ def _point_output_at(path: str) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # never through a link; a log.txt that is not a regular file is the runner's to refuse, in one line
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except (OSError, HarnessError):
+        fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

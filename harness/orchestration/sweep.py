@@ -4,8 +4,8 @@ Order of work: compose + validate all trails (and the engine's preflight) → no
 the sweep's lock (one `harness sweep` per sweep dir at a time); write run dirs; skip finished trails, resume
 unfinished ones (the engine picks up its checkpoint), rerun failed ones; on a backend whose trails run on this
 machine, do each engine's work before launch once (its `prepare`: the embedded engine's base model); follow progress
-(harness.progress: a live table on a terminal, a line per change elsewhere); at the end sync tracking, write the
-report, print a summary and exit non-zero if any trail failed or diverged.
+(harness.orchestration.progress: a live table on a terminal, a line per change elsewhere); at the end sync
+tracking, write the report, print a summary and exit non-zero if any trail failed or diverged.
 
 A dry run executes nothing named in the sweep: engine preflights (which may run a program the sweep file names,
 e.g. AReaL's `engine.python`) run on launch, or on a dry run only when asked for with --preflight.
@@ -17,34 +17,35 @@ tracker, and their order is the sweep's crash semantics; split, that order would
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
-import socket
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from harness import plugins
 from harness.backends.base import Backend, get_backend, wait_for_change, warm_up
 from harness.backends.spawn import end_spare
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import sigterm_as_interrupt
-from harness.locks import TRAIL_LOCK, is_locked, read_holder, sweep_lock, trail_lock
-from harness.progress import SweepDisplay, duration, open_display, trail_row, trail_table
-from harness.rundir import describe_lost, lost_steps, read_status, record_outcome, save_config
-from harness.states import ACTIVE, FINISHED, TrailState
-from harness.sweepdir import read_sweep_meta, read_trail_meta, trail_dirs, write_sweep_meta, write_trail_meta
-from harness.sweepspec import SweepSpec, build_spec, build_trails
-from harness.trails import Trail
+from harness.logs import duration
+from harness.orchestration.progress import SweepDisplay, open_display, trail_row, trail_table
+from harness.spec.sweepspec import SweepSpec, build_spec, build_trails
+from harness.spec.trails import LEGACY_ID_DIGITS, Trail
+from harness.store.locks import is_locked, read_holder, sweep_lock
+from harness.store.rundir import RunDir, describe_lost
+from harness.store.states import ACTIVE, TrailState
+from harness.store.sweepdir import check_sweep_files, read_sweep_meta, trail_dirs, write_sweep_meta, write_trail_meta
 
 if TYPE_CHECKING:
     from harness.tracking.sweep_tracking import SweepTracking
 
 POLL_S = 0.2  # the longest the watch waits between two looks at the trails; a backend's wait ends it sooner
-CHECKPOINT_DIR = "checkpoint"  # an engine's resume state in the run dir (harness.rundir's layout)
-STATUS_NAME = "status.json"  # likewise: absent, a trail reads as pending
 REPORT_FILE = Path("report") / "REPORT.md"  # where harness.report writes a sweep's report by default
 WRITERS = 8  # run dirs written at once
 LOCK_GRACE_S = 10.0  # how long a sweep waits, in all, for trails still held by workers that are ending
@@ -81,37 +82,60 @@ def _single(trails: List[Trail], key: str) -> str:
     return values[0]
 
 
+def place(trails: List[Trail], sweep_dir: Path) -> None:
+    """Check each trail's run dir before anything is written: it is a real directory whose files are regular files,
+    and it holds this trail or none (a run dir of a trail with another id is refused, never shared). A run dir made
+    when ids were LEGACY_ID_DIGITS long, whose id is a prefix of the trail's, is the trail's own and kept."""
+    check_sweep_files(sweep_dir)
+    legacy: Dict[str, str] = {}
+    for run_dir in trail_dirs(sweep_dir) if sweep_dir.is_dir() else []:
+        meta = RunDir(run_dir).meta()
+        if len(meta.id) == LEGACY_ID_DIGITS:
+            legacy[meta.id] = run_dir.name
+    for trail in trails:
+        if trail.id[:LEGACY_ID_DIGITS] in legacy and not RunDir(trail.run_dir(sweep_dir)).has_meta():
+            trail.dirname_override = legacy[trail.id[:LEGACY_ID_DIGITS]]
+        record = RunDir(trail.run_dir(sweep_dir))
+        record.check()
+        if record.has_meta():
+            owner = record.meta().id
+            if owner != trail.id and not (len(owner) == LEGACY_ID_DIGITS and trail.id.startswith(owner)):
+                raise HarnessError(f"run directory {record.path} belongs to trail {owner}, not to trail {trail.id} "
+                                   f"({' '.join(trail.overrides)}); refused rather than shared (allowed: one trail "
+                                   f"per run directory; move that directory away, or change this trail's config)")
+
+
 def prepare(trails: List[Trail], sweep_dir: Path, sweep_name: str) -> List[Path]:
-    """Write each trail's run dir; return those still to run (not done or diverged, and not being run by another
-    live process, e.g. a job of an earlier detached sweep)."""
+    """Write each trail's run dir; return those still to run (not complete, and not being run by another live
+    process, e.g. a job of an earlier detached sweep)."""
     to_run = []
     grace = time.monotonic() + LOCK_GRACE_S
     for trail in trails:
-        run_dir = trail.run_dir(sweep_dir)
-        state = read_status(run_dir).get("state")
-        if state in FINISHED:
-            lost = lost_steps(run_dir)
+        run_dir = RunDir(trail.run_dir(sweep_dir))
+        status = run_dir.status()
+        if status.state.finished:
+            lost = run_dir.lost_steps(status=status)
             if not lost:
                 continue
-            console.print(f"[yellow]{trail.name}: {state} but {describe_lost(lost, read_status(run_dir)['step'])} "
-                          f"(from scratch)[/]")
-            shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)  # its steps may be past the first hole
-        while is_locked(run_dir / TRAIL_LOCK) and time.monotonic() < grace:
+            console.print(f"{trail.name}: {status.state} but {describe_lost(lost, status.step)} (from scratch)",
+                          style="yellow", markup=False)
+            shutil.rmtree(run_dir.checkpoint_dir, ignore_errors=True)  # its steps may be past the first hole
+        while is_locked(run_dir.lock_path) and time.monotonic() < grace:
             time.sleep(POLL_S)  # a worker of a sweep that just died is still recording itself cancelled
-        if is_locked(run_dir / TRAIL_LOCK):
-            holder = read_holder(run_dir / TRAIL_LOCK)
-            console.print(f"[yellow]{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
-                          f"{holder.get('host', '?')}[/]")
+        if is_locked(run_dir.lock_path):
+            holder = read_holder(run_dir.lock_path)
+            console.print(f"{trail.name}: skipped, being run by PID {holder.get('pid', '?')} on host "
+                          f"{holder.get('host', '?')}", style="yellow", markup=False)
             continue
         to_run.append(trail)
 
     def write(trail: Trail) -> None:
-        run_dir = trail.run_dir(sweep_dir)
-        fresh = not (run_dir / STATUS_NAME).exists()
-        save_config(run_dir, trail.cfg, trail.overrides)
-        write_trail_meta(run_dir, trail, sweep_name)
+        run_dir = RunDir(trail.run_dir(sweep_dir))
+        fresh = not run_dir.status_path.exists()
+        run_dir.save_config(trail.cfg, trail.overrides)
+        write_trail_meta(run_dir.path, trail, sweep_name)
         if not fresh:  # an earlier outcome is reset; a new trail reads as pending until _submit records it
-            record_outcome(run_dir, TrailState.PENDING)
+            run_dir.record_outcome(TrailState.PENDING)
 
     for_each(write, to_run)
     return [t.run_dir(sweep_dir) for t in to_run]
@@ -131,12 +155,26 @@ def for_each(action: Callable[[Any], object], items: Sequence[Any]) -> None:
             pass
 
 
+def check_binding(trails: List[Trail], sweep_dir: Path, extend: bool) -> None:
+    """A sweep name is bound to its trails: a rerun may run the same trails (or some of them) again, but trails the
+    sweep never had — another config under the same name — join it only with --extend, as cells of their own."""
+    known = set(read_sweep_meta(sweep_dir).get("trails") or [])
+    if not known or extend:
+        return
+    new = [t for t in trails if t.dirname not in known]
+    if new:
+        shown = "; ".join(" ".join(t.overrides) or t.name for t in new[:3]) + ("; …" if len(new) > 3 else "")
+        raise HarnessError(f"sweep {sweep_dir.name!r} in {sweep_dir.parent} has {len(known)} trails, and "
+                           f"{len(new)} of these are not among them ({shown}) (allowed: the sweep's own trails; "
+                           f"add --extend to add these as new cells of the sweep, or give another --name)")
+
+
 def _tracking(action: Callable[[], None], what: str) -> None:
     """MLflow bookkeeping (harness.tracking.sweep_tracking); tracking trouble never stops a sweep."""
     try:
         action()
     except Exception as exc:  # noqa: BLE001
-        console.print(f"[yellow]tracking: {what} skipped: {exc}[/]")
+        console.print(f"tracking: {what} skipped: {exc}", style="yellow", markup=False)
 
 
 def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_preflight: bool) -> None:
@@ -145,7 +183,7 @@ def _preflight_or_note(trails: List[Trail], sweep_dir: Path, dry_run: bool, run_
         skipped = sorted({t.cfg.engine.name for t in trails if plugins.engine(t.cfg.engine.name).preflight})
         for engine in skipped:
             console.print(f"note: {engine}'s own validation of the trails was skipped (it runs programs the sweep "
-                          f"names, e.g. engine.python); add --preflight to run it")
+                          f"names, e.g. engine.python); add --preflight to run it", markup=False)
         return
     errors = preflight(trails, sweep_dir)
     if errors:
@@ -157,13 +195,13 @@ def _print_descriptions(trails: List[Trail], sweep_dir: Path) -> None:
     for trail in trails:
         describe = plugins.engine(trail.cfg.engine.name).load_describe()
         if describe is not None:
-            console.print(f"{trail.name}:", highlight=False)
+            console.print(f"{trail.name}:", highlight=False, markup=False)
             console.print(f"  {describe(trail, sweep_dir)}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = False, detach: bool = False,
                report: bool = True, root: Optional[str] = None, wait: bool = False,
-               run_preflight: bool = False, yes: bool = False) -> int:
+               run_preflight: bool = False, yes: bool = False, extend: bool = False) -> int:
     spec = build_spec(args, name=name)
     trails = build_trails(spec, confirmed=yes)
     if not trails:
@@ -178,7 +216,10 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
     sweep_dir = Path(root or trails[0].cfg.root) / spec.name
     _preflight_or_note(trails, sweep_dir, dry_run, run_preflight)
     if dry_run:
-        rows = [{"trail": t.name, "id": t.id, "state": read_status(t.run_dir(sweep_dir)).get("state"),
+        place(trails, sweep_dir)
+        check_binding(trails, sweep_dir, extend)
+        rows: List[Dict[str, object]] = [
+                {"trail": t.name, "id": t.id, "state": RunDir(t.run_dir(sweep_dir)).status().state,
                  "overrides": " ".join(t.overrides)} for t in trails]
         console.print(trail_table(rows, f"{spec.name}: {len(trails)} trails on {backend_name} (dry run)",
                                   ("trail", "id", "state", "overrides")))
@@ -189,9 +230,13 @@ def main_sweep(args: Sequence[str], name: Optional[str] = None, dry_run: bool = 
 
     def waiting(holder: Dict[str, object]) -> None:
         console.print(f"sweep {spec.name!r} is in use by PID {holder.get('pid', '?')} on host "
-                      f"{holder.get('host', '?')}; waiting for it to end (--wait)")
+                      f"{holder.get('host', '?')}; waiting for it to end (--wait)", markup=False)
 
+    place(trails, sweep_dir)  # before the lock, which writes its holder: a refusal writes nothing at all
+    check_binding(trails, sweep_dir, extend)
     with sweep_lock(sweep_dir).acquire(wait=wait, on_wait=waiting):
+        place(trails, sweep_dir)
+        check_binding(trails, sweep_dir, extend)
         return _launch(spec, trails, sweep_dir, backend_name, backend_plugin, detach, report)
 
 
@@ -224,31 +269,31 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
     """Write the run dirs and run the unfinished trails, holding the sweep's lock."""
     known = read_sweep_meta(sweep_dir).get("trails", [])
     dirnames = known + [t.dirname for t in trails if t.dirname not in known]
+    from harness.tracking.sweep_tracking import SweepTracking
+
+    tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
     write_sweep_meta(sweep_dir, name=spec.name, description=spec.description, source=spec.source,
                      overrides=spec.overrides, cli_overrides=spec.cli_overrides, trails=dirnames,
-                     backend=backend_name, state=TrailState.RUNNING.value, seeds=spec.seed_roles or None)
+                     backend=backend_name, state=TrailState.RUNNING.value, seeds=spec.seed_roles or None,
+                     launched_from=os.getcwd(), **tracking.uri_fields())
     backend = get_backend(trails[0].cfg)  # the local backend adopts the command line's spare worker
     end_spare()  # one no backend adopted
-    try:
-        if not detach:  # workers start while the run dirs are written and tracking starts
-            warm_up(backend, [t for t in trails if read_status(t.run_dir(sweep_dir)).get("state") not in FINISHED])
-        to_run = prepare(trails, sweep_dir, spec.name)
-        console.print(f"sweep [bold]{spec.name}[/]: {len(trails)} trails, {len(trails) - len(to_run)} already "
-                      f"finished, {len(to_run)} to run on {backend_name} → {sweep_dir}")
-        from harness.tracking.sweep_tracking import SweepTracking
-
-        tracking = SweepTracking(trails[0].cfg.tracking, sweep_dir, backend_plugin.same_host)
-        _tracking(tracking.start, "start")
-    except BaseException:
-        backend.close()
-        raise
     all_dirs = [t.run_dir(sweep_dir) for t in trails]
     watched = False
     phases = PhaseClock()
-    try:
+    follow = f"`harness status {shlex.quote(str(sweep_dir))}`"
+    handed_over = False  # a detached sweep's jobs are the scheduler's once submitted: its backend stays open
+    try:  # from here on a Ctrl-C (writing run dirs, starting the tracker, watching) is recorded as an interrupt
+        if not detach:  # workers start while the run dirs are written and tracking starts
+            warm_up(backend, [t for t in trails if not RunDir(t.run_dir(sweep_dir)).status().state.finished])
+        to_run = prepare(trails, sweep_dir, spec.name)
+        console.print(f"sweep [bold]{escape(spec.name)}[/]: {len(trails)} trails, {len(trails) - len(to_run)} "
+                      f"already finished, {len(to_run)} to run on {escape(backend_name)} → {escape(str(sweep_dir))}")
+        _tracking(tracking.start, "start")
         if detach:
             handles = _submit(backend, to_run)
-            console.print(f"submitted {len(handles)} trails; follow with `harness status {sweep_dir}`")
+            handed_over = True
+            console.print(f"submitted {len(handles)} trails; follow with {follow}", markup=False)
             return 0
         with sigterm_as_interrupt(), open_display(console, all_dirs,
                                                   float(trails[0].cfg.sweep.progress_every_s)) as display:
@@ -261,16 +306,18 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
             phases.lap("trails")
             watched = True
     except KeyboardInterrupt:
-        if backend_plugin.detachable:
-            # the jobs belong to the scheduler: say so rather than pretend they were stopped
-            console.print(f"[red]interrupted:[/] the submitted trails go on running on {backend_name}; follow them "
-                          f"with `harness status {sweep_dir}`" +
-                          (f", cancel them with {backend_plugin.cancel_hint}" if backend_plugin.cancel_hint else ""))
-            write_sweep_meta(sweep_dir, state="detached")
-        else:
-            console.print("[red]interrupted: cancelling running trails[/]")
-            backend.cancel_all()
-            write_sweep_meta(sweep_dir, state=TrailState.CANCELLED.value)
+        with further_interrupts_ignored():
+            if backend_plugin.detachable:
+                # the jobs belong to the scheduler: say so rather than pretend they were stopped; the sweep goes on
+                console.print(f"[red]interrupted:[/] the submitted trails go on running on {escape(backend_name)}; "
+                              f"follow them with {escape(follow)}" +
+                              (f", cancel them with {escape(backend_plugin.cancel_hint)}"
+                               if backend_plugin.cancel_hint else ""))
+                _best_effort(write_sweep_meta, sweep_dir, state=TrailState.RUNNING.value)
+            else:
+                console.print("[red]interrupted: cancelling running trails[/]")
+                _best_effort(write_sweep_meta, sweep_dir, state=TrailState.CANCELLED.value, ended=time.time())
+                _best_effort(backend.cancel_all)
         return 130
     except OSError as exc:
         # a full disk or a root gone read-only: stop every trail, record what can be recorded, say it in one line
@@ -279,11 +326,30 @@ def _launch(spec: SweepSpec, trails: List[Trail], sweep_dir: Path, backend_name:
         raise HarnessError(f"{describe_os_error(exc)}; the sweep was stopped and its running trails cancelled "
                            f"(finished steps are kept: rerun the sweep once the problem is fixed)") from exc
     finally:
-        if not detach:
-            backend.close()
-        if not watched:
-            tracking.close()
+        with further_interrupts_ignored():
+            if not handed_over:
+                backend.close()
+            if not watched:
+                tracking.close()
     return _finish(tracking, sweep_dir, all_dirs, report, phases)
+
+
+class further_interrupts_ignored:
+    """Within the block, Ctrl-C and SIGTERM are noted and ignored: the sweep is already stopping, and a second or
+    third Ctrl-C must not cut short the bookkeeping that records how it stopped (trails cancelled, sweep.json)."""
+
+    def __enter__(self) -> further_interrupts_ignored:
+        def noted(signum: int, frame: object) -> None:
+            os.write(2, b"still stopping: recording the trails' states, a moment\n")
+
+        self._previous = [(sig, signal.getsignal(sig)) for sig in (signal.SIGINT, signal.SIGTERM)]
+        for sig, _ in self._previous:
+            signal.signal(sig, noted)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous:
+            signal.signal(sig, handler)
 
 
 class PhaseClock:
@@ -306,7 +372,7 @@ class PhaseClock:
 def _submit(backend: Backend, run_dirs: List[Path]) -> List[object]:
     """Hand the trails to the backend, noting when (the report's queue time is from here to the trail's start)."""
     now = time.time()
-    for_each(lambda run_dir: record_outcome(run_dir, TrailState.PENDING, submitted=now), run_dirs)
+    for_each(lambda run_dir: RunDir(run_dir).record_outcome(TrailState.PENDING, submitted=now), run_dirs)
     return backend.submit(run_dirs) if run_dirs else []
 
 
@@ -314,7 +380,7 @@ def _watch(backend: Backend, handles: Dict[Path, object], all_dirs: List[Path], 
     """Poll the backend until no trail it runs is pending or running, showing each change on `display`. Between two
     looks it waits until a trail may have changed (the backend's `wait`: a local worker's answer), at most POLL_S, so
     the display's clock and its periodic lines keep their pace."""
-    states = {d: read_status(d)["state"] for d in all_dirs}
+    states = {d: RunDir(d).status().state for d in all_dirs}
     while True:
         for run_dir, handle in handles.items():
             states[run_dir] = backend.poll(handle)
@@ -338,7 +404,8 @@ def report_skipped(sweep_dir: Path, all_dirs: List[Path]) -> Optional[str]:
     if len(all_dirs) == 1:
         return f"a single trail (`harness report {sweep_dir}` writes it)"
     written = _mtime(sweep_dir / REPORT_FILE)
-    changed = [t for d in all_dirs for t in (_mtime(d / STATUS_NAME), _mtime(d / "journal.jsonl")) if t is not None]
+    changed = [t for d in map(RunDir, all_dirs) for t in (_mtime(d.status_path), _mtime(d.journal_path))
+               if t is not None]
     if written is not None and written >= max(changed, default=0.0):
         return f"unchanged since it was written, no trail has changed ({sweep_dir / REPORT_FILE})"
     return None
@@ -357,15 +424,18 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
     outcome = TrailState.FAILED if bad else TrailState.DONE
     write_sweep_meta(sweep_dir, state=outcome.value, ended=time.time())
     report_dir: Optional[Path] = None
+    report_failed = False
     if report:  # from the journals, before tracking ends: the summary run gets it as artifacts
         try:
             from harness.report import write_report
 
             path = write_report(sweep_dir)
             report_dir = path.parent
-            console.print(f"report: {path}")
+            console.print(f"report: {path}", markup=False)
         except Exception as exc:  # noqa: BLE001 - a report problem never hides the sweep's outcome
-            console.print(f"[yellow]report not written: {exc}[/]")
+            report_failed = True
+            said = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            console.print(f"report not written: {said}", style="red", markup=False)
     elif skipped:
         console.print(f"report: not written: {skipped}", highlight=False, markup=False)
     _tracking(lambda: tracking.finish(outcome, report_dir), "finish")
@@ -375,65 +445,10 @@ def _finish(tracking: SweepTracking, sweep_dir: Path, all_dirs: List[Path], repo
     if tracking.cfg.enabled and meta.get("mlflow_view") and meta.get("mlflow_uri"):
         from harness.tracking.view import view_line
 
-        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True)
+        console.print(view_line(str(meta["mlflow_uri"]), str(meta["mlflow_view"])), soft_wrap=True, markup=False)
     console.print(trail_table(rows, f"{sweep_dir.name}: {len(rows) - len(bad)}/{len(rows)} done"))
     if bad:
         console.print(f"[red]{len(bad)} trail(s) did not finish cleanly:[/] " +
-                      "; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad))
+                      escape("; ".join(f"{r['trail']}: {r['state']} {r['reason']}".strip() for r in bad)))
         return 1
-    return 0
-
-
-def _poll_detached(run_dir: Path, state: object) -> object:
-    """What the trail's backend says now, for backends whose jobs outlive the command that submitted them."""
-    name = read_trail_meta(run_dir).get("backend")
-    plugin = plugins.backends().get(str(name)) if name else None
-    poll = plugin.load_poll_detached() if plugin is not None else None
-    return poll(run_dir) if poll is not None else state
-
-
-def mark_interrupted(run_dir: Path) -> bool:
-    """A trail recorded as running on this host whose lock is free: its process died without a word (SIGKILL, OOM
-    killer). Record it interrupted (under its lock, so a worker starting now is never overwritten)."""
-    status = read_status(run_dir)
-    if status.get("state") != TrailState.RUNNING or status.get("host", socket.gethostname()) != socket.gethostname():
-        return False  # on another host the lock may not be visible from here: the scheduler's word counts
-    lock = trail_lock(run_dir)
-    try:
-        lock.acquire()
-    except (HarnessError, OSError):
-        return False
-    try:
-        status = read_status(run_dir)
-        if status.get("state") != TrailState.RUNNING:
-            return False
-        try:
-            record_outcome(run_dir, TrailState.INTERRUPTED,
-                           f"its process (PID {status.get('pid', '?')}) ended without recording an outcome; "
-                           f"a rerun of the sweep resumes it")
-        except OSError:
-            pass  # a read-only or full root: shown as interrupted all the same
-        return True
-    finally:
-        lock.release()
-
-
-def status_rows(sweep_dir: Path) -> List[Dict[str, Any]]:
-    """A row per trail for `harness status`: what its run dir says, the scheduler's word for a detached job still
-    active, and a running trail whose process died without a word recorded interrupted."""
-    from harness.journal_index import JournalIndex
-
-    index = JournalIndex(sweep_dir)  # finished trails' journals are read once, not on every status
-    rows = []
-    for run_dir in trail_dirs(sweep_dir):
-        row = trail_row(run_dir, index=index)
-        if row["state"] in ACTIVE:
-            try:
-                row["state"] = _poll_detached(run_dir, row["state"])
-            except Exception as exc:  # noqa: BLE001
-                row["reason"] = f"scheduler not reachable: {exc}"
-        if row["state"] == TrailState.RUNNING and mark_interrupted(run_dir):
-            row = trail_row(run_dir, index=index) | {"state": TrailState.INTERRUPTED.value}
-        rows.append(row)
-    index.save()
-    return rows
+    return 1 if report_failed else 0

@@ -3,7 +3,9 @@
 It is the source of truth for every metric: MLflow and reports are fed from it. A line that a crash cut short is
 ignored when reading, and resume truncates the journal back to the checkpoint so no step is ever written twice.
 The writer also holds that line itself: a step appended again (a trail restarted from scratch, or from a
-checkpoint older than its last record) first drops the records from that step on.
+checkpoint older than its last record) first drops the records from that step on. A writer that opens a journal
+with a bad line anywhere (a torn or zero-filled line, the first included) cuts it there: readers stop at the first
+bad line, so what follows it is lost to them anyway, and the trail writes those steps again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Union
 
-from harness.atomic import atomic_write
 from harness.errors import naming
+from harness.store.atomic import atomic_write
+from harness.store.safe_files import open_regular
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -35,20 +38,26 @@ class Journal:
     def __init__(self, run_dir: Path | str):
         self.path = Path(run_dir) / JOURNAL_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
+        self.cut_at = self._repair()
         self._last = last_step(self.path.parent)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open_regular(self.path, "a")
 
-    def _repair_tail(self) -> None:
-        """Drop a partial last line left by a kill mid-write, so the next append starts on a fresh line."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as fh:
+    def _repair(self) -> Optional[int]:
+        """Cut the journal at its first bad line (torn by a kill mid-write, zero-filled by a crash, not a record), so
+        readers see every line and the next append starts on a fresh one. Returns the byte offset cut at, None when
+        the journal was sound (a torn last line alone is cut too, and not reported)."""
+        try:
+            fh = open_regular(self.path, "r+b")
+        except FileNotFoundError:
+            return None
+        with fh:
             data = fh.read()
-            if data.endswith(b"\n"):
-                return
-            cut = data.rfind(b"\n") + 1
-            fh.truncate(cut)
+            end = good_prefix(data)
+            if end == len(data):
+                return None
+            fh.truncate(end)
+            os.fsync(fh.fileno())
+        return end if data[end:].count(b"\n") else None
 
     def append(self, step: int, metrics: Mapping[str, float], time: Optional[float] = None) -> None:
         if self._last is not None and int(step) <= self._last:
@@ -69,7 +78,7 @@ class Journal:
         self.close()
         kept = truncate_after(self.path.parent, step)
         self._last = last_step(self.path.parent)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open_regular(self.path, "a")
         return kept
 
     def sync(self) -> None:
@@ -101,27 +110,48 @@ def _leading_step(line: str) -> Optional[int]:
         return None
 
 
+def _record(line: bytes) -> Optional[dict]:
+    """A line's record, or None when it is not one (corrupt, blank, zero-filled, or JSON that is not an object with
+    an integer step)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or type(record.get("step")) is not int:
+        return None
+    return record
+
+
+def good_prefix(data: bytes) -> int:
+    """The length of the journal's leading run of complete, sound records (what iter_records reads)."""
+    end = 0
+    while True:
+        newline = data.find(b"\n", end)
+        if newline < 0 or _record(data[end:newline]) is None:
+            return end
+        end = newline + 1
+
+
 def iter_records(run_dir: Path | str, after: Optional[int] = None) -> Iterator[dict]:
     """Yield the journal's complete records in order; a torn last line is skipped.
 
     `after`: records at or below that step are skipped unparsed (a follower that re-reads a growing journal on
     every pass then parses only what is new)."""
     path = Path(run_dir) / JOURNAL_NAME
-    if not path.exists():
+    try:
+        fh = open_regular(path, "rb")
+    except FileNotFoundError:
         return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
+    with fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
                 break
             if after is not None:
-                step = _leading_step(line)
+                step = _leading_step(raw.decode("utf-8", "replace"))
                 if step is not None and step <= after:
                     continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(record, dict):  # valid JSON but not a record: as corrupt as a torn line
+            record = _record(raw)
+            if record is None:  # corrupt, or valid JSON but not a record: as bad as a torn line
                 break
             for key, value in record.items():
                 if isinstance(value, str) and key not in ("step",):
@@ -146,7 +176,7 @@ def tail_step(run_dir: Path | str, window: int = 65536) -> Optional[int]:
     Why: a follower of many trails asks this of each one without reading whole journals."""
     path = Path(run_dir) / JOURNAL_NAME
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, size - window))
             lines = fh.read().split(b"\n")[:-1]  # what follows the last newline is a torn record
@@ -169,16 +199,17 @@ _line_read = [0]
 def missing_steps(run_dir: Path | str, last: int) -> List[int]:
     """Steps 1..`last` that the journal does not hold (lost or torn lines; records after a corrupt line count as
     lost, since readers stop there). Read line by line while this process has read less than LINE_READ_BUDGET so,
-    else column-wise (harness.journal_columns, imported here only: a trail never asks); both read the same steps."""
+    else column-wise (harness.store.journal_columns, imported here only: a trail never asks); both read the same
+    steps."""
     try:
         size = (Path(run_dir) / JOURNAL_NAME).stat().st_size
     except FileNotFoundError:
         size = 0
-    if _line_read[0] + size <= LINE_READ_BUDGET and "harness.journal_columns" not in sys.modules:
+    if _line_read[0] + size <= LINE_READ_BUDGET and "harness.store.journal_columns" not in sys.modules:
         _line_read[0] += size
         seen = {int(record["step"]) for record in iter_records(run_dir)}
     else:
-        from harness.journal_columns import read_steps
+        from harness.store.journal_columns import read_steps
 
         seen = set(read_steps(run_dir))
     return [s for s in range(1, int(last) + 1) if s not in seen]
@@ -191,7 +222,7 @@ def read_records(run_dir: Path | str) -> List[dict]:
 def truncate_after(run_dir: Path | str, step: int) -> int:
     """Keep only records with step <= `step` (atomic rewrite). Returns how many records remain."""
     path = Path(run_dir) / JOURNAL_NAME
-    if not path.exists():
+    if not os.path.lexists(path):
         return 0
     kept = [r for r in iter_records(run_dir) if int(r["step"]) <= step]
     with atomic_write(path) as fh:

@@ -10,14 +10,14 @@ from typing import List, Optional
 
 from omegaconf import DictConfig
 
-from harness.compose import compose_trail
+from harness.backends.runner import run_trail_dir
 from harness.engines import StepCallback
 from harness.errors import HarnessError
-from harness.rundir import save_config
-from harness.runner import run_trail_dir
-from harness.states import TrailState
-from harness.sweepdir import write_sweep_meta, write_trail_meta
-from harness.trails import Trail, make_trails
+from harness.spec.compose import compose_trail
+from harness.spec.trails import Trail, make_trails
+from harness.store.rundir import save_config
+from harness.store.states import TrailState
+from harness.store.sweepdir import write_sweep_meta, write_trail_meta
 
 SINGLE_SWEEP = "single"
 

@@ -15,12 +15,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from harness.journal import read_records
-from harness.journal_index import JournalIndex
-from harness.rundir import describe_lost, lost_steps, read_status
-from harness.states import STATES, TrailState
-from harness.sweepdir import read_trail_meta
+from harness.logs import duration
+from harness.store.journal import read_records
+from harness.store.journal_index import JournalIndex
+from harness.store.rundir import RunDir, describe_lost
+from harness.store.states import STATES, TrailState
 
 STATUS_COLUMNS = ("trail", "id", "state", "step", "reason")
 HEADLINE_METRICS = ("eval/reward",)  # said with a finished trail, when its journal has them
@@ -28,11 +29,11 @@ HEADLINE_METRICS = ("eval/reward",)  # said with a finished trail, when its jour
 
 def trail_table(rows: Sequence[Dict[str, object]], title: str = "",
                 columns: Sequence[str] = STATUS_COLUMNS) -> Table:
-    table = Table(title=title or None)
+    table = Table(title=Text(title) if title else None)  # Text: names and reasons are never read as markup
     for column in columns:
         table.add_column(column, no_wrap=column in ("trail", "id", "state", "step"))
     for row in rows:
-        table.add_row(*(str(row.get(c, "") or "") for c in columns))
+        table.add_row(*(Text(str(row.get(c, "") or "")) for c in columns))
     return table
 
 
@@ -40,23 +41,17 @@ def trail_row(run_dir: Path, check_journal: bool = True, index: Optional[Journal
     """A trail's table row; a finished trail whose journal lost records is flagged in its reason, not counted done
     (`check_journal=False` skips reading the journal, for the live progress table; `index` answers from the sweep's
     journal index where the journal has not changed)."""
-    meta, status = read_trail_meta(run_dir), read_status(run_dir)
-    step = status.get("step")
-    total = status.get("total_steps")
-    lost = (index.lost_steps(run_dir, status) if index is not None else lost_steps(run_dir)) if check_journal else []
-    return {"trail": meta.get("name", run_dir.name), "id": meta.get("id", ""), "state": status.get("state"),
+    record = RunDir(run_dir)
+    meta, status = record.meta(), record.status()
+    step, total = status.step, status.total_steps
+    lost: List[int] = []
+    if check_journal:
+        lost = record.lost_steps(index.ranges(run_dir) if index is not None and status.state.finished else None,
+                                 status)
+    return {"trail": meta.name, "id": meta.id if record.has_meta() else "", "state": status.state,
             "step": f"{step}/{total}" if step is not None and total else (step if step is not None else ""),
-            "reason": describe_lost(lost, step) if lost else status.get("reason", ""), "complete": not lost}
-
-
-def duration(seconds: float) -> str:
-    """84 s, 12 min 5 s, 1 h 3 min."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+            "reason": f"{status.state} but {describe_lost(lost, step)}" if lost else status.reason,
+            "complete": not lost}
 
 
 def counts(states: Mapping[Path, object]) -> str:
@@ -74,7 +69,7 @@ def outcome(run_dir: Path, state: object) -> str:
     state = TrailState(str(state))
     if not state.terminal:
         return state.value
-    status = read_status(run_dir)
+    status = RunDir(run_dir).status()
     text = state.value
     if state.finished:
         last: Dict[str, float] = {}
@@ -82,10 +77,10 @@ def outcome(run_dir: Path, state: object) -> str:
             last.update({k: record[k] for k in HEADLINE_METRICS if isinstance(record.get(k), (int, float))})
         said = ", ".join(f"{k} {v:.3f}" for k, v in last.items())
         text += f" ({said})" if said else ""
-    started, ended = status.get("started"), status.get("ended")
-    if isinstance(started, (int, float)) and isinstance(ended, (int, float)) and ended >= started:
+    started, ended = status.started, status.ended
+    if started is not None and ended is not None and ended >= started:
         text += f" in {duration(ended - started)}"
-    reason = status.get("reason")
+    reason = status.reason
     return f"{text}: {reason}" if reason and state != TrailState.DONE else text
 
 
@@ -96,9 +91,9 @@ class SweepDisplay:
         self.console = console
         self.run_dirs = list(run_dirs)
         self.every_s = every_s
-        self.names = {d: str(read_trail_meta(d).get("name", d.name)) for d in self.run_dirs}
+        self.names = {d: RunDir(d).meta().name for d in self.run_dirs}
         self.index = {d: f"[{i}/{len(self.run_dirs)}]" for i, d in enumerate(self.run_dirs, 1)}
-        self.states: Dict[Path, object] = {d: read_status(d).get("state") for d in self.run_dirs}
+        self.states: Dict[Path, object] = {d: RunDir(d).status().state for d in self.run_dirs}
         self.phases: Dict[str, Tuple[str, float, Optional[float]]] = {}  # task -> (message, started, ended)
         self.started = time.time()
 
@@ -143,11 +138,11 @@ class LiveDisplay(SweepDisplay):
         table = trail_table([], f"{counts(states)} · {duration(now - self.started)}")
         for task, (message, started, ended) in list(self.phases.items()):
             state = "preparing" if ended is None else ""
-            table.add_row(task, "", state, duration((ended or now) - started), message,
+            table.add_row(Text(task), "", state, duration((ended or now) - started), Text(message),
                           end_section=task == list(self.phases)[-1])
         for run_dir in self.run_dirs:
             row = trail_row(run_dir, check_journal=False) | {"state": states.get(run_dir)}
-            table.add_row(*(str(row.get(c, "") or "") for c in STATUS_COLUMNS))
+            table.add_row(*(Text(str(row.get(c, "") or "")) for c in STATUS_COLUMNS))
         return table
 
 

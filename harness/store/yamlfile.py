@@ -16,6 +16,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 
+from harness.store.safe_files import open_regular
+
 _OMEGACONF_LOADER = get_yaml_loader()
 
 
@@ -38,7 +40,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 def load_plain(path: Path | str) -> Any:
     """The file's YAML as plain Python values (dicts, lists, scalars), as OmegaConf.load would read it."""
-    with open(path, encoding="utf-8") as fh:
+    with open_regular(path, "r") as fh:  # never through a link, never a FIFO (harness.store.safe_files)
         return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a safe loader
 
 

@@ -5,11 +5,13 @@ The axes and the algorithm are checked here; engine and backend settings by thei
 
 from __future__ import annotations
 
+import math
+
 from omegaconf import DictConfig
 
 from harness import plugins
-from harness.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.errors import ConfigError
+from harness.spec.axes import ALGO_VARIANTS, parse_alloc  # noqa: F401 - parse_alloc re-exported for engines
 from harness.tracking.config import LIVE, LIVE_MODES
 
 
@@ -41,6 +43,10 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.tracking.live in LIVE, "tracking.live", cfg.tracking.live, " | ".join(LIVE))
         _check(cfg.tracking.live_mode in LIVE_MODES, "tracking.live_mode", cfg.tracking.live_mode,
                " | ".join(LIVE_MODES))
+        for key in ("deadline_s", "heartbeat_timeout_s"):
+            value = cfg.tracking.get(key)
+            _check(value is not None and math.isfinite(value) and value > 0, f"tracking.{key}", value,
+                   "a number of seconds > 0")
     engines, backends = plugins.engines(), plugins.backends()
     _check(cfg.engine.name in engines, "engine", cfg.engine.name, " | ".join(engines))
     _check(cfg.backend.name in backends, "backend", cfg.backend.name, " | ".join(backends))

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from harness.errors import HarnessError
+from harness.store.safe_files import open_fd, read_bytes
 
+RECORD_BYTES = 256  # the holder's record, padded: rewritten in place by each beat
 SWEEP_LOCK = "sweep.lock"
 TRAIL_LOCK = "trail.lock"
 
@@ -35,8 +37,8 @@ class LockHeld(HarnessError):
 def read_holder(path: Path | str) -> Dict[str, Any]:
     """What the last holder wrote into the lock file (pid, host, since); empty when unknown."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path).decode("utf-8") or "{}")
+    except (OSError, ValueError, HarnessError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -57,7 +59,7 @@ class FileLock:
         """Take the lock; raise LockHeld if another process has it, or block until it is free when `wait`."""
         if self._fd is not None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_fd(self.path, os.O_RDWR | os.O_CREAT)  # never through a link: its target would be overwritten
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,14 +71,24 @@ class FileLock:
                 if on_wait is not None:
                     on_wait(read_holder(self.path))
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            self._since = time.time()
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "since": time.time()}).encode(), 0)
+            self._write(fd, self._since)
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
         return self
+
+    def _write(self, fd: int, beat: float) -> None:
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": self._since, "beat": beat})
+        os.pwrite(fd, record.ljust(RECORD_BYTES).encode(), 0)  # one write of one size: a reader sees all of it
+
+    def beat(self) -> None:
+        """Say that the holder is alive and working (the lock file's `beat`): a supervisor that finds the beat
+        old takes the holder for stopped or hung, however alive its process."""
+        if self._fd is not None:
+            self._write(self._fd, time.time())
 
     def release(self) -> None:
         if self._fd is not None:
@@ -93,7 +105,7 @@ class FileLock:
 def is_locked(path: Path | str) -> bool:
     """Whether a live process (this one included, through another descriptor) holds the lock at `path`."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_fd(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:

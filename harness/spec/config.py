@@ -14,13 +14,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from harness import plugins
-from harness.resources import CONF_DIR
+from harness.spec.resources import CONF_DIR
 from harness.tracking.config import TrackingConfig
 
 
 @dataclass
 class AlgoConfig:
-    name: str = "grpo"                 # an algorithm of harness.axes.ALGO_VARIANTS
+    name: str = "grpo"                 # an algorithm of harness.spec.axes.ALGO_VARIANTS
     variant: str = "clip"              # one of ALGO_VARIANTS[name]; the first is the default
     eps_clip: float = 0.2              # PPO clip ε (grpo)
     m2_threshold: float = 0.04         # M2PO τ

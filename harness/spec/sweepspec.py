@@ -20,24 +20,31 @@ sweep.json, where the report reads them.
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Glob, Override, RangeSweep
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from harness.compose import Composer
 from harness.errors import HarnessError
 from harness.internals import config_loader, split_sweep
-from harness.names import check_sweep_name
-from harness.resources import CONF_DIR, SWEEPS_DIR
-from harness.trails import Trail, make_trails
+from harness.spec.compose import Composer
+from harness.spec.config import SweepConfig
+from harness.spec.resources import CONF_DIR, SWEEPS_DIR
+from harness.spec.sweep_names import check_sweep_name
+from harness.spec.trails import Trail, make_trails
 
 SWEEP_FILE_KEYS = ("description", "overrides", "trails", "name", "seeds")
 SEED_ROLES = ("exploratory", "confirmatory")
+MAX_FILE_BYTES = 1 << 20     # a sweep file is a few lines; a bigger one is not one
+MAX_DEPTH = 8                # how deep its YAML may nest (it needs 3: mapping, list of trails, list of overrides)
+HARD_MAX_TRAILS = 100_000    # more trails than one sweep can hold, even with --yes: split it into several
 
 
 @dataclass
@@ -79,9 +86,31 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _depth(value: Any) -> int:
+    """How deep a parsed YAML value nests (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def load_sweep_file(path: Path) -> SweepSpec:
     try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise HarnessError(f"sweep file {path}: cannot be read: {exc.strerror}") from exc
+    if size > MAX_FILE_BYTES:
+        raise HarnessError(f"sweep file {path}: {size} bytes (allowed: at most {MAX_FILE_BYTES}; a sweep file is a "
+                           f"few lines of YAML)")
+    try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise HarnessError(f"sweep file {path}: nested too deeply to read (allowed: at most {MAX_DEPTH} levels)") \
+            from None
     except UnicodeDecodeError as exc:
         raise HarnessError(f"sweep file {path}: not a text file (byte {exc.start} is not UTF-8; expected YAML)") \
             from exc
@@ -91,6 +120,9 @@ def load_sweep_file(path: Path) -> SweepSpec:
         raise HarnessError(f"sweep file {path}: cannot be read: {exc.strerror}") from exc
     if not isinstance(data, dict):
         raise HarnessError(f"sweep file {path}: expected a mapping with keys {', '.join(SWEEP_FILE_KEYS)}")
+    if _depth(data) > MAX_DEPTH:
+        raise HarnessError(f"sweep file {path}: nested more than {MAX_DEPTH} levels deep (allowed: a mapping of "
+                           f"{', '.join(SWEEP_FILE_KEYS)}, whose trails are lists of overrides)")
     unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
     if unknown:
         raise HarnessError(f"sweep file {path}: unknown key '{unknown[0]}' "
@@ -126,6 +158,9 @@ def _seed_list(value: object, where: str) -> List[int]:
             (override,) = OverridesParser.create().parse_overrides([f"seed={value}"])
         except HydraException as exc:
             raise HarnessError(f"{where}: cannot parse {value!r} ({allowed})") from exc
+        if _sweep_size(override) > HARD_MAX_TRAILS:  # counted, not enumerated
+            raise HarnessError(f"{where}: {value!r} is {_sweep_size(override)} seeds (allowed: at most "
+                               f"{HARD_MAX_TRAILS})")
         value = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
     elif isinstance(value, int) and not isinstance(value, bool):
         value = [value]
@@ -262,6 +297,59 @@ def _parser() -> OverridesParser:
     return OverridesParser.create(config_loader=config_loader(CONF_DIR))
 
 
+def _sweep_size(override: Override) -> int:
+    """How many values a (sweep) override stands for, counted without enumerating them: range(0,50000000) is a
+    number, never a list."""
+    if not override.is_sweep_override():
+        return 1
+    value = override.value()
+    if isinstance(value, RangeSweep):
+        start, stop, step = value.start, value.stop, value.step
+        if start is None or stop is None or not step:
+            return 1
+        return max(0, math.ceil((float(stop) - float(start)) / float(step)))
+    if isinstance(value, ChoiceSweep):
+        return len(value.list)
+    if isinstance(value, Glob):  # over a config group's options: a handful
+        return max(1, len(list(override.sweep_string_iterator())))
+    return 1
+
+
+def _max_trails(overrides: Sequence[Override]) -> int:
+    """sweep.max_trails as the overrides set it (the schema's default otherwise)."""
+    for override in overrides:
+        if override.key_or_group == "sweep.max_trails" and not override.is_sweep_override():
+            try:
+                return int(str(override.value()))
+            except ValueError:
+                break  # composition names the bad value
+    return SweepConfig().max_trails
+
+
+def count_trails(spec: SweepSpec, confirmed: bool = False) -> int:
+    """The number of trails the spec expands to, counted before any is enumerated or composed; more than
+    sweep.max_trails needs `confirmed` (--yes), more than HARD_MAX_TRAILS is refused."""
+    parser = _parser()
+    total, limit = 0, SweepConfig().max_trails
+    for trail in spec.trail_overrides:
+        try:
+            overrides = parser.parse_overrides(_last_per_key([*spec.overrides, *trail, *spec.cli_overrides]))
+        except HydraException as exc:
+            raise HarnessError(f"invalid sweep override: {exc}") from exc
+        size = 1
+        for override in overrides:
+            size *= _sweep_size(override)
+        total += size
+        limit = _max_trails(overrides)
+    if total > limit and not confirmed:
+        raise HarnessError(f"the sweep has {total} trails, more than sweep.max_trails={limit} (allowed: pass --yes to "
+                           f"run it anyway, or set sweep.max_trails)")
+    if total > HARD_MAX_TRAILS:
+        raise HarnessError(f"the sweep has {total} trails, more than one sweep can hold (allowed: at most "
+                           f"{HARD_MAX_TRAILS}, even with --yes; split it into several sweeps)")
+    return total
+
+
 def expand(spec: SweepSpec) -> List[List[str]]:
     """Every trail's concrete override list: file overrides, then the trail's own, then the command line's
     (the last of each key wins), with sweeps expanded by Hydra's BasicSweeper rules."""
@@ -280,6 +368,7 @@ def build_trails(spec: SweepSpec, confirmed: bool = False) -> List[Trail]:
     """Compose and validate every trail before anything launches; the first bad one raises (with its overrides
     when the sweep has several trails). A sweep of more than `sweep.max_trails` trails needs `confirmed` (--yes)."""
     configs: List[Tuple[DictConfig, List[str]]] = []
+    count_trails(spec, confirmed)
     jobs = expand(spec)
     with Composer() as composer:
         for overrides in jobs:

@@ -2,13 +2,14 @@
 
 Every backend ends up here (local subprocess, Ray task, Slurm job), so a trail behaves the same wherever it runs.
 An exception marks the trail failed with its reason; it never propagates to the sweep. The trail's lock
-(harness.locks) is held for the whole run, so no two processes ever run the same trail: a second one is refused
+(harness.store.locks) is held for the whole run, so no two processes ever run the same trail: a second one is refused
 (LockHeld) before it writes anything.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -17,10 +18,11 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 from harness.engines import StepCallback, get_engine
 from harness.errors import naming
-from harness.journal import Journal
-from harness.locks import trail_lock
-from harness.rundir import load_config, read_status, record_outcome, write_status
-from harness.states import TERMINAL, TrailState
+from harness.store.journal import Journal
+from harness.store.locks import trail_lock
+from harness.store.rundir import RunDir
+from harness.store.safe_files import open_regular
+from harness.store.states import TrailState
 
 STATUS_EVERY_S = 1.0
 
@@ -41,7 +43,7 @@ class _StatusWriter:
     last step seen goes into the outcome record (`progress`). Why not every step, nor the first: each write is an
     fsynced file, and a trail that ends within a period needs none between its start and its outcome."""
 
-    def __init__(self, run_dir: Path, extra: Optional[StepCallback]):
+    def __init__(self, run_dir: RunDir, extra: Optional[StepCallback]):
         self.run_dir, self.extra = run_dir, extra
         self.last = time.monotonic()  # the start was just recorded
         self.progress: Dict[str, int] = {}
@@ -52,9 +54,8 @@ class _StatusWriter:
         if now - self.last >= STATUS_EVERY_S:
             self.last = now
             # progress never overwrites an outcome another process recorded meanwhile (a scheduler's cancel)
-            recorded = read_status(self.run_dir).get("state")
-            keep = TrailState(recorded) if recorded in TERMINAL else TrailState.RUNNING
-            write_status(self.run_dir, keep, **self.progress)
+            recorded = self.run_dir.status().state
+            self.run_dir.write_status(recorded if recorded.terminal else TrailState.RUNNING, **self.progress)
         if self.extra is not None:
             self.extra(step, total, metrics)
 
@@ -65,40 +66,44 @@ def run_trail_dir(run_dir: Path | str, on_step: Optional[StepCallback] = None,
 
     `node`: where the trail runs as its backend names it (a Ray node id, a Slurm node), recorded in status.json
     beside the host name (the default) so the sweep's view and tracking can tell trails on shared hosts apart.
-    Raises harness.locks.LockHeld, having written nothing, when another live process is running this trail.
+    Raises harness.store.locks.LockHeld, having written nothing, when another live process is running this trail.
     """
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    with trail_lock(run_dir):
-        return _run_locked(run_dir, cfg, on_step, live_sync, node)
+    record = RunDir(run_dir)
+    record.check()  # no file of the run dir is a link or a FIFO: nothing is written through one
+    cfg = record.omega_config()
+    with trail_lock(record.path):
+        return _run_locked(record, cfg, on_step, live_sync, node)
 
 
-def _run_locked(run_dir: Path, cfg: Any, on_step: Optional[StepCallback],
+def _run_locked(record: RunDir, cfg: Any, on_step: Optional[StepCallback],
                 live_sync: Optional[MakeLiveSync], node: Optional[str] = None) -> TrailState:
-    attempts = int(read_status(run_dir).get("attempts", 0)) + 1
+    run_dir = record.path
+    attempts = record.status().attempts + 1
     host = socket.gethostname()
-    record_outcome(run_dir, TrailState.RUNNING, "", started=time.time(), host=host, node=node or host,
-                   pid=os.getpid(), attempts=attempts, ended=None)
+    record.record_outcome(TrailState.RUNNING, "", started=time.time(), host=host, node=node or host,
+                          pid=os.getpid(), attempts=attempts, ended=None)
     sync = live_sync(run_dir) if live_sync is not None else _default_live_sync(cfg, run_dir)
     journal = Journal(run_dir)
-    progress = _StatusWriter(run_dir, on_step)
+    if journal.cut_at is not None:  # records past a bad line were dropped: a checkpoint may be past them
+        shutil.rmtree(record.checkpoint_dir, ignore_errors=True)
+    progress = _StatusWriter(record, on_step)
     try:
         if sync is not None:
             sync.start()
         run = get_engine(cfg.engine.name)
         result = run(cfg, run_dir, journal, progress)
         state = TrailState(result.state)
-        record_outcome(run_dir, state, result.reason, **{**progress.progress, "step": result.step})
+        record.record_outcome(state, result.reason, **{**progress.progress, "step": result.step})
     except KeyboardInterrupt:
-        record_outcome(run_dir, TrailState.CANCELLED, "interrupted", **progress.progress)
+        record.record_outcome(TrailState.CANCELLED, "interrupted", **progress.progress)
         raise
     except BaseException as exc:  # noqa: BLE001 - a trail's failure is recorded, never propagated
         reason = f"{type(exc).__name__}: {exc}"
         state = TrailState.FAILED
         try:
-            with naming(run_dir / "log.txt"), open(run_dir / "log.txt", "a", encoding="utf-8") as log:
+            with naming(record.log_path), open_regular(record.log_path, "a") as log:
                 log.write(traceback.format_exc())
-            record_outcome(run_dir, state, reason, **progress.progress)
+            record.record_outcome(state, reason, **progress.progress)
         except OSError:
             if not isinstance(exc, OSError):
                 raise
@@ -127,7 +132,7 @@ def _default_live_sync(cfg: Any, run_dir: Path) -> Optional[LiveSyncer]:
     tracking = cfg.get("tracking")
     if not tracking or not tracking.enabled or tracking.get("live", "sweep") == "off":
         return None
-    from harness.locks import is_locked
+    from harness.store.locks import is_locked
     from harness.tracking.tracker import TRACKER_LOCK
 
     if tracking.get("live", "sweep") == "sweep" and is_locked(run_dir.parent / TRACKER_LOCK):

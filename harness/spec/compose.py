@@ -22,10 +22,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from harness.config import CONF_DIR, register_configs
 from harness.errors import HarnessError
 from harness.internals import apply_overrides_to_config, config_repository
-from harness.validate import validate
+from harness.spec.config import CONF_DIR, register_configs
+from harness.spec.validate import validate
 
 GROUPS = ("algo", "engine", "backend", "tracking")
 
@@ -46,7 +46,7 @@ def _schema_keys(class_name: str) -> List[str]:
     """Field names of the schema dataclass Hydra named in its error."""
     import dataclasses
 
-    from harness.config import schemas
+    from harness.spec.config import schemas
 
     for obj in schemas():
         if obj.__name__ == class_name:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from harness.journal import JOURNAL_NAME
-from harness.rundir import read_json, read_status, write_json_atomic
-from harness.states import FINISHED
+from harness.errors import HarnessError
+from harness.store.journal import JOURNAL_NAME
+from harness.store.rundir import RunDir, Status, read_json, write_json_atomic
+from harness.store.safe_files import check_regular
 
 INDEX_NAME = ".journal-index.json"
 VERSION = 1
@@ -49,10 +50,10 @@ def missing_in(ranges: Ranges, last: int) -> List[int]:
 
 def journal_key(run_dir: Path | str) -> Optional[List[int]]:
     """What identifies the journal's content: its size, mtime and inode (None: no journal)."""
-    try:
-        st = (Path(run_dir) / JOURNAL_NAME).stat()
-    except FileNotFoundError:
+    path = Path(run_dir) / JOURNAL_NAME
+    if not check_regular(path):  # a link or a FIFO is refused, never followed
         return None
+    st = path.lstat()
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
@@ -63,7 +64,7 @@ class JournalIndex:
         self.path = Path(sweep_dir) / INDEX_NAME
         try:
             data = read_json(self.path)
-        except (OSError, UnicodeDecodeError):
+        except (OSError, HarnessError):  # unreadable, not UTF-8, a link: the index is only a copy
             data = None
         entries = data.get("trails") if isinstance(data, dict) and data.get("version") == VERSION else None
         self._entries: Dict[str, Any] = entries if isinstance(entries, dict) else {}
@@ -80,7 +81,7 @@ class JournalIndex:
                 return [(int(a), int(b)) for a, b in entry["ranges"]]
             except (KeyError, TypeError, ValueError):  # a damaged entry is a miss
                 pass
-        from harness.journal_columns import read_steps
+        from harness.store.journal_columns import read_steps
 
         return self.learn(run_dir, key, read_steps(run_dir))
 
@@ -93,13 +94,12 @@ class JournalIndex:
             self._changed = True
         return ranges
 
-    def lost_steps(self, run_dir: Path | str, status: Optional[Dict[str, Any]] = None) -> List[int]:
-        """rundir.lost_steps through the index: for a finished trail, the steps up to its final step that its
+    def lost_steps(self, run_dir: Path | str, status: Optional[Status] = None) -> List[int]:
+        """RunDir.lost_steps through the index: for a finished trail, the steps up to its final step that its
         journal lacks (empty: complete)."""
-        status = read_status(run_dir) if status is None else status
-        if status.get("state") not in FINISHED or status.get("step") is None:
-            return []
-        return missing_in(self.ranges(run_dir), int(status["step"]))
+        record = RunDir(run_dir)
+        status = record.status() if status is None else status
+        return record.lost_steps(self.ranges(run_dir), status) if status.state.finished else []
 
     def save(self) -> None:
         if not self._changed:
@@ -107,6 +107,6 @@ class JournalIndex:
         try:
             write_json_atomic(self.path, {"version": VERSION, "trails": self._entries})
             self._changed = False
-        except OSError:  # a read-only or full root: the next reader reads the journals again
+        except (OSError, HarnessError):  # a read-only or full root, a link: the next reader reads the journals again
             pass
 
