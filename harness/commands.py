@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from harness.errors import HarnessError
+from harness.store.metrics import EVAL_REWARD, ROLLOUT_REWARD
 from harness.store.states import TERMINAL, TrailState
 from harness.store.sweepdir import read_sweep_meta, resolve_sweep_dir
 
@@ -40,7 +41,7 @@ def main_run(overrides: List[str], root: Optional[str] = None) -> int:
         task = progress.add_task(name, total=single.cfg.engine.get("steps") or None, info="")
 
         def on_step(step: int, total: int, metrics: dict) -> None:
-            info = " ".join(f"{k.split('/')[0]}={metrics[k]:.3f}" for k in ("eval/reward", "rollout/reward")
+            info = " ".join(f"{k.split('/')[0]}={metrics[k]:.3f}" for k in (EVAL_REWARD, ROLLOUT_REWARD)
                             if isinstance(metrics.get(k), (int, float)))
             progress.update(task, completed=step, total=total, info=info)
 

@@ -20,11 +20,12 @@ from rich.text import Text
 from harness.logs import duration
 from harness.store.journal import read_records
 from harness.store.journal_index import JournalIndex
+from harness.store.metrics import EVAL_REWARD
 from harness.store.rundir import RunDir, describe_lost
 from harness.store.states import STATES, TrailState
 
 STATUS_COLUMNS = ("trail", "id", "state", "step", "reason")
-HEADLINE_METRICS = ("eval/reward",)  # said with a finished trail, when its journal has them
+HEADLINE_METRICS = (EVAL_REWARD,)  # said with a finished trail, when its journal has them
 
 
 def trail_table(rows: Sequence[Dict[str, object]], title: str = "",

@@ -33,9 +33,10 @@ from harness.report.findings import RETENTION
 from harness.report.names import algo_title, group_label
 from harness.report.stats import LEVEL, estimate, wilson_interval
 from harness.report.tables import CELL_METRICS, GROUP, algo_order, counted, seed_cells, seed_values
+from harness.store.metrics import BASE_REWARD, EVAL_REWARD, TRAIN_GRAD_NORM
 
-PLOTTED: Dict[str, str] = {"eval/reward": "eval reward", "train/grad_norm": "grad_norm"}
-LOG_AXIS = ("train/grad_norm",)
+PLOTTED: Dict[str, str] = {EVAL_REWARD: "eval reward", TRAIN_GRAD_NORM: "grad_norm"}
+LOG_AXIS = (TRAIN_GRAD_NORM,)
 SMOOTH_POINTS = 40  # rolling window = steps / SMOOTH_POINTS
 NCOLS = 3
 SUMMARY = "summary"
@@ -65,9 +66,9 @@ def _series(metrics: pd.DataFrame, metric: str, positive: bool) -> Dict[str, pd.
 def _from_base(curves: Dict[str, pd.Series], metrics: pd.DataFrame) -> Dict[str, pd.Series]:
     """Eval curves that lack step 0 start from the trail's `base/reward` there (journals written before the base
     model's eval was step 0 logged it, as `base/reward`, with step 1)."""
-    if "base/reward" not in metrics.columns:
+    if BASE_REWARD not in metrics.columns:
         return curves
-    base = _series(metrics, "base/reward", positive=False)
+    base = _series(metrics, BASE_REWARD, positive=False)
     for tid, curve in curves.items():
         if tid in base and curve.index[0] > 0:
             start = pd.Series([base[tid].iloc[0]], index=pd.Index([0], name="step"), name=curve.name)
@@ -109,7 +110,7 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
     if not curves:
         return None
     starts = ""
-    if metric == "eval/reward":
+    if metric == EVAL_REWARD:
         curves = _from_base(curves, metrics)
         starts = "; step 0: the base model" if any(c.index[0] == 0 for c in curves.values()) else ""
     xlim, ylim = _limits(curves, log)

@@ -34,11 +34,22 @@ from harness.report.findings import _interval, _mde, _needed, cell_text, num, si
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate
 from harness.report.tables import SeedCells, algo_order, baseline_algo, seed_cells, seed_values
+from harness.store.metrics import (
+    EVAL_REWARD,
+    SIM_GROUPS_IN_FLIGHT,
+    SIM_ROLLOUT_BUSY_FRAC,
+    SIM_ROLLOUT_UTIL,
+    SIM_SAMPLES_PER_S,
+    SIM_STEP_S,
+    SIM_TIME_S,
+    SIM_TRAINER_IDLE_FRAC,
+    STALENESS_P95,
+)
 
-TIME, RATE, STEP_S = "sim/time_s", "sim/samples_per_s", "sim/step_s"
+TIME, RATE, STEP_S = SIM_TIME_S, SIM_SAMPLES_PER_S, SIM_STEP_S
 # trail-table column -> the per-step metric averaged over the trail's simulated time
-WEIGHTED = {"trainer_idle_frac": "sim/trainer_idle_frac", "rollout_busy_frac": "sim/rollout_busy_frac",
-            "rollout_util": "sim/rollout_util", "groups_in_flight": "sim/groups_in_flight"}
+WEIGHTED = {"trainer_idle_frac": SIM_TRAINER_IDLE_FRAC, "rollout_busy_frac": SIM_ROLLOUT_BUSY_FRAC,
+            "rollout_util": SIM_ROLLOUT_UTIL, "groups_in_flight": SIM_GROUPS_IN_FLIGHT}
 # cell metrics of the systems table, in order, with their words
 SYSTEM_METRICS: Dict[str, str] = {
     "samples_per_s": "throughput (samples / simulated s)",
@@ -74,10 +85,10 @@ def applies(trails: pd.DataFrame, metrics: pd.DataFrame) -> bool:
 
 def eval_times(metrics: pd.DataFrame) -> Dict[str, pd.DataFrame]:
     """trail id -> its eval points (step, sim/time_s, eval/reward), step 0 (time 0, the base model) included."""
-    if "eval/reward" not in metrics.columns or TIME not in metrics.columns:
+    if EVAL_REWARD not in metrics.columns or TIME not in metrics.columns:
         return {}
-    frame = metrics[["id", "step", TIME, "eval/reward"]].replace([np.inf, -np.inf], np.nan)
-    frame = frame.dropna(subset=["eval/reward"])
+    frame = metrics[["id", "step", TIME, EVAL_REWARD]].replace([np.inf, -np.inf], np.nan)
+    frame = frame.dropna(subset=[EVAL_REWARD])
     frame.loc[frame["step"] == 0, TIME] = 0.0
     frame = frame.dropna(subset=[TIME])
     return {str(tid): part for tid, part in frame.groupby("id", sort=False)}
@@ -86,14 +97,14 @@ def eval_times(metrics: pd.DataFrame) -> Dict[str, pd.DataFrame]:
 def time_to_target(points: pd.DataFrame, target: float) -> float:
     """Simulated seconds at the first eval step after step 0 whose reward reaches `target`; nan if none does."""
     trained = points[points["step"] > 0]
-    hit = trained[trained["eval/reward"] >= target]
+    hit = trained[trained[EVAL_REWARD] >= target]
     return float(hit[TIME].iloc[0]) if math.isfinite(target) and len(hit) else math.nan
 
 
 def reward_at(points: pd.DataFrame, budget: float) -> float:
     """The eval reward at the last eval point at or before `budget` simulated seconds (nan past no point)."""
     before = points[points[TIME] <= budget + 1e-9]
-    return float(before["eval/reward"].iloc[-1]) if math.isfinite(budget) and len(before) else math.nan
+    return float(before[EVAL_REWARD].iloc[-1]) if math.isfinite(budget) and len(before) else math.nan
 
 
 def _weighted(metrics: pd.DataFrame, metric: str) -> pd.Series:
@@ -122,8 +133,8 @@ def time_table(trails: pd.DataFrame, metrics: pd.DataFrame, budget: Optional[flo
     table["samples_per_s"] = ids.map(_last(trained, RATE)).astype(float)
     for column, metric in WEIGHTED.items():
         table[column] = ids.map(_weighted(trained, metric)).astype(float)
-    p95 = trained[["id", "staleness/p95"]].dropna().groupby("id")["staleness/p95"].quantile(0.95) \
-        if "staleness/p95" in trained.columns else pd.Series(dtype=float)
+    p95 = trained[["id", STALENESS_P95]].dropna().groupby("id")[STALENESS_P95].quantile(0.95) \
+        if STALENESS_P95 in trained.columns else pd.Series(dtype=float)
     table["staleness_p95"] = ids.map(p95).astype(float)
     if budget is None:
         budget = default_budget(table)

@@ -30,6 +30,7 @@ from harness.report.plots import plot_metric
 from harness.report.stats import estimate
 from harness.report.systems import TIME, SystemsPart
 from harness.report.tables import CELL, aggregated, algo_order, seed_values
+from harness.store.metrics import BASE_REWARD, EVAL_REWARD
 
 FRONTIER, FRONTIER_FILE = "frontier", "frontier.png"
 EVAL_VS_TIME, EVAL_VS_TIME_FILE = "eval_vs_time", "eval_reward_vs_time.png"
@@ -41,7 +42,7 @@ TIME_LABEL = "simulated time (s)"
 def on_time_axis(metrics: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """The eval curves with `step` replaced by simulated seconds: a counted trail's step by its cell's mean
     `sim/time_s` at that step, any other trail's by its own; step 0 (the base model) at time 0."""
-    columns = [c for c in ("eval/reward", "base/reward") if c in metrics.columns]
+    columns = [c for c in (EVAL_REWARD, BASE_REWARD) if c in metrics.columns]
     frame = metrics[["id", "step", TIME, *columns]].copy()
     frame.loc[frame["step"] == 0, TIME] = 0.0
     counted = aggregated(table)
@@ -129,7 +130,7 @@ def write_systems_plots(part: SystemsPart, metrics: pd.DataFrame, out: Path) -> 
     frontier = plot_frontier(part, out / FRONTIER_FILE)
     if frontier is not None:
         written[FRONTIER] = frontier
-    curves = plot_metric(on_time_axis(metrics, part.table), part.table, "eval/reward", out / EVAL_VS_TIME_FILE,
+    curves = plot_metric(on_time_axis(metrics, part.table), part.table, EVAL_REWARD, out / EVAL_VS_TIME_FILE,
                          x_label=TIME_LABEL)
     if curves is not None:
         written[EVAL_VS_TIME] = curves

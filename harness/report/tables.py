@@ -33,6 +33,20 @@ from harness.report.load import SweepData
 from harness.report.names import algo_variant, display_name, setting_label
 from harness.report.stats import estimate, normalised_auc, steps_to_target
 from harness.report.variance import variance_split
+from harness.store.metrics import (
+    BASE_REWARD,
+    EVAL_REWARD,
+    EVAL_REWARD_SAMPLED,
+    FINAL_EVAL_SIZE,
+    FINAL_REWARD,
+    FINAL_REWARD_SAMPLED,
+    M2PO_MASKED_FRAC,
+    PERF_SEC_PER_STEP,
+    STALENESS_MAX,
+    STALENESS_MEAN,
+    TRAIN_CLIP_FRAC,
+    TRAIN_GRAD_NORM,
+)
 from harness.store.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
@@ -46,23 +60,22 @@ LAST_K = 3                                 # the secondary metric averages the l
 
 # trail-table column -> (metric, reduction)
 SUMMARIES: Dict[str, tuple[str, str]] = {
-    "eval_final": ("eval/reward", "last"),
-    "eval_best": ("eval/reward", "max"),
-    "eval_base": ("base/reward", "first"),
-    "eval_final_sampled": ("eval/reward_sampled", "last"),
-    "grad_norm_mean": ("train/grad_norm", "mean"),
-    "grad_norm_max": ("train/grad_norm", "max"),
-    "grad_norm_p95": ("train/grad_norm", "p95"),
-    "masked_frac_mean": ("m2po/masked_frac", "mean"),
-    "clip_frac_mean": ("train/clip_frac", "mean"),
-    "staleness_mean": ("staleness/mean", "mean"),
-    "staleness_max": ("staleness/max", "max"),
+    "eval_final": (EVAL_REWARD, "last"),
+    "eval_best": (EVAL_REWARD, "max"),
+    "eval_base": (BASE_REWARD, "first"),
+    "eval_final_sampled": (EVAL_REWARD_SAMPLED, "last"),
+    "grad_norm_mean": (TRAIN_GRAD_NORM, "mean"),
+    "grad_norm_max": (TRAIN_GRAD_NORM, "max"),
+    "grad_norm_p95": (TRAIN_GRAD_NORM, "p95"),
+    "masked_frac_mean": (M2PO_MASKED_FRAC, "mean"),
+    "clip_frac_mean": (TRAIN_CLIP_FRAC, "mean"),
+    "staleness_mean": (STALENESS_MEAN, "mean"),
+    "staleness_max": (STALENESS_MAX, "max"),
 }
 
 # the final eval: trail-table column -> its metric, which replaces the column's intermediate-eval fallback where
 # logged; the eval-set size that metric rests on
-FINAL_EVAL: Dict[str, str] = {"eval_final": "final/reward", "eval_final_sampled": "final/reward_sampled"}
-FINAL_EVAL_SIZE = "final/eval_size"
+FINAL_EVAL: Dict[str, str] = {"eval_final": FINAL_REWARD, "eval_final_sampled": FINAL_REWARD_SAMPLED}
 
 # cell-table metrics (outcomes only: realised staleness is controlled, so it is never aggregated as a result)
 CELL_METRICS: Dict[str, str] = {
@@ -113,10 +126,10 @@ def _reduce(metrics: pd.DataFrame, metric: str, how: str) -> pd.Series:
 
 def eval_curves(metrics: pd.DataFrame) -> Dict[str, tuple[np.ndarray, np.ndarray]]:
     """trail id -> (eval steps, eval rewards), finite points only."""
-    if "eval/reward" not in metrics.columns:
+    if EVAL_REWARD not in metrics.columns:
         return {}
-    values = metrics[["id", "step", "eval/reward"]].replace([np.inf, -np.inf], np.nan).dropna()
-    return {str(tid): (frame["step"].to_numpy(float), frame["eval/reward"].to_numpy(float))
+    values = metrics[["id", "step", EVAL_REWARD]].replace([np.inf, -np.inf], np.nan).dropna()
+    return {str(tid): (frame["step"].to_numpy(float), frame[EVAL_REWARD].to_numpy(float))
             for tid, frame in values.groupby("id", sort=False)}
 
 
@@ -132,7 +145,7 @@ def _wall_split(data: SweepData, index: pd.Index, metrics: pd.DataFrame) -> pd.D
         return out
     by = metrics.groupby("id", sort=False)
     first, last = by["time"].min(), by["time"].max()
-    first_step = by["perf/sec_per_step"].first() if "perf/sec_per_step" in metrics.columns else first * 0.0
+    first_step = by[PERF_SEC_PER_STEP].first() if PERF_SEC_PER_STEP in metrics.columns else first * 0.0
     train_start = first - first_step.fillna(0.0)
     started = trails["started"].reindex(index)
     startup = (train_start.reindex(index) - started)

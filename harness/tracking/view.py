@@ -25,18 +25,19 @@ import json
 import shlex
 from typing import Any, Dict, List
 
+from harness.store.metrics import EVAL_REWARD, M2PO_MASKED_FRAC, TRAIN_CLIP_FRAC, TRAIN_GRAD_NORM
 from harness.tracking.metadata import CELL_TAG
 
 VIEW_KEY = "harness"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 SECTION = "harness-cells"
 # metric -> y axis scale, in the order the charts are laid out
-CHART_METRICS: Dict[str, str] = {"eval/reward": "linear", "train/grad_norm": "log", "m2po/masked_frac": "linear",
-                                 "train/clip_frac": "linear"}
+CHART_METRICS: Dict[str, str] = {EVAL_REWARD: "linear", TRAIN_GRAD_NORM: "log", M2PO_MASKED_FRAC: "linear",
+                                 TRAIN_CLIP_FRAC: "linear"}
 CHARTS = "|".join(f"^{key}$" for key in CHART_METRICS)  # a regular expression over metric keys (MLflow's chart search)
 CHART_COLUMNS = 2
 CHART_HEIGHT = 300  # pixels: both rows of charts, legends included, in a 1600 × 1000 window
-COLUMNS = ["attributes.`Run Name`", "attributes.`Duration`", "metrics.`eval/reward`", "metrics.`train/grad_norm`",
+COLUMNS = ["attributes.`Run Name`", "attributes.`Duration`", f"metrics.`{EVAL_REWARD}`", f"metrics.`{TRAIN_GRAD_NORM}`",
            "params.`algo`", "params.`stale`", "params.`seed`", "tags.`harness.status`"]
 TRAILS = "tags.`harness.kind` = 'trail'"  # the summary run has no curves: the view lists the trails only
 ORDER_BY = "tags.`mlflow.runName`"  # by run name: an algorithm's cells together, GRPO (the baseline) first

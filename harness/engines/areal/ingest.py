@@ -26,23 +26,37 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.util import tensor_util
 
 from harness.store.journal import Journal, iter_records
+from harness.store.metrics import (
+    EVAL_REWARD,
+    KEPT_PREFIX,
+    M2PO_MASKED_FRAC,
+    ROLLOUT_REWARD,
+    STALENESS_MAX,
+    STALENESS_MEAN,
+    TRAIN_APPROX_KL,
+    TRAIN_CLIP_FRAC,
+    TRAIN_ENTROPY,
+    TRAIN_GRAD_NORM,
+    TRAIN_IS_RATIO_MEAN,
+    TRAIN_LOSS,
+)
 
 # harness metric -> AReaL tags, first present wins (AReaL ≥ 1.0 exports a token stat as <key>/avg|min|max).
 TAG_MAP: Dict[str, Tuple[str, ...]] = {
-    "train/grad_norm": ("ppo_actor/update/grad_norm", "grpo_actor/grad_norm"),
-    "train/clip_frac": ("ppo_actor/update/clip_ratio/avg", "ppo_actor/update/clip_ratio", "grpo_actor/clip_ratio"),
-    "train/loss": ("ppo_actor/update/actor_loss/avg", "ppo_actor/update/actor_loss"),
-    "train/entropy": ("ppo_actor/update/entropy/avg", "ppo_actor/update/entropy"),
-    "train/approx_kl": ("ppo_actor/update/approx_kl/avg", "ppo_actor/update/approx_kl"),
-    "train/is_ratio_mean": ("ppo_actor/update/importance_weight/avg", "ppo_actor/update/importance_weight"),
-    "rollout/reward": ("rollout/reward",),
-    "eval/reward": ("eval-rollout/reward",),
-    "staleness/mean": ("ppo_actor/update/version_stats/sample_staleness_theta_avg",),
-    "staleness/max": ("ppo_actor/update/version_stats/sample_staleness_theta_max",),
+    TRAIN_GRAD_NORM: ("ppo_actor/update/grad_norm", "grpo_actor/grad_norm"),
+    TRAIN_CLIP_FRAC: ("ppo_actor/update/clip_ratio/avg", "ppo_actor/update/clip_ratio", "grpo_actor/clip_ratio"),
+    TRAIN_LOSS: ("ppo_actor/update/actor_loss/avg", "ppo_actor/update/actor_loss"),
+    TRAIN_ENTROPY: ("ppo_actor/update/entropy/avg", "ppo_actor/update/entropy"),
+    TRAIN_APPROX_KL: ("ppo_actor/update/approx_kl/avg", "ppo_actor/update/approx_kl"),
+    TRAIN_IS_RATIO_MEAN: ("ppo_actor/update/importance_weight/avg", "ppo_actor/update/importance_weight"),
+    ROLLOUT_REWARD: (ROLLOUT_REWARD,),
+    EVAL_REWARD: ("eval-rollout/reward",),
+    STALENESS_MEAN: ("ppo_actor/update/version_stats/sample_staleness_theta_avg",),
+    STALENESS_MAX: ("ppo_actor/update/version_stats/sample_staleness_theta_max",),
 }
 # M2PO's kept-token fraction: tokens left in the loss after masking ÷ all valid tokens of the batch.
 KEPT_TOKENS = ("ppo_actor/update/n_valid_tokens", "ppo_actor/n_valid_tokens")
-OTHER_PREFIX = "areal/"
+OTHER_PREFIX = KEPT_PREFIX  # AReaL tags that TAG_MAP does not map, kept as areal/<tag>
 EVENT_GLOB = "events.out.tfevents.*"
 
 
@@ -58,7 +72,7 @@ def map_tags(tags: Mapping[str, float]) -> Dict[str, float]:
                 break
     kept, total = (tags.get(t) for t in KEPT_TOKENS)
     if kept is not None and total:
-        out["m2po/masked_frac"] = 1.0 - float(kept) / float(total)
+        out[M2PO_MASKED_FRAC] = 1.0 - float(kept) / float(total)
     for tag, value in tags.items():
         if tag not in used:
             out[OTHER_PREFIX + tag] = float(value)

@@ -51,6 +51,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence
 
+from harness.store.metrics import (
+    SIM_GROUPS_IN_FLIGHT,
+    SIM_ROLLOUT_BUSY_FRAC,
+    SIM_ROLLOUT_UTIL,
+    SIM_SAMPLES_PER_S,
+    SIM_STEP_S,
+    SIM_TIME_S,
+    SIM_TRAINER_IDLE_FRAC,
+)
+
 TIME_EPS_S = 1e-9
 DEFAULT_MAX_TOKENS_PER_S = 2400.0
 DEFAULT_HALF_SATURATION = 64.0
@@ -126,12 +136,12 @@ class Window:
     def stats(self, step_s: float, idle_s: float, now: float, samples: int) -> Dict[str, float]:
         """The step's clock metrics (see the module docstring)."""
         span = step_s if step_s > 0 else float("nan")
-        return {"sim/time_s": now, "sim/step_s": step_s,
-                "sim/rollout_busy_frac": self.busy / (self.workers * span),
-                "sim/rollout_util": self.util / (self.workers * span),
-                "sim/trainer_idle_frac": idle_s / span,
-                "sim/groups_in_flight": self.in_flight / span,
-                "sim/samples_per_s": samples / now if now > 0 else float("nan")}
+        return {SIM_TIME_S: now, SIM_STEP_S: step_s,
+                SIM_ROLLOUT_BUSY_FRAC: self.busy / (self.workers * span),
+                SIM_ROLLOUT_UTIL: self.util / (self.workers * span),
+                SIM_TRAINER_IDLE_FRAC: idle_s / span,
+                SIM_GROUPS_IN_FLIGHT: self.in_flight / span,
+                SIM_SAMPLES_PER_S: samples / now if now > 0 else float("nan")}
 
 
 def advance(running: List[Dict[str, Any]], workers: int, model: WorkerModel, dt: float,

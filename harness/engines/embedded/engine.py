@@ -32,6 +32,22 @@ from harness.engines.embedded.train import Trainer, evaluate
 from harness.spec.axes import parse_alloc
 from harness.spec.trails import trail_id
 from harness.store.journal import Journal
+from harness.store.metrics import (
+    BASE_OF,
+    EVAL_REWARD,
+    EVAL_REWARD_SAMPLED,
+    FINAL_EVAL_SIZE,
+    FINAL_REWARD,
+    FINAL_REWARD_SAMPLED,
+    PERF_SEC_PER_STEP,
+    PERF_TOKENS_PER_S,
+    ROLLOUT_REWARD,
+    STALENESS_MAX,
+    STALENESS_MEAN,
+    STALENESS_P95,
+    TRAIN_VERSION,
+    UPDATE_STATS,
+)
 from harness.store.safe_files import check_directory, check_regular
 from harness.store.states import TrailState
 
@@ -109,8 +125,8 @@ def final_evaluation(policy: Any, eval_set: ProblemSet, cfg: DictConfig) -> Dict
     indices = distinct_indices(eval_set, int(eng.final_eval_size))
     gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + int(eng.steps) + 1)
     result = evaluate(policy, eval_set, 0, int(eng.max_new_tokens), float(eng.temperature), gen, indices=indices)
-    return {"final/reward": result["eval/reward"], "final/reward_sampled": result["eval/reward_sampled"],
-            "final/eval_size": float(len(indices))}
+    return {FINAL_REWARD: result[EVAL_REWARD], FINAL_REWARD_SAMPLED: result[EVAL_REWARD_SAMPLED],
+            FINAL_EVAL_SIZE: float(len(indices))}
 
 
 def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback) -> EngineResult:
@@ -150,7 +166,7 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         base_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003)
         base_eval = evaluate(base, eval_set, int(eng.eval_size), int(eng.max_new_tokens), float(eng.temperature),
                              base_gen)
-        journal.append(0, {**base_eval, **{f"base/{key.split('/', 1)[1]}": v for key, v in base_eval.items()}},
+        journal.append(0, {**base_eval, **{BASE_OF[key]: v for key, v in base_eval.items()}},
                        time=time.time())
 
     for t in range(start, steps):
@@ -167,19 +183,14 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
         except NonFinite as exc:
             reason = f"diverged at step {step}: {exc}"
             stats = {"loss": float("nan"), "grad_norm": float("nan")}
-        for key in ("loss", "grad_norm", "clip_frac", "entropy", "approx_kl", "is_ratio_mean"):
-            if key in stats:
-                metrics[f"train/{key}"] = stats[key]
-        metrics["train/version"] = float(step if updated else t)
-        for key in ("m2_before", "m2_after", "masked_frac"):
-            if key in stats:
-                metrics[f"m2po/{key}"] = stats[key]
+        metrics.update({name: stats[key] for key, name in UPDATE_STATS.items() if key in stats})
+        metrics[TRAIN_VERSION] = float(step if updated else t)
         if batch is not None:
             staleness = [t - v for v in batch.versions]
-            metrics["rollout/reward"] = float(batch.rewards.mean())
-            metrics["staleness/mean"] = sum(staleness) / len(staleness)
-            metrics["staleness/max"] = float(max(staleness))
-            metrics["staleness/p95"] = float(np.percentile(staleness, 95))  # linear, as the report's p95
+            metrics[ROLLOUT_REWARD] = float(batch.rewards.mean())
+            metrics[STALENESS_MEAN] = sum(staleness) / len(staleness)
+            metrics[STALENESS_MAX] = float(max(staleness))
+            metrics[STALENESS_P95] = float(np.percentile(staleness, 95))  # linear, as the report's p95
             metrics.update(source.stats)
         if not reason and (step % int(eng.eval_every) == 0 or step == steps):
             eval_gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
@@ -194,8 +205,8 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
             except NonFinite as exc:
                 reason = f"diverged at step {step}: {exc} (final eval)"
         elapsed = time.perf_counter() - t0
-        metrics["perf/sec_per_step"] = elapsed
-        metrics["perf/tokens_per_s"] = (batch.n_tokens if batch is not None else 0) / max(elapsed, 1e-9)
+        metrics[PERF_SEC_PER_STEP] = elapsed
+        metrics[PERF_TOKENS_PER_S] = (batch.n_tokens if batch is not None else 0) / max(elapsed, 1e-9)
         journal.append(step, metrics, time=time.time())
         on_step(step, steps, metrics)
         if reason:

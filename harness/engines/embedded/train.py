@@ -26,6 +26,7 @@ from harness.engines.embedded.model import (
 )
 from harness.engines.embedded.rollout import Batch, prompt_tensor
 from harness.engines.embedded.task import ProblemSet, reward
+from harness.store.metrics import EVAL_REWARD, EVAL_REWARD_SAMPLED
 
 
 class Adam:
@@ -158,4 +159,4 @@ def evaluate(policy: TinyGPT, problems: ProblemSet, n: int, max_new: int, temper
         greedy += sum(reward(text, problems[i]) for text, i in zip(decode_rows(g_tokens), idx, strict=True))
         sampled += sum(reward(text, problems[i]) for text, i in zip(decode_rows(s_tokens), idx, strict=True))
     size = max(len(order), 1)
-    return {"eval/reward": greedy / size, "eval/reward_sampled": sampled / size}
+    return {EVAL_REWARD: greedy / size, EVAL_REWARD_SAMPLED: sampled / size}
