@@ -7,7 +7,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import HarnessError, describe_os_error
-from harness.logs import configure_logging
+from harness.logs import configure_logging, dump_stacks_on_sigusr1
 
 VERBOSE_HELP = "show libraries' INFO logging (MLflow, alembic, urllib3, …), quiet otherwise"
 # The subcommands whose positional arguments are Hydra overrides. Their overrides may come before, between and after
@@ -85,6 +85,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     configure_logging(verbose=args.verbose)
+    dump_stacks_on_sigusr1()
     try:
         if args.command == "run":
             from harness.commands import main_run

@@ -7,8 +7,10 @@ always show, on stderr.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 
 # Libraries that log at INFO on their own: their loggers are held at WARNING unless verbose.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "requests", "git", "matplotlib", "PIL", "filelock", "hydra",
@@ -27,6 +29,13 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def dump_stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's Python stack to the process's stderr (a sweep's terminal, a worker's
+    trail log, the tracker's tracking.log) and the process goes on: where a sweep that seems stuck is waiting."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def duration(seconds: float) -> str:

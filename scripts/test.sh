@@ -25,6 +25,7 @@ bash scripts/install.sh --all
 lint
 status=0
 .venv/bin/python -m pytest -q || status=$?
+echo "test.sh: fast tier ended at $SECONDS s"
 
 # Real AReaL on this CPU (tests marked areal_real: a sweep of real AReaL trails, Ctrl-C and resume included, about
 # 15 min on 2 cores, and AReaL's StalenessManager against the embedded engine's clock). Its venv lives outside the
@@ -44,5 +45,6 @@ SLURM_DIR="${HARNESS_SLURM_DIR:-/tmp/harness-slurm}"
 bash scripts/slurm_cluster.sh start "$SLURM_DIR"
 trap 'bash scripts/slurm_cluster.sh stop "$SLURM_DIR" || true' EXIT
 export SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
-.venv/bin/python -m pytest -q -m "$markers" -p no:cacheprovider -n 0 || status=$?  # one session: one set of services
+.venv/bin/python -m pytest -q -m "$markers" -p no:cacheprovider -n 0 --durations=30 || status=$?  # one session: one set of services; the slowest tests named
+echo "test.sh: integration tier ended at $SECONDS s"
 exit $status

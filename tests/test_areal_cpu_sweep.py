@@ -45,7 +45,7 @@ TRAILS = 3
 CHECKPOINT_EVERY = 2                              # the sweep's ++recover.freq_steps
 CHECKPOINT_SAVED = "Saved recover checkpoint"    # areal/utils/recover.py, RecoverHandler.dump
 RECOVERED = "Recovering from"                     # areal/utils/recover.py, RecoverHandler.load
-INTERRUPT_WAIT_S = 3600       # caps for a hang only; a trail starts in minutes on an idle 2-core machine
+INTERRUPT_WAIT_S = 2400       # caps for a hang only; a trail starts in minutes on an idle 2-core machine
 SWEEP_WAIT_S = 3 * 3600
 
 
@@ -133,6 +133,44 @@ def _watch(proc: subprocess.Popen, root: Path, runs_live: Set[str], timeout: flo
     return None
 
 
+def _children(pid: int) -> List[int]:
+    """The sweep's child processes (its workers and tracker run in sessions of their own, not in its group)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _explain(proc: subprocess.Popen, base: Path, root: Path, output: str) -> str:
+    """What a sweep that did not get where it should in time was doing: every thread's stack in it and its children
+    (SIGUSR1, harness.logs.dump_stacks_on_sigusr1: into its output, the workers' trail logs, tracking.log), its output,
+    each trail's status and the end of its logs."""
+    for pid in [proc.pid] + _children(proc.pid):
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+    time.sleep(2)
+    parts = [f"--- {output}\n" + (base / output).read_text(errors="replace")[-8000:]]
+    for path in sorted((root / SWEEP).glob("*/status.json")) + sorted((root / SWEEP).glob("*/log.txt")) + \
+            sorted((root / SWEEP).glob(f"*/{LOG_NAME}")) + [root / SWEEP / "tracking.log"]:
+        if path.is_file():
+            parts.append(f"--- {path.relative_to(root)}\n" + path.read_text(errors="replace")[-4000:])
+    return "\n".join(parts)
+
+
+def _wait(proc: subprocess.Popen, timeout: float, base: Path, root: Path, output: str) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the sweep did not end within {timeout:g} s\n" +
+                             _explain(proc, base, root, output)) from None
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Runs:
     started = time.monotonic()
@@ -149,7 +187,10 @@ def runs(tmp_path_factory) -> Runs:
         first = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             interrupted = _watch(first, root, live, INTERRUPT_WAIT_S, interrupt=True)
-            first_rc = first.wait(timeout=300)
+            if interrupted is None and first.poll() is None:
+                raise AssertionError(f"no trail had a journaled recover checkpoint within {INTERRUPT_WAIT_S} s\n" +
+                                     _explain(first, base, root, "first.txt"))
+            first_rc = _wait(first, 300, base, root, "first.txt")
         finally:
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
@@ -161,7 +202,7 @@ def runs(tmp_path_factory) -> Runs:
         second = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _watch(second, root, live, SWEEP_WAIT_S)
-            second_rc = second.wait(timeout=60)
+            second_rc = _wait(second, 60, base, root, "second.txt")
         finally:
             if second.poll() is None:
                 os.killpg(second.pid, signal.SIGKILL)

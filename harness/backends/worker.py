@@ -27,6 +27,7 @@ from harness.backends.spawn import PARENT_VAR, THREAD_VARS  # noqa: F401 - THREA
 from harness.engines import get_engine
 from harness.errors import HarnessError, describe_os_error
 from harness.interrupts import raise_interrupt
+from harness.logs import dump_stacks_on_sigusr1
 from harness.store.locks import LockHeld
 from harness.store.rundir import load_config
 from harness.store.safe_files import open_fd
@@ -77,6 +78,7 @@ def end_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     end_with_parent()
+    dump_stacks_on_sigusr1()
     if argv == ["--serve"]:
         return serve()
     if len(argv) != 1:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from harness.logs import dump_stacks_on_sigusr1
 from harness.store.journal import JOURNAL_NAME, tail_step
 from harness.store.locks import FileLock, LockHeld, read_holder
 from harness.store.rundir import RunDir
@@ -265,6 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--config", default="{}", help="TrackingConfig fields as JSON (uri resolved)")
     parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
     args = parser.parse_args(argv)
+    dump_stacks_on_sigusr1()
     known = {f.name for f in fields(TrackingConfig)}
     cfg = TrackingConfig(**{k: v for k, v in json.loads(args.config).items() if k in known})
     # This process's own lines go to stderr (the sweep points it at <sweep>/tracking.log); the summary-run module
