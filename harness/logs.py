@@ -11,6 +11,7 @@ import faulthandler
 import logging
 import os
 import signal
+import sys
 
 # Libraries that log at INFO on their own: their loggers are held at WARNING unless verbose.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "requests", "git", "matplotlib", "PIL", "filelock", "hydra",
@@ -34,8 +35,13 @@ def configure_logging(verbose: bool = False) -> None:
 def dump_stacks_on_sigusr1() -> None:
     """`kill -USR1 PID` prints every thread's Python stack to the process's stderr (a sweep's terminal, a worker's
     trail log, the tracker's tracking.log) and the process goes on: where a sweep that seems stuck is waiting."""
-    if hasattr(signal, "SIGUSR1"):
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    try:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # stderr is no file here (a caller capturing it): the real one
+        if sys.__stderr__ is not None:
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
 
 def duration(seconds: float) -> str:

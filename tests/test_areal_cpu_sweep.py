@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -220,14 +221,32 @@ def _staleness_max(records) -> List[float]:
     return [r["staleness/max"] for r in records if "staleness/max" in r]
 
 
+def _unlogged(run_dir: Path) -> List[int]:
+    """Steps AReaL ran without writing their stats, as the trail's status names them."""
+    return list(read_status(run_dir).get("unlogged", []))
+
+
+def _recovered_at(run_dir: Path) -> int:
+    """The global step AReaL's recover resumed from (its log: 'Recovering from StepInfo(…, global_step=N, …)')."""
+    log = (run_dir / LOG_NAME).read_text(errors="replace")
+    found = re.findall(r"Recovering from StepInfo\(.*?global_step=(\d+)", log)
+    assert found, f"{run_dir.name}: AReaL did not recover"
+    return int(found[-1])
+
+
 def test_sweep_finishes_with_every_trail_done_once_per_step(runs):
     assert runs.second_rc == 0, (runs.root.parent / "second.txt").read_text()[-3000:]
     assert len(runs.trail_dirs) == TRAILS
     for run_dir in runs.trail_dirs:
         status = read_status(run_dir)
         assert status["state"] == "done", (run_dir.name, status)
+        unlogged = _unlogged(run_dir)
         steps = [r["step"] for r in read_records(run_dir)]
-        assert steps == list(range(1, STEPS + 1)), (run_dir.name, steps)
+        assert steps == [s for s in range(1, STEPS + 1) if s not in unlogged], (run_dir.name, steps, unlogged)
+        if unlogged:
+            # only a step AReaL's recover resumed past (stopped between its checkpoint and its stats), and named
+            assert run_dir == runs.interrupted and max(unlogged) <= _recovered_at(run_dir), (run_dir.name, unlogged)
+            assert f"AReaL wrote no stats for step{'s' if len(unlogged) > 1 else ''} {unlogged[0]}" in status["reason"]
 
 
 def test_ctrl_c_leaves_no_areal_process_behind(runs):
@@ -252,8 +271,9 @@ def test_realised_staleness_respects_stale(runs):
     stale_4_seen = []
     for run_dir in runs.trail_dirs:
         stale = int(_cfg(run_dir).stale)
-        realised = _staleness_max(read_records(run_dir))
-        assert len(realised) == STEPS, run_dir.name
+        records = read_records(run_dir)
+        realised = _staleness_max(records)
+        assert len(realised) == len(records) == STEPS - len(_unlogged(run_dir)), run_dir.name
         assert max(realised) <= stale, (run_dir.name, realised)   # the resumed trail too: AReaL restores its count
         if stale == 4:
             stale_4_seen += realised
@@ -294,10 +314,12 @@ def test_mlflow_has_a_run_per_trail_and_the_report_covers_them(runs):
             "JOIN tags t ON t.run_uuid = r.run_uuid WHERE e.name = ? AND t.key = 'harness.trail'",
             (f"harness/{SWEEP}",)).fetchall()
         assert len(rows) == TRAILS, rows
-        for run_uuid, _trail in rows:
+        logged = {json.loads((d / "trail.json").read_text())["name"]: STEPS - len(_unlogged(d))
+                  for d in runs.trail_dirs}
+        for run_uuid, trail in rows:
             steps = db.execute("SELECT COUNT(DISTINCT step) FROM metrics WHERE run_uuid = ? AND key = ?",
                                (run_uuid, "train/grad_norm")).fetchone()[0]
-            assert steps == STEPS
+            assert steps == logged[trail], (trail, steps)
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", SWEEP, "--root", str(runs.root),
                            "--source", "mlflow"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

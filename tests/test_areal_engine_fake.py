@@ -37,7 +37,10 @@ FAKE_GSM8K_RL = textwrap.dedent('''
     Path(tb).mkdir(parents=True, exist_ok=True)
     (Path(tb).parent / "fake_seen_args.txt").write_text("\\n".join(args))
     writer = EventFileWriter(tb)
+    skip = int(os.environ.get("FAKE_AREAL_SKIP_STEP", "0"))   # as AReaL resumed past a step it never logged
     for step in range(steps):
+        if step + 1 == skip:
+            continue
         values = {"ppo_actor/update/grad_norm": 1.0 + step, "rollout/reward": 0.1 * step,
                   "ppo_actor/update/n_valid_tokens": 90.0, "ppo_actor/n_valid_tokens": 100.0,
                   "ppo_actor/update/version_stats/sample_staleness_theta_avg":
@@ -125,6 +128,33 @@ def test_fake_areal_rerun_resumes_without_duplicate_steps(tmp_path, fake_checkou
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_a_step_areal_never_logged_is_named_unlogged_and_the_trail_is_complete(tmp_path, fake_checkout,
+                                                                               monkeypatch):
+    from harness.store.rundir import RunDir
+
+    monkeypatch.setenv("FAKE_AREAL_SKIP_STEP", "3")
+    run_dir = _trail_dir(tmp_path, fake_checkout)
+    assert run_trail_dir(run_dir) == "done"
+    assert [r["step"] for r in read_records(run_dir)] == [1, 2, 4, 5]
+    status = read_status(run_dir)
+    assert status["unlogged"] == [3]
+    assert "AReaL wrote no stats for step 3" in status["reason"] and "recover" in status["reason"]
+    assert RunDir(run_dir).is_complete() and RunDir(run_dir).lost_steps() == []
+
+
+def test_a_later_run_that_logs_the_step_fills_the_hole_and_clears_unlogged(tmp_path, fake_checkout, monkeypatch):
+    monkeypatch.setenv("FAKE_AREAL_SKIP_STEP", "3")
+    run_dir = _trail_dir(tmp_path, fake_checkout)
+    assert run_trail_dir(run_dir) == "done"
+    monkeypatch.delenv("FAKE_AREAL_SKIP_STEP")
+    (run_dir / "status.json").unlink()   # run afresh: the fake logs every step this time
+    (run_dir / "journal.jsonl").unlink()
+    assert run_trail_dir(run_dir) == "done"
+    assert "unlogged" not in read_status(run_dir) and read_status(run_dir).get("reason", "") == ""
+    # the first run's event file (without step 3) is still there: the journal follows the newer file, hole filled
+    assert [r["step"] for r in read_records(run_dir)] == [1, 2, 3, 4, 5]
+
+
 def test_missing_checkout_or_python_fails_with_a_clear_reason(tmp_path, fake_checkout):
     run_dir = _trail_dir(tmp_path, tmp_path / "no-such-checkout")
     assert run_trail_dir(run_dir) == "failed"
@@ -178,6 +208,29 @@ def test_stop_ends_areals_group_and_the_marked_processes_that_left_it(tmp_path):
     assert len(left) == 1, "one of them runs in a session of its own, out of reach of killpg"
     processes.stop(proc, mark, grace_s=2.0)
     assert _alive(pids) == [] and processes.marked(mark) == []
+
+
+def test_stop_asks_areal_first_with_its_own_ctrl_c(tmp_path):
+    """AReaL's trainer flushes its TensorBoard writer when a Ctrl-C unwinds it: stop() sends SIGINT to the main
+    process and gives it time before SIGTERM."""
+    import subprocess
+
+    from harness.engines.areal import processes
+
+    flushed = tmp_path / "flushed"
+    script = (f"import signal, sys, time\n"
+              f"def closing(signum, frame):\n"
+              f"    time.sleep(1)\n"   # a close that takes a moment
+              f"    open({str(flushed)!r}, 'w').write(signal.Signals(signum).name)\n"
+              f"    sys.exit(0)\n"
+              f"signal.signal(signal.SIGINT, closing)\n"
+              f"print('ready', flush=True)\n"
+              f"time.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, processes.MARK: str(tmp_path)})
+    assert proc.stdout.readline().strip() == "ready"
+    processes.stop(proc, str(tmp_path))
+    assert flushed.read_text() == "SIGINT" and proc.returncode == 0
 
 
 def test_hung_areal_is_stopped_at_the_timeout_with_nothing_left(tmp_path, fake_checkout, monkeypatch):

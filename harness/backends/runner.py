@@ -93,7 +93,8 @@ def _run_locked(record: RunDir, cfg: Any, on_step: Optional[StepCallback],
         run = get_engine(cfg.engine.name)
         result = run(cfg, run_dir, journal, progress)
         state = TrailState(result.state)
-        record.record_outcome(state, result.reason, **{**progress.progress, "step": result.step})
+        record.record_outcome(state, result.reason, **{**progress.progress, "step": result.step,
+                                                       "unlogged": list(result.unlogged) or None})
     except KeyboardInterrupt:
         record.record_outcome(TrailState.CANCELLED, "interrupted", **progress.progress)
         raise

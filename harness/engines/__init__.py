@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Tuple
 
 from omegaconf import DictConfig
 
@@ -24,6 +24,10 @@ class EngineResult:
     state: TrailState     # done | diverged
     step: int             # last step completed (diverged: the step at which it diverged)
     reason: str = ""
+    # Steps up to `step` that ran but whose metrics the engine could not get and never will (AReaL: stopped after a
+    # recover checkpoint and before the step's stats were written; its recover resumes after the checkpoint). The
+    # trail is complete without them, and its status names them.
+    unlogged: Tuple[int, ...] = ()
 
 
 # run(cfg, run_dir, journal, on_step) -> EngineResult

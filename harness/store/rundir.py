@@ -120,6 +120,13 @@ def _integer(value: Any) -> Optional[int]:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _steps(value: Any) -> Tuple[int, ...]:
+    """A list of step numbers; anything else reads as none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(sorted({v for v in value if isinstance(v, int) and not isinstance(v, bool) and v > 0}))
+
+
 @dataclass(frozen=True)
 class Status:
     """A trail's status.json, typed."""
@@ -136,6 +143,7 @@ class Status:
     node: Optional[str] = None
     pid: Optional[int] = None
     attempts: int = 0
+    unlogged: Tuple[int, ...] = ()    # steps the engine ran without metrics it can ever get (EngineResult.unlogged)
 
     @classmethod
     def parse(cls, data: Dict[str, Any], path: Path) -> Status:
@@ -147,12 +155,12 @@ class Status:
         return cls(TrailState(str(state)), _integer(data.get("step")), _integer(data.get("total_steps")),
                    str(data.get("reason") or ""), _number(data.get("submitted")), _number(data.get("started")),
                    _number(data.get("ended")), _number(data.get("updated")), text["host"], text["node"],
-                   _integer(data.get("pid")), _integer(data.get("attempts")) or 0)
+                   _integer(data.get("pid")), _integer(data.get("attempts")) or 0, _steps(data.get("unlogged")))
 
     def as_dict(self) -> Dict[str, Any]:
         out = asdict(self)
         out["state"] = self.state.value
-        return {k: v for k, v in out.items() if v is not None and v != ""} | {"state": self.state.value}
+        return {k: v for k, v in out.items() if v is not None and v != "" and v != ()} | {"state": self.state.value}
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(Status))
@@ -315,10 +323,12 @@ class RunDir:
         if ranges is None:
             from harness.store.journal import missing_steps
 
-            return missing_steps(self.path, status.step)
-        from harness.store.journal_index import missing_in
+            missing = missing_steps(self.path, status.step)
+        else:
+            from harness.store.journal_index import missing_in
 
-        return missing_in(ranges, status.step)
+            missing = missing_in(ranges, status.step)
+        return [s for s in missing if s not in status.unlogged]
 
     def is_complete(self, ranges: Optional[List[Tuple[int, int]]] = None) -> bool:
         """Finished (done or diverged) with every step up to its last in the journal: a rerun skips it."""

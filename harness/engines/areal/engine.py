@@ -7,6 +7,8 @@ A re-run of the same trail reuses experiment/trial name and fileroot, so AReaL's
 AReaL runs in a process session of its own, and every way the trail ends — AReaL's exit, a failure, the harness
 cancelling the trail (SIGTERM, Ctrl-C) or `engine.timeout_s` passing — ends with its whole process tree stopped
 (processes.py).
+A step whose stats AReaL never wrote (stopped between its recover checkpoint and its stats, see describe_unlogged)
+is named in the trail's status as unlogged, not left as a hole that a rerun would be expected to fill.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from harness.engines.areal.ingest import JournalSync
 from harness.engines.areal.preflight import preflight as _preflight
 from harness.engines.areal.tiny_task import ensure_built
 from harness.spec.trails import Trail
-from harness.store.journal import Journal
+from harness.store.journal import Journal, missing_steps
 from harness.store.states import TrailState
 
 COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
@@ -134,4 +136,16 @@ def run(cfg: DictConfig, run_dir: Path, journal: Journal, on_step: StepCallback)
     if proc.returncode != 0:
         tail = _log_tail(log, 4096).decode("utf-8", "replace").strip().splitlines()[-8:]
         raise AReaLFailed(f"AReaL exited with code {proc.returncode} (see {log}): " + " | ".join(tail))
-    return EngineResult(TrailState.DONE, sync.cursor, "")
+    unlogged = tuple(missing_steps(run_dir, sync.cursor))
+    return EngineResult(TrailState.DONE, sync.cursor, describe_unlogged(unlogged), unlogged)
+
+
+def describe_unlogged(steps: Sequence[int]) -> str:
+    """Why a finished AReaL run can lack a step's stats for good: AReaL saves its recover checkpoint before it writes
+    the step's stats (areal 1.0.4, areal/trainer/rl_trainer.py, PPOTrainer.train: checkpoint_for_recover, then eval,
+    then _export_and_commit_stats), so a run stopped in between resumes after a step whose stats were never written."""
+    if not steps:
+        return ""
+    shown = ", ".join(str(s) for s in steps[:5]) + (", …" if len(steps) > 5 else "")
+    return (f"AReaL wrote no stats for step{'s' if len(steps) > 1 else ''} {shown}: it was stopped after saving "
+            f"its recover checkpoint and before writing them, and its recover resumed after the checkpoint")

@@ -186,6 +186,7 @@ class JournalSync:
         self.on_record = on_record
         records = list(iter_records(self.run_dir))
         self.cursor = max((int(r["step"]) for r in records), default=0)   # last journal step written
+        self._recheck_from: Optional[int] = None   # first journaled step not yet compared with re-logged stats
 
     def sync(self, final: bool = False) -> List[int]:
         """Ingest what is new; `final` also writes the last step. Returns the journal steps written."""
@@ -197,8 +198,14 @@ class JournalSync:
         last = max(steps)
         ready = sorted(s for s in steps if final or s < last)
         mapped = {s + 1: map_tags(steps[s]) for s in ready}
-        if changed is not None and changed + 1 <= self.cursor:
-            self._rewind_if_disagreeing(mapped, changed + 1)
+        if changed is not None:  # journaled steps from here on may differ from the files: checked once ready
+            low = changed + 1
+            self._recheck_from = low if self._recheck_from is None else min(self._recheck_from, low)
+        if self._recheck_from is not None:
+            if self._recheck_from <= self.cursor:
+                self._rewind_if_disagreeing(mapped, self._recheck_from)
+            after = max(self._recheck_from, max(mapped, default=0) + 1)   # the steps not ready yet
+            self._recheck_from = after if after <= self.cursor else None
         written = []
         for jstep in sorted(mapped):
             if jstep <= self.cursor:
@@ -211,12 +218,12 @@ class JournalSync:
         return written
 
     def _rewind_if_disagreeing(self, mapped: Dict[int, Dict[str, float]], from_step: int) -> None:
-        """A resumed run re-logged steps already journaled: keep the journal up to the first step that differs."""
-        for record in iter_records(self.run_dir):
-            jstep = int(record["step"])
-            if jstep < from_step or jstep not in mapped:
-                continue
-            if not _same_record(record, mapped[jstep]):
+        """A resumed run re-logged steps already journaled: keep the journal up to the first step that differs from
+        them or that it lacks (a step an earlier run never logged, which a later run did)."""
+        journaled = {int(r["step"]): r for r in iter_records(self.run_dir) if int(r["step"]) >= from_step}
+        for jstep in sorted(s for s in mapped if from_step <= s <= self.cursor):
+            record = journaled.get(jstep)
+            if record is None or not _same_record(record, mapped[jstep]):
                 self.journal.rewind(jstep - 1)
                 self.cursor = jstep - 1
                 return

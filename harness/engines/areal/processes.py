@@ -5,6 +5,12 @@ some of them can outlive its main process (which can also hang). Starting AReaL 
 tree in one process group that a single killpg reaches and that a Ctrl-C at the harness's terminal does not (the
 harness decides when AReaL stops). The mark — an environment variable naming the run dir, which every descendant
 inherits — finds the processes that left the group anyway (a library calling setsid, an orphan re-parented to init).
+
+Stopping starts with AReaL's own Ctrl-C: SIGINT to its main process only, whose trainer then unwinds through
+`PPOTrainer.__exit__` → `close()` → `StatsLogger.close()`, which flushes the TensorBoard writer (areal 1.0.4,
+areal/trainer/rl_trainer.py and areal/utils/stats_logger.py; tensorboardX holds up to 10 events or 120 s in memory).
+A SIGTERM or SIGKILL first would lose those last stats. The group gets SIGTERM, then SIGKILL, only if it has not
+ended.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from pathlib import Path
 from typing import List
 
 MARK = "HARNESS_AREAL_RUN"
-TERM_GRACE_S = 4.0    # SIGTERM → SIGKILL; short: the local backend SIGKILLs a cancelled worker after 10 s
+INT_GRACE_S = 5.0     # SIGINT → SIGTERM: AReaL's close; the three graces stay under the 10 s in which the local
+TERM_GRACE_S = 2.0    # SIGTERM → SIGKILL        backend SIGKILLs a cancelled worker (harness.backends.pool)
 PROC = Path("/proc")
 
 
@@ -54,9 +61,17 @@ def _signal_pids(pids: List[int], sig: int) -> None:
             pass
 
 
-def stop(proc: subprocess.Popen, mark: str, grace_s: float = TERM_GRACE_S) -> None:
-    """End AReaL: SIGTERM to its process group, SIGKILL to the group after `grace_s`, then SIGKILL to any process
-    still carrying the mark. Safe to call when everything has already exited."""
+def stop(proc: subprocess.Popen, mark: str, grace_s: float = TERM_GRACE_S,
+         interrupt_grace_s: float = INT_GRACE_S) -> None:
+    """End AReaL: SIGINT to its main process, SIGTERM to its process group after `interrupt_grace_s`, SIGKILL to the
+    group after `grace_s` more, then SIGKILL to any process still carrying the mark. Safe to call when everything has
+    already exited."""
+    if proc.poll() is None:
+        _signal_pids([proc.pid], signal.SIGINT)
+        try:
+            proc.wait(timeout=interrupt_grace_s)
+        except subprocess.TimeoutExpired:
+            pass
     if proc.poll() is None:
         _signal_group(proc.pid, signal.SIGTERM)
         try:
