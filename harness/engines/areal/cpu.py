@@ -14,7 +14,8 @@ from typing import Dict, List, Tuple
 from omegaconf import DictConfig
 
 AREAL_SIDE = Path(__file__).resolve().parent / "areal_side"
-# Raises AReaL's 30 s worker start-up limits, then runs the entry point (areal_side/cpu_entry.py says why).
+# Raises AReaL's 30 s worker start-up limits and closes its TensorBoard writer first on Ctrl-C, then runs the entry
+# point (areal_side/cpu_entry.py says why).
 CPU_ENTRY = AREAL_SIDE / "cpu_entry.py"
 # Holds only a sitecustomize.py that keeps vLLM's CPU linear weights updatable (the file says why).
 VLLM_CPU_SITE = AREAL_SIDE / "vllm_cpu_site"
