@@ -35,6 +35,10 @@ BAD_OVERRIDES = [
     (["engine.lr=0"], ["'engine.lr'", "> 0"]),
     (["tracking.live=always"], ["'tracking.live'", "always", "sweep", "trail", "off"]),
     (["tracking.live_mode=fork"], ["'tracking.live_mode'", "fork", "process", "thread"]),
+    # with tracking off too: still a typo, named as one
+    (["tracking.live=always", "tracking=none"], ["'tracking.live'", "always", "sweep", "trail", "off"]),
+    (["tracking.live_mode=fork", "tracking=none"], ["'tracking.live_mode'", "fork", "process", "thread"]),
+    (["tracking.deadline_s=0", "tracking=none"], ["'tracking.deadline_s'", "0", "seconds > 0"]),
 ]
 
 

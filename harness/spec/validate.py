@@ -39,14 +39,13 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.algo.m2_threshold > 0, "algo.m2_threshold", cfg.algo.m2_threshold, "a number > 0 (inf disables)")
     _check(cfg.algo.behav_imp_weight_cap > 0, "algo.behav_imp_weight_cap", cfg.algo.behav_imp_weight_cap,
            "a number > 0")
-    if cfg.tracking.enabled:
-        _check(cfg.tracking.live in LIVE, "tracking.live", cfg.tracking.live, " | ".join(LIVE))
-        _check(cfg.tracking.live_mode in LIVE_MODES, "tracking.live_mode", cfg.tracking.live_mode,
-               " | ".join(LIVE_MODES))
-        for key in ("deadline_s", "heartbeat_timeout_s"):
-            value = cfg.tracking.get(key)
-            _check(value is not None and math.isfinite(value) and value > 0, f"tracking.{key}", value,
-                   "a number of seconds > 0")
+    # checked with tracking off too: a bad value is a typo whichever tracking group it sits beside
+    _check(cfg.tracking.live in LIVE, "tracking.live", cfg.tracking.live, " | ".join(LIVE))
+    _check(cfg.tracking.live_mode in LIVE_MODES, "tracking.live_mode", cfg.tracking.live_mode, " | ".join(LIVE_MODES))
+    for key in ("deadline_s", "heartbeat_timeout_s"):
+        value = cfg.tracking.get(key)
+        _check(value is not None and math.isfinite(value) and value > 0, f"tracking.{key}", value,
+               "a number of seconds > 0")
     engines, backends = plugins.engines(), plugins.backends()
     _check(cfg.engine.name in engines, "engine", cfg.engine.name, " | ".join(engines))
     _check(cfg.backend.name in backends, "backend", cfg.backend.name, " | ".join(backends))
