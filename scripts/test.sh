@@ -29,7 +29,7 @@ echo "test.sh: fast tier ended at $SECONDS s"
 
 # Real AReaL on this CPU (tests marked areal_real: a sweep of real AReaL trails, Ctrl-C and resume included, about
 # 15 min on 2 cores, and AReaL's StalenessManager against the embedded engine's clock). Its venv lives outside the
-# clone, so a machine that built it reuses it (a check of seconds); a fresh one builds it (about 10 min, 9.4 GB, from
+# clone, so a machine that built it reuses it (a check of seconds); a fresh one builds it (5 to 10 min, 9.4 GB, from
 # the registry). HARNESS_AREAL_REAL=0 leaves them out (a quick local run); CI runs them.
 markers="integration or e2e"
 if [[ "${HARNESS_AREAL_REAL:-1}" == 0 ]]; then

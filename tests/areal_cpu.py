@@ -1,7 +1,7 @@
 """The venv that runs real AReaL on a CPU, for the tests marked areal_real (built once by scripts/areal_cpu_venv.sh).
 
 HARNESS_AREAL_CPU_VENV names it (default /opt/harness-areal-cpu, outside any clone, so CI reuses it between runs: the
-script keeps a venv that already works and builds one in about 10 minutes, 9.4 GB, when there is none).
+script keeps a venv that already works and builds one in 5 to 10 minutes, 9.4 GB, when there is none).
 """
 
 from __future__ import annotations
