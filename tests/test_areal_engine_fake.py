@@ -233,6 +233,15 @@ def test_stop_asks_areal_first_with_its_own_ctrl_c(tmp_path):
     assert flushed.read_text() == "SIGINT" and proc.returncode == 0
 
 
+def test_stopping_areal_fits_in_the_time_a_cancelled_worker_gets():
+    """SIGINT's grace, SIGTERM's and the last sweep of marked processes, with room to spare: a worker SIGKILLed by
+    the local backend before it has stopped AReaL would leave AReaL's session running."""
+    from harness.backends.pool import STOP_WAIT_S
+    from harness.engines.areal.processes import INT_GRACE_S, TERM_GRACE_S
+
+    assert INT_GRACE_S + 2 * TERM_GRACE_S + 5.0 <= STOP_WAIT_S
+
+
 def test_hung_areal_is_stopped_at_the_timeout_with_nothing_left(tmp_path, fake_checkout, monkeypatch):
     from harness.engines.areal import processes
 

@@ -31,7 +31,9 @@ from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 from harness import plugins
 from harness.backends.spawn import spawn, take_spare
 
-STOP_WAIT_S = 10.0  # how long a SIGTERMed worker may take to record its trail cancelled before SIGKILL
+# How long a SIGTERMed worker may take to record its trail cancelled before SIGKILL: its engine stops what it started
+# in that time (the AReaL engine: up to 9 s, harness.engines.areal.processes), with room for a loaded machine.
+STOP_WAIT_S = 15.0
 
 
 class Job(Protocol):

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import List
 
 MARK = "HARNESS_AREAL_RUN"
-INT_GRACE_S = 5.0     # SIGINT → SIGTERM: AReaL's close; the three graces stay under the 10 s in which the local
-TERM_GRACE_S = 2.0    # SIGTERM → SIGKILL        backend SIGKILLs a cancelled worker (harness.backends.pool)
+INT_GRACE_S = 5.0     # SIGINT → SIGTERM: AReaL's close; the three graces stay well under the time in which the
+TERM_GRACE_S = 2.0    # SIGTERM → SIGKILL        local backend SIGKILLs a cancelled worker (pool.STOP_WAIT_S)
 PROC = Path("/proc")
 
 
