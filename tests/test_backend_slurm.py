@@ -181,6 +181,12 @@ def test_fake_job_finished_before_sacct_knows_it(tmp_path: Path) -> None:
     queued.mkdir()
     write_status(queued, "pending")
     assert job_state(queued, FakeJob(tmp=queued), "UNKNOWN") == "pending"
+    # an array task that failed in its first second, while sacct still shows its array's PENDING line
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    write_status(failed, "failed", reason="config.yaml is damaged")
+    assert job_state(failed, FakeJob(result_exists=True, tmp=failed), "PENDING") == "failed"
+    assert read_status(failed)["reason"] == "config.yaml is damaged"
 
 
 def test_checkpoint_requeues_itself_until_max_requeue(tmp_path: Path) -> None:

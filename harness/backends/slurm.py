@@ -121,8 +121,11 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
     if word in RUNNING_STATES:
         return TrailState.RUNNING if recorded == TrailState.RUNNING else TrailState.PENDING
     if word in PENDING_STATES:
-        # a job finished before sacct knows it: its result pickle says so (and a failure is recorded below)
-        finished_unseen = word in ("UNKNOWN", "READY") and job.paths.result_pickle.exists()
+        # a job finished before sacct knows it: its result pickle says so (and a failure is recorded below). sacct
+        # lags behind a job that ends at once: UNKNOWN, READY, or still its array's PENDING line (seen in CI for an
+        # array task that failed in its first second). submitit writes the pickle only when the job has ended; a
+        # requeued job writes none, and a resubmitted trail is a new job with its own pickle path.
+        finished_unseen = job.paths.result_pickle.exists()
         if not finished_unseen:
             return TrailState.PENDING
         if recorded.terminal:
