@@ -336,9 +336,14 @@ class RunDir:
         return status.state.finished and not self.lost_steps(ranges, status)
 
 
-def describe_lost(steps: List[int], last: object) -> str:
+def name_steps(steps: Sequence[int]) -> str:
+    """'step 4' or 'steps 4, 5, 6, 7, 8, …' (the first five), for a reason line."""
     shown = ", ".join(str(s) for s in steps[:5]) + (", …" if len(steps) > 5 else "")
-    return f"its journal lacks step{'s' if len(steps) > 1 else ''} {shown} of {last}; a rerun repairs it"
+    return f"step{'s' if len(steps) > 1 else ''} {shown}"
+
+
+def describe_lost(steps: List[int], last: object) -> str:
+    return f"its journal lacks {name_steps(steps)} of {last}; a rerun repairs it"
 
 
 # The run dir's record as functions of a path, for scripts and tests (the harness itself uses RunDir).

@@ -32,6 +32,7 @@ from harness.engines.areal.preflight import preflight as _preflight
 from harness.engines.areal.tiny_task import ensure_built
 from harness.spec.trails import Trail
 from harness.store.journal import Journal, missing_steps
+from harness.store.rundir import name_steps
 from harness.store.states import TrailState
 
 COMMAND_NAME = "areal_command.sh"   # <run_dir>/areal_command.sh: the exact command, to rerun by hand
@@ -146,6 +147,5 @@ def describe_unlogged(steps: Sequence[int]) -> str:
     then _export_and_commit_stats), so a run stopped in between resumes after a step whose stats were never written."""
     if not steps:
         return ""
-    shown = ", ".join(str(s) for s in steps[:5]) + (", …" if len(steps) > 5 else "")
-    return (f"AReaL wrote no stats for step{'s' if len(steps) > 1 else ''} {shown}: it was stopped after saving "
-            f"its recover checkpoint and before writing them, and its recover resumed after the checkpoint")
+    return (f"AReaL wrote no stats for {name_steps(steps)}: it was stopped after saving its recover checkpoint "
+            f"and before writing them, and its recover resumed after the checkpoint")
