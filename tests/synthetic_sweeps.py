@@ -14,10 +14,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from harness.spec.axes import trail_name
-from harness.spec.trails import slug
+from harness.spec.axes import ALL_AXES_ACT, staleness_mode
+from harness.spec.identity import TrailIdentity, default_variant
 from harness.store.journal import JOURNAL_NAME, Journal
-from harness.store.rundir import write_json_atomic, write_status
+from harness.store.rundir import TrailMeta, write_json_atomic, write_status
 from harness.store.states import TrailState
 from harness.store.sweepdir import TRAIL_META, write_sweep_meta
 
@@ -34,6 +34,16 @@ def engine_config(mode: str = "fixed", eval_size: int = 512, algo: Optional[str]
 
 
 
+def synthetic_identity(axes: Mapping[str, Any], mode: str) -> TrailIdentity:
+    """The identity a composed trail of these axes would store: `axes["algo"]` is 'm2po', 'm2po/areal' or
+    'm2po-areal' (the algorithm, with its variant when not the default); the systems axes acting in `mode` and
+    the seed shown."""
+    name, _, variant = str(axes["algo"]).replace("-", "/").partition("/")
+    shown = ("alloc", "rollout", "seed") if mode in ALL_AXES_ACT else ("seed",)
+    return TrailIdentity(int(axes["stale"]), str(axes["alloc"]), int(axes["rollout"]), name,
+                         variant or default_variant(name), int(axes.get("seed") or 0), mode, shown)
+
+
 def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapping[str, Any]],
                 state: str = TrailState.DONE.value, reason: str = "", started: float = 1000.0,
                 ended: Optional[float] = None,
@@ -43,13 +53,14 @@ def write_trail(sweep_dir: Path, axes: Mapping[str, Any], records: Iterable[Mapp
     """One run dir: records are {"step": k, "time": t, <metric>: value, ...}; returns the run dir. `config` (e.g.
     engine_config()) and `tracking` go into config.yaml; without either there is none (mode `unknown`).
     `journal_lines`: the journal's JSON lines written at once instead of `records` one by one (for large sweeps)."""
-    name = name or trail_name(axes["stale"], axes["alloc"], axes["rollout"], axes["algo"], axes.get("seed"))
-    run_dir = Path(sweep_dir) / (dirname or slug(name))
+    engine = dict((config or {}).get("engine") or {})
+    identity = synthetic_identity(axes, staleness_mode(engine) if engine else "unknown")
+    name = name or identity.name()
+    run_dir = Path(sweep_dir) / (dirname or identity.slug())
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / TRAIL_META, {
-        "id": hashlib.sha1(run_dir.name.encode()).hexdigest()[:10], "name": name, "sweep": Path(sweep_dir).name,
-        "dirname": run_dir.name, "overrides": [], "axes": dict(axes), "engine": "embedded", "backend": "local",
-    })
+    meta = TrailMeta.of(hashlib.sha1(run_dir.name.encode()).hexdigest()[:10], identity, Path(sweep_dir).name,
+                        run_dir.name, [], str(engine.get("name") or "embedded"), "local")
+    write_json_atomic(run_dir / TRAIL_META, meta.record() | {"name": name})
     last = 0
     if journal_lines is not None:
         (run_dir / JOURNAL_NAME).write_text("".join(line + "\n" for line in journal_lines), encoding="utf-8")

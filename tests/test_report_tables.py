@@ -143,7 +143,7 @@ def test_failed_and_diverged_trails_are_shown_with_reason_and_not_averaged(tmp_p
     sweep = build(tmp_path / "s", {(256, "grpo"): [(0.6, 0.4), (0.7, 0.4)], (256, "m2po"): [(0.8, 0.3), (0.8, 0.3)]},
                   extra=[diverged, failed])
     trails = trail_table(load_journals(sweep)).set_index("trail")
-    row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
+    row = trails.loc["stale 256 grpo seed 3"]
     assert row["display"] == "stale 256 grpo/clip seed 3"
     assert row["state"] == "diverged" and row["reason"] == "grad_norm is not finite at step 3"
     assert row["grad_norm_mean"] == pytest.approx(0.5)  # only the two finite steps (0.5, 0.5) are summarised
@@ -250,7 +250,7 @@ def test_a_finished_trail_whose_journal_lost_lines_is_flagged_and_not_averaged(t
     lines = (torn / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (torn / "journal.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))   # step 3 of 4 lost
     trails = trail_table(load_journals(sweep)).set_index("trail")
-    row = trails.loc["stale 256 d2+d1 rollout 96 grpo seed 3"]
+    row = trails.loc["stale 256 grpo seed 3"]
     assert row["state"] == "done" and not row["complete"]  # a TrailState; completeness is a column of its own
     assert row["reason"] == "its journal lacks step 3 of 4; a rerun repairs it"
     cells = cell_table(trails.reset_index()).set_index(["algo", "metric"])

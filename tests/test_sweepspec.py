@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.spec.compose import compose_trail
 from harness.spec.sweepspec import build_spec, build_trails, expand
-from harness.spec.trails import slug, trail_id, trail_name
+from harness.spec.trails import trail_id
 
 
 def names(args):
@@ -15,7 +15,7 @@ def names(args):
 
 def test_comma_lists_make_the_cartesian_product():
     assert names(["stale=1,64,256", "algo=grpo,m2po"]) == sorted(
-        f"stale {s} d2+d1 rollout 96 {a}" for s in (1, 64, 256) for a in ("grpo", "m2po"))
+        f"stale {s} {a}" for s in (1, 64, 256) for a in ("grpo", "m2po"))
 
 
 def test_range_and_choice():
@@ -45,8 +45,8 @@ def test_sweep_file_and_command_line_override_it():
 def test_shipped_sweeps():
     assert len(build_trails(build_spec(["demo"]))) == 3 * 5
     areal = sorted(t.name for t in build_trails(build_spec(["areal_m2po_page"])))
-    assert areal == sorted(["stale 256 d2+d1 rollout 96 grpo-decoupled", "stale 256 d2+d1 rollout 96 m2po-areal",
-                            "stale 256 d1+d2 rollout 64 m2po-areal", "stale 32 d1+d2 rollout 64 m2po-areal"])
+    assert areal == sorted(["stale 256 d2+d1 rollout 96 grpo/decoupled", "stale 256 d2+d1 rollout 96 m2po/areal",
+                            "stale 256 d1+d2 rollout 64 m2po/areal", "stale 32 d1+d2 rollout 64 m2po/areal"])
     assert len(build_trails(build_spec(["paper_staleness"]))) == 4 * 2 * 3
 
 
@@ -54,13 +54,22 @@ def test_duplicate_trails_collapse():
     assert len(build_trails(build_spec(["stale=1,1,2"]))) == 2
 
 
-def test_trail_name_rule():
-    cfg = compose_trail(["stale=256", "alloc=d2+d1", "rollout=96", "algo=m2po"])
-    assert trail_name(cfg) == "stale 256 d2+d1 rollout 96 m2po"
-    assert trail_name(cfg, with_seed=True) == "stale 256 d2+d1 rollout 96 m2po seed 1"
-    assert slug(trail_name(cfg)) == "stale256-d2+d1-rollout96-m2po"
-    variant = compose_trail(["algo=m2po", "algo.variant=areal"])
-    assert trail_name(variant).endswith("m2po-areal")
+def test_trail_names_show_the_acting_axes_and_those_the_sweep_varies():
+    """AReaL's rule in async mode; in fixed mode (the embedded default) dx+dy and the rollout cap do not act and are
+    left out, unless the sweep's trails differ in them; the seed where the sweep has several; a variant other than
+    the algorithm's default as name/variant. Each name is rendered from the identity stored with the trail."""
+    def names(*overrides: str) -> list:
+        return sorted(t.name for t in build_trails(build_spec(list(overrides))))
+
+    assert names("stale=256", "alloc=d2+d1", "rollout=96", "algo=m2po", "engine.staleness_mode=async") == \
+        ["stale 256 d2+d1 rollout 96 m2po"]
+    assert names("stale=256", "algo=m2po", "seed=1,2") == ["stale 256 m2po seed 1", "stale 256 m2po seed 2"]
+    assert names("stale=256", "algo=m2po", "alloc=d2+d1,d1+d2") == ["stale 256 d1+d2 m2po", "stale 256 d2+d1 m2po"]
+    assert names("algo=m2po", "algo.variant=areal", "stale=4") == ["stale 4 m2po/areal"]
+    [trail] = build_trails(build_spec(["stale=256", "alloc=d2+d1", "rollout=96", "algo=m2po",
+                                       "engine.staleness_mode=async"]))
+    assert trail.dirname == f"stale256-d2+d1-rollout96-m2po-{trail.id[:12]}"
+    assert trail.identity.run_name() == "m2po · stale 256 · d2+d1 · rollout 96"
 
 
 def test_trail_id_is_stable_and_ignores_where_it_runs():
@@ -75,4 +84,4 @@ def test_trail_id_is_stable_and_ignores_where_it_runs():
 def test_run_dir_is_under_the_sweep(tmp_path: Path):
     (trail,) = build_trails(build_spec(["stale=256", "algo=m2po"]))
     assert trail.run_dir(tmp_path).parent == tmp_path
-    assert trail.run_dir(tmp_path).name.startswith("stale256-d2+d1-rollout96-m2po-")
+    assert trail.run_dir(tmp_path).name.startswith("stale256-m2po-")

@@ -53,7 +53,7 @@ def test_sync_logs_every_metric_once_with_its_step_value_params_and_tags(tmp_pat
     assert result.logged == expected_count(range(1, 131)) and result.synced_step == 130
     assert_exactly_once(client, result.run_id, 130)
     run = client.get_run(result.run_id)
-    assert run.info.run_name == "m2po · stale 256 · d2+d1 · rollout 96"  # no config: every axis shown
+    assert run.info.run_name == "m2po · stale 256 · d2+d1 · rollout 96 · seed 0"  # no identity, no config: all shown
     assert "mlflow.parentRunId" not in run.data.tags  # a top-level row of the sweep's experiment
     assert client.get_experiment(run.info.experiment_id).name == "harness/demo"
     assert client.get_run(summary).info.experiment_id == run.info.experiment_id

@@ -84,17 +84,19 @@ def _single(trails: List[Trail], key: str) -> str:
 
 def place(trails: List[Trail], sweep_dir: Path) -> None:
     """Check each trail's run dir before anything is written: it is a real directory whose files are regular files,
-    and it holds this trail or none (a run dir of a trail with another id is refused, never shared). A run dir made
-    when ids were LEGACY_ID_DIGITS long, whose id is a prefix of the trail's, is the trail's own and kept."""
+    and it holds this trail or none (a run dir of a trail with another id is refused, never shared). A trail's run
+    dir is found by its id: one made under another name (the sweep's trails then differed in other axes, so names
+    showed others; or ids were LEGACY_ID_DIGITS long, a prefix of today's) is the trail's own and kept."""
     check_sweep_files(sweep_dir)
-    legacy: Dict[str, str] = {}
+    by_id: Dict[str, str] = {}
     for run_dir in trail_dirs(sweep_dir) if sweep_dir.is_dir() else []:
-        meta = RunDir(run_dir).meta()
-        if len(meta.id) == LEGACY_ID_DIGITS:
-            legacy[meta.id] = run_dir.name
+        record = RunDir(run_dir)
+        if record.has_meta():
+            by_id[record.meta().id] = run_dir.name
     for trail in trails:
-        if trail.id[:LEGACY_ID_DIGITS] in legacy and not RunDir(trail.run_dir(sweep_dir)).has_meta():
-            trail.dirname_override = legacy[trail.id[:LEGACY_ID_DIGITS]]
+        own = by_id.get(trail.id) or by_id.get(trail.id[:LEGACY_ID_DIGITS])
+        if own and own != trail.dirname and not RunDir(trail.run_dir(sweep_dir)).has_meta():
+            trail.dirname_override = own
         record = RunDir(trail.run_dir(sweep_dir))
         record.check()
         if record.has_meta():

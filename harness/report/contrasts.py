@@ -39,6 +39,7 @@ from harness.report.tables import (
     BASELINE,
     EVAL_FRACTIONS,
     GROUP,
+    CellKey,
     SeedCells,
     algo_order,
     seed_cells,
@@ -59,8 +60,8 @@ class Contrast:
 
     kind: str
     metric: str
-    a_key: tuple
-    b_key: tuple
+    a_key: CellKey
+    b_key: CellKey
     a: pd.Series
     b: pd.Series
     method: str
@@ -93,7 +94,7 @@ class Contrast:
         return f"n = {len(self.a)} and {len(self.b)} seeds"
 
 
-def compare(kind: str, metric: str, a_key: tuple, b_key: tuple, a: pd.Series, b: pd.Series,
+def compare(kind: str, metric: str, a_key: CellKey, b_key: CellKey, a: pd.Series, b: pd.Series,
             eval_size: float = math.nan, with_ratio: bool = False, eval_size_b: Optional[float] = None,
             b_metric: Optional[str] = None) -> Contrast:
     """Pick the method from the seeds the two cells share and compute the difference (and ratio). `eval_size_b`
@@ -138,7 +139,7 @@ def baseline_for(algo: str, present: Sequence[str]) -> Optional[str]:
     return grpo[0] if grpo else None
 
 
-def _eval_size(cells: SeedCells, metric: str, *keys: tuple) -> float:
+def _eval_size(cells: SeedCells, metric: str, *keys: CellKey) -> float:
     """The number of eval problems `metric` rests on, shared by the cells' trails (nan when unknown or when they
     differ)."""
     sizes = set()
@@ -151,46 +152,46 @@ def contrasts(trails: pd.DataFrame) -> List[Contrast]:
     """Every comparison the report makes, in report order: lift, algorithms, staleness, paper."""
     cells: SeedCells = seed_cells(trails)
     out: List[Contrast] = []
-    settings = sorted({k[:2] for k in cells})
+    settings = sorted({k.where for k in cells})
     for mode, setting in settings:
-        keys = [k for k in cells if k[:2] == (mode, setting)]
-        stales = sorted({k[2] for k in keys})
-        base_stales = sorted(k[2] for k in keys if k[3] == BASELINE)
+        keys = [k for k in cells if k.where == (mode, setting)]
+        stales = sorted({k.stale for k in keys})
+        base_stales = sorted(k.stale for k in keys if k.algo == BASELINE)
         if base_stales:
-            key = (mode, setting, base_stales[0], BASELINE)
+            key = CellKey(mode, setting, base_stales[0], BASELINE)
             a, b = seed_values(cells, key, "eval_final"), seed_values(cells, key, "eval_base")
             if len(a) and len(b):
                 out.append(compare("lift", "eval_final", key, key, a, b, _eval_size(cells, "eval_final", key),
                                    eval_size_b=_eval_size(cells, "eval_base", key), b_metric="eval_base"))
         for stale in stales:
-            present = [k[3] for k in keys if k[2] == stale]
+            present = [k.algo for k in keys if k.stale == stale]
             for algo in algo_order(present):
                 base = baseline_for(algo, present)
                 if base is None:
                     continue
-                a_key, b_key = (mode, setting, stale, algo), (mode, setting, stale, base)
+                a_key, b_key = CellKey(mode, setting, stale, algo), CellKey(mode, setting, stale, base)
                 for metric in ALGO_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
                         out.append(compare("algorithms", metric, a_key, b_key, a, b,
                                            _eval_size(cells, metric, a_key, b_key)))
-        for algo in algo_order([k[3] for k in keys]):
-            mine = sorted(k[2] for k in keys if k[3] == algo)
+        for algo in algo_order([k.algo for k in keys]):
+            mine = sorted(k.stale for k in keys if k.algo == algo)
             for stale in mine[1:]:
-                a_key, b_key = (mode, setting, stale, algo), (mode, setting, mine[0], algo)
+                a_key, b_key = CellKey(mode, setting, stale, algo), CellKey(mode, setting, mine[0], algo)
                 for metric in STALENESS_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):
                         out.append(compare("staleness", metric, a_key, b_key, a, b,
                                            _eval_size(cells, metric, a_key, b_key), with_ratio=True))
-        for algo in algo_order([k[3] for k in keys if k[3].startswith("m2po")]):
-            base = baseline_for(algo, [k[3] for k in keys])
-            base_stales = sorted(k[2] for k in keys if k[3] == base)
+        for algo in algo_order([k.algo for k in keys if k.algo.startswith("m2po")]):
+            base = baseline_for(algo, [k.algo for k in keys])
+            base_stales = sorted(k.stale for k in keys if k.algo == base)
             if base is None or not base_stales:
                 continue
-            b_key = (mode, setting, base_stales[0], base)
-            for stale in sorted(k[2] for k in keys if k[3] == algo and k[2] > base_stales[0]):
-                a_key = (mode, setting, stale, algo)
+            b_key = CellKey(mode, setting, base_stales[0], base)
+            for stale in sorted(k.stale for k in keys if k.algo == algo and k.stale > base_stales[0]):
+                a_key = CellKey(mode, setting, stale, algo)
                 for metric in PAPER_METRICS:
                     a, b = seed_values(cells, a_key, metric), seed_values(cells, b_key, metric)
                     if len(a) and len(b):

@@ -25,6 +25,7 @@ from harness.report.stats import estimate, wilson_interval
 from harness.report.tables import (
     AGGREGATED_STATES,
     EVAL_FRACTIONS,
+    CellKey,
     SeedCells,
     algo_order,
     cell_sizes,
@@ -126,8 +127,8 @@ def _one_seed_caveat(c: Contrast) -> str:
            "algorithms" if c.method == EVAL_SET else ""
 
 
-def _place(key: tuple, show_mode: bool) -> str:
-    return (f"{key[0]}, " if show_mode else "") + group_label(key[2], key[1])
+def _place(key: CellKey, show_mode: bool) -> str:
+    return (f"{key.mode}, " if show_mode else "") + group_label(key.stale, key.setting)
 
 
 def _identical(c: Contrast) -> bool:
@@ -141,14 +142,14 @@ def _identical(c: Contrast) -> bool:
 def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
     """One comparison in words; a difference is claimed only when its interval excludes 0."""
     if c.kind == "lift":
-        a_name, b_name = algo_title(c.a_key[3]), "the base model"
+        a_name, b_name = algo_title(c.a_key.algo), "the base model"
         head = _place(c.a_key, show_mode)
     elif c.kind == "staleness":
-        a_name, b_name = f"stale {c.a_key[2]}", f"stale {c.b_key[2]}"
-        head = f"{(c.a_key[0] + ', ') if show_mode else ''}{algo_title(c.a_key[3])}"
-        head += f" ({c.a_key[1]})" if c.a_key[1] else ""
+        a_name, b_name = f"stale {c.a_key.stale}", f"stale {c.b_key.stale}"
+        head = f"{(c.a_key.mode + ', ') if show_mode else ''}{algo_title(c.a_key.algo)}"
+        head += f" ({c.a_key.setting})" if c.a_key.setting else ""
     else:
-        a_name, b_name = algo_title(c.a_key[3]), algo_title(c.b_key[3])
+        a_name, b_name = algo_title(c.a_key.algo), algo_title(c.b_key.algo)
         head = _place(c.a_key, show_mode)
     if _identical(c):
         return (f"{head}: {a_name}'s {words} equals {b_name}'s in each of the {c.pairs} paired seeds "
@@ -181,9 +182,9 @@ def difference_sentence(c: Contrast, words: str, show_mode: bool) -> str:
 
 def paper_sentence(c: Contrast, show_mode: bool) -> str:
     """M2PO at stale s against on-policy GRPO as a ratio, tested against the RETENTION mark."""
-    a_name = f"{algo_title(c.a_key[3])} at stale {c.a_key[2]}"
-    b_name = f"{algo_title(c.b_key[3])} at stale {c.b_key[2]}"
-    where = (f"{c.a_key[0]}, " if show_mode else "") + (f"{c.a_key[1]}: " if c.a_key[1] else "")
+    a_name = f"{algo_title(c.a_key.algo)} at stale {c.a_key.stale}"
+    b_name = f"{algo_title(c.b_key.algo)} at stale {c.b_key.stale}"
+    where = (f"{c.a_key.mode}, " if show_mode else "") + (f"{c.a_key.setting}: " if c.a_key.setting else "")
     r, lo, hi = c.ratio
     sides = _sides(c, a_name, b_name)
     if math.isfinite(lo) or math.isinf(lo):
@@ -204,13 +205,14 @@ def token_fraction_sentences(cells: SeedCells, show_mode: bool) -> List[str]:
     """Each M2PO reading's masked-token fraction and each other algorithm's clipped-token fraction, per staleness."""
     out = []
     for column, what, family in (("masked_frac_mean", "masked", "m2po"), ("clip_frac_mean", "clipped", None)):
-        for key in sorted({(k[0], k[1], k[3]) for k in cells}, key=lambda k: (k[0], k[1], algo_order([k[2]]))):
+        for key in sorted({(k.mode, k.setting, k.algo) for k in cells},
+                          key=lambda m_s_a: (m_s_a[0], m_s_a[1], algo_order([m_s_a[2]]))):
             mode, setting, algo = key
             if (family and not algo.startswith(family)) or (not family and algo.startswith("m2po")):
                 continue
             parts = []
-            for stale in sorted(k[2] for k in cells if (k[0], k[1], k[3]) == key):
-                values = seed_values(cells, (mode, setting, stale, algo), column)
+            for stale in sorted(k.stale for k in cells if (k.mode, k.setting, k.algo) == key):
+                values = seed_values(cells, CellKey(mode, setting, stale, algo), column)
                 if len(values):
                     parts.append(f"{cell_text(values, column)} at stale {stale}")
             if parts:

@@ -2,9 +2,10 @@
 
 Both loaders return the same shape, so every table, plot and finding is computed once, whatever the source:
 - `trails`: one row per trail (trail name, id, axes, state, whether its journal is complete, reason, started,
-  ended, and from the trail's config: engine, staleness mode, algo/variant, eval-set size — the report needs them
-  to say which axes act and how many eval problems an eval reward is a fraction of — and `config`, the settings in
-  which its config differs from other trails' beyond the axes, so trails of different configs never share a cell);
+  ended; from the trail's identity (harness.spec.identity): staleness mode, algorithm as `name/variant` and
+  `setting`, the systems axes its name shows — the report shows the same axes; from its config: engine and eval-set
+  size — how many eval problems an eval reward is a fraction of — and `config`, the settings in which its config
+  differs from other trails' beyond the axes, so trails of different configs never share a cell);
 - `metrics`: one row per (trail id, step), a column per metric name plus `time` (unix seconds);
 - `seed_roles`: seed -> exploratory | confirmatory, as the sweep file declared them (sweep.json's `seeds`); empty
   when it declared none.
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from harness.errors import HarnessError
 from harness.report.mlflow_history import metric_histories, wide_metrics
-from harness.spec.axes import staleness_mode
+from harness.spec.identity import TrailIdentity
 from harness.spec.trails import NON_IDENTITY_KEYS
 from harness.store.journal_columns import read_table
 from harness.store.journal_index import JournalIndex, Ranges, journal_key
@@ -37,7 +38,7 @@ from harness.store.sweepdir import read_sweep_meta, trail_dirs
 from harness.tracking.config import DEFAULT_URI, sweep_experiment
 
 AXES = ("stale", "alloc", "rollout", "algo", "seed")
-CONFIG_COLUMNS = ("engine", "mode", "variant", "eval_size", "config")
+CONFIG_COLUMNS = ("engine", "mode", "setting", "eval_size", "config")
 TRAIL_COLUMNS = ("trail", "id", *AXES, "state", "complete", "reason", "submitted", "started", "ended",
                  *CONFIG_COLUMNS)
 # keys a cell's trails may differ in, or that have a column of their own: every other difference splits a cell
@@ -74,18 +75,34 @@ def _axis(value: Any, key: str) -> Any:
 
 
 def config_fields(cfg: Dict[str, Any], engine: Any = None) -> Dict[str, Any]:
-    """engine, staleness mode (fixed | async | areal | unknown), algo/variant and eval_size from a trail's config.
-
-    Without a config the mode is `unknown` and the report shows every axis and no eval-set interval."""
-    raw_eng, raw_algo = cfg.get("engine"), cfg.get("algo")
+    """engine and eval_size from a trail's config (no eval-set interval without one)."""
+    raw_eng = cfg.get("engine")
     eng: Dict[str, Any] = raw_eng if isinstance(raw_eng, dict) else {}
-    algo: Dict[str, Any] = raw_algo if isinstance(raw_algo, dict) else {}
-    engine = str(eng.get("name") or engine or "")
-    mode = staleness_mode({**eng, "name": engine})
     size = pd.to_numeric(eng.get("eval_size"), errors="coerce")
-    return {"engine": engine or None, "mode": mode,
-            "variant": f"{algo['name']}/{algo['variant']}" if algo.get("name") and algo.get("variant") else None,
+    return {"engine": str(eng.get("name") or engine or "") or None,
             "eval_size": float(size) if size is not None and math.isfinite(size) else math.nan}
+
+
+def identity_fields(identity: Optional[TrailIdentity], axes: Dict[str, Any]) -> Dict[str, Any]:
+    """The axes, staleness mode, algorithm (`name/variant`) and shown systems axes of a trail, from its identity;
+    a trail without one (no axes recorded) keeps what `axes` holds, in mode `unknown` (every axis shown)."""
+    if identity is None:
+        row = {k: _axis(axes.get(k), k) for k in AXES}
+        return row | {"mode": "unknown", "setting": " ".join(
+            p for p in (row["alloc"], f"rollout {row['rollout']}" if pd.notna(row["rollout"]) else None) if p)}
+    return {"stale": identity.stale, "alloc": identity.alloc, "rollout": identity.rollout,
+            "algo": identity.algo_path, "seed": identity.seed, "mode": identity.mode, "setting": identity.setting()}
+
+
+def params_identity(params: Dict[str, str]) -> Optional[TrailIdentity]:
+    """A trail's identity from its MLflow params alone (its run dir is not at hand): the axes, `algo.*` and
+    `engine.*` params."""
+    cfg = {"algo": {"name": params.get("algo.name"), "variant": params.get("algo.variant")},
+           "engine": {"name": params.get("engine.name"), "staleness_mode": params.get("engine.staleness_mode")}}
+    try:
+        return TrailIdentity.from_fields(params, cfg)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def flat_config(cfg: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
@@ -182,10 +199,12 @@ def journal_state(run_dir: RunDir, status: Status, ranges: Ranges) -> tuple[bool
     return (not lost), (describe_lost(lost, status.step) if lost else status.reason)
 
 
-def _read_trail(run_dir: Path) -> tuple[TrailMeta, Status, Dict[str, Any], Optional[List[int]], pa.Table]:
+def _read_trail(run_dir: Path) -> tuple[TrailMeta, Optional[TrailIdentity], Status, Dict[str, Any],
+                                        Optional[List[int]], pa.Table]:
     record = RunDir(run_dir)
     key = journal_key(run_dir)  # before the journal is read: what the index learns is true of that version
-    return record.meta(), record.status(), record.config(), key, read_table(run_dir)
+    meta = record.meta()
+    return meta, record.identity(meta), record.status(), record.config(), key, read_table(run_dir)
 
 
 def load_journals(sweep_dir: Path | str) -> SweepData:
@@ -200,11 +219,11 @@ def load_journals(sweep_dir: Path | str) -> SweepData:
     dirs = trail_dirs(sweep_dir)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         read = list(pool.map(_read_trail, dirs))
-    for run_dir, (meta, status, cfg, key, table) in zip(dirs, read, strict=False):
+    for run_dir, (meta, identity, status, cfg, key, table) in zip(dirs, read, strict=False):
         complete, reason = journal_state(RunDir(run_dir), status,
                                          index.learn(run_dir, key, table.column("step").to_numpy()))
         rows.append({
-            "trail": meta.name, "id": meta.id, **{k: _axis(meta.axes.get(k), k) for k in AXES},
+            "trail": meta.name, "id": meta.id, **identity_fields(identity, meta.axes),
             "state": status.state.value, "complete": complete, "reason": reason, "submitted": status.submitted,
             "started": status.started, "ended": status.ended, **config_fields(cfg, meta.engine),
         })
@@ -321,9 +340,10 @@ def load_mlflow(sweep_dir: Path | str, uri: Optional[str] = None) -> SweepData:
             start = _earliest(run.info.start_time / 1000.0 if run.info.start_time else math.nan,
                               float(first_time.get(tid, math.nan)))
         cfg = local[tid].config() if tid in local else {}
+        identity = local[tid].identity() if tid in local else params_identity(params)
         rows.append({
             "trail": tags.get(Tag.TRAIL) or run.info.run_name or tid, "id": tid,
-            **{k: _axis(params.get(k), k) for k in AXES},
+            **identity_fields(identity, params),
             "state": tags.get(Tag.STATUS, TrailState.PENDING.value), "complete": True,
             "reason": reason, "submitted": status.submitted if status.submitted is not None else math.nan,
             "started": start, "ended": end / 1000.0 if end else math.nan,

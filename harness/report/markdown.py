@@ -22,6 +22,7 @@ from harness.report.tables import (
     LAST_K,
     SEED_ROLE,
     TARGET_SHARE,
+    CellKey,
     algo_order,
     baseline_algo,
     cell_sizes,
@@ -95,8 +96,8 @@ def cell_markdown(trails: pd.DataFrame) -> str:
     if not cells:
         return "_No completed trails._\n"
     show_mode = trails["mode"].nunique() > 1
-    algos = algo_order([k[3] for k in cells])
-    groups = sorted({k[:3] for k in cells})
+    algos = algo_order([k.algo for k in cells])
+    groups = sorted({k.group for k in cells})
     target = float(trails["target"].iloc[0]) if len(trails) else math.nan
     parts: List[str] = []
     for metric, words in CELL_METRICS.items():
@@ -108,11 +109,11 @@ def cell_markdown(trails: pd.DataFrame) -> str:
             shown = algos
         rows: List[Dict[str, str]] = []
         for group in groups:
-            line = {"mode": group[0]} if show_mode else {}
-            line["configuration"] = group_label(group[2], group[1])
+            line = {"mode": group.mode} if show_mode else {}
+            line["configuration"] = group_label(group.stale, group.setting)
             filled = False
             for algo in shown:
-                frame = cells.get((*group, algo))
+                frame = cells.get(CellKey(*group, algo))
                 if frame is None:
                     line[algo_title(algo)] = ""
                     continue
@@ -121,7 +122,7 @@ def cell_markdown(trails: pd.DataFrame) -> str:
                         line[algo_title(algo)] = _steps_cell(frame[metric].astype(float))
                         filled = True
                     continue
-                values = seed_values(cells, (*group, algo), metric)
+                values = seed_values(cells, CellKey(*group, algo), metric)
                 sizes = cell_sizes(frame, metric).dropna().unique()
                 line[algo_title(algo)] = cell_text(values, metric, sizes[0] if len(sizes) == 1 else math.nan) \
                     if len(values) else "—"
@@ -153,15 +154,15 @@ def variance_markdown(trails: pd.DataFrame) -> str:
     cells = seed_cells(trails)
     show_mode = trails["mode"].nunique() > 1
     rows = []
-    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2], algo_order([k[3]]))):
+    for key in sorted(cells, key=lambda k: (k.mode, k.setting, k.stale, algo_order([k.algo]))):
         values = seed_values(cells, key, "eval_final")
         split = variance_split(values, cell_sizes(cells[key], "eval_final").reindex(values.index))
         if split.trails < 2:
             continue
         seeds2 = split.mean_variance(2 * split.trails, split.eval_size)
         now = split.mean_variance(split.trails, split.eval_size)
-        rows.append({**({"mode": key[0]} if show_mode else {}), "configuration": group_label(key[2], key[1]),
-                     "algorithm": algo_title(key[3]), "seeds": str(split.trails),
+        rows.append({**({"mode": key.mode} if show_mode else {}), "configuration": group_label(key.stale, key.setting),
+                     "algorithm": algo_title(key.algo), "seeds": str(split.trails),
                      "eval problems": f"{split.eval_size:.0f}", "SD between seeds": num(split.observed_sd),
                      "eval-set SD": num(split.sampling_sd), "seed SD": num(split.seed_sd),
                      "eval-set share": f"{100 * split.sampling_share:.0f} %" if math.isfinite(split.sampling_share)
@@ -182,13 +183,13 @@ def contrast_markdown(items: List[Contrast]) -> str:
     rows = []
     for c in items:
         if c.kind == "staleness":
-            what = f"{algo_title(c.a_key[3])}: stale {c.a_key[2]} − stale {c.b_key[2]}"
+            what = f"{algo_title(c.a_key.algo)}: stale {c.a_key.stale} − stale {c.b_key.stale}"
         elif c.kind == "lift":
-            what = f"{algo_title(c.a_key[3])} @ stale {c.a_key[2]} − its base model"
+            what = f"{algo_title(c.a_key.algo)} @ stale {c.a_key.stale} − its base model"
         else:
-            what = (f"{algo_title(c.a_key[3])} @ stale {c.a_key[2]} − {algo_title(c.b_key[3])} "
-                    f"@ stale {c.b_key[2]}")
-        where = " ".join(str(x) for x in (c.a_key[0], c.a_key[1]) if x)
+            what = (f"{algo_title(c.a_key.algo)} @ stale {c.a_key.stale} − {algo_title(c.b_key.algo)} "
+                    f"@ stale {c.b_key.stale}")
+        where = " ".join(str(x) for x in (c.a_key.mode, c.a_key.setting) if x)
         interval = (f"[{signed(c.diff.lo, c.metric)}, {signed(c.diff.hi, c.metric)}]"
                     if c.diff.has_interval else "—")
         r, lo, hi = c.ratio

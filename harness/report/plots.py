@@ -32,7 +32,7 @@ from harness.report.contrasts import Contrast
 from harness.report.findings import RETENTION
 from harness.report.names import algo_title, group_label
 from harness.report.stats import LEVEL, estimate, wilson_interval
-from harness.report.tables import CELL_METRICS, GROUP, algo_order, counted, seed_cells, seed_values
+from harness.report.tables import CELL_METRICS, GROUP, CellKey, GroupKey, algo_order, counted, seed_cells, seed_values
 from harness.store.metrics import BASE_REWARD, EVAL_REWARD, TRAIN_GRAD_NORM
 
 PLOTTED: Dict[str, str] = {EVAL_REWARD: "eval reward", TRAIN_GRAD_NORM: "grad_norm"}
@@ -90,13 +90,13 @@ def _limits(curves: Dict[str, pd.Series], log: bool) -> Tuple[Tuple[float, float
     return (first, last if last > first else first + 1.0), ylim
 
 
-def _groups(trails: pd.DataFrame) -> List[tuple]:
-    return [tuple(g) for g in trails[GROUP].drop_duplicates().sort_values(GROUP, kind="stable")
+def _groups(trails: pd.DataFrame) -> List[GroupKey]:
+    return [GroupKey(*g) for g in trails[GROUP].drop_duplicates().sort_values(GROUP, kind="stable")
             .itertuples(index=False)]
 
 
-def _title(group: tuple, show_mode: bool) -> str:
-    return (f"{group[0]}: " if show_mode else "") + group_label(group[2], group[1])
+def _title(group: GroupKey, show_mode: bool) -> str:
+    return (f"{group.mode}: " if show_mode else "") + group_label(group.stale, group.setting)
 
 
 def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: Path,
@@ -132,7 +132,8 @@ def plot_metric(metrics: pd.DataFrame, trails: pd.DataFrame, metric: str, path: 
         ax.set_autoscale_on(False)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
-        here = trails[(trails["mode"] == group[0]) & (trails["setting"] == group[1]) & (trails["stale"] == group[2])]
+        here = trails[(trails["mode"] == group.mode) & (trails["setting"] == group.setting)
+                      & (trails["stale"] == group.stale)]
         counts = []
         for algo in algos:
             mine = here[here["algo"] == algo]
@@ -208,9 +209,9 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
     cells = {k: f for k, f in cells.items() if f["eval_final"].notna().any()}
     if not cells:
         return None
-    settings = sorted({k[:2] for k in cells})
-    show_mode = len({k[0] for k in cells}) > 1
-    algos = algo_order([k[3] for k in cells])
+    settings = sorted({k.where for k in cells})
+    show_mode = len({k.mode for k in cells}) > 1
+    algos = algo_order([k.algo for k in cells])
     colours = {a: f"C{i}" for i, a in enumerate(algo_order(list(trails["algo"].dropna())))}
     columns = [("eval_final", "final eval reward"), ("eval_best", "best eval reward")]
     nrows = len(settings)
@@ -220,7 +221,7 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
     drawn = {"t": False, "wilson": False}
     offsets = {a: (i - (len(algos) - 1) / 2) * 0.06 for i, a in enumerate(algos)}
     for r, setting in enumerate(settings):
-        stales = sorted({k[2] for k in cells if k[:2] == setting})
+        stales = sorted({k.stale for k in cells if k.where == setting})
         pos = {s: i for i, s in enumerate(stales)}
         for c, (column, words) in enumerate(columns):
             ax = axes[r, c]
@@ -229,7 +230,7 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
                 # hollow? -> x, mean, lo, hi
                 dots_x, dots_y, xs, ys = [], [], [], []
                 for stale in stales:
-                    values = seed_values(cells, (*setting, stale, algo), column)
+                    values = seed_values(cells, CellKey(*setting, stale, algo), column)
                     if values.empty:
                         continue
                     x = pos[stale] + offsets[algo]
@@ -238,7 +239,7 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
                         lo, hi, hollow = est.lo, est.hi, False
                         drawn["t"] = True
                     else:
-                        cell = (*setting, stale, algo)
+                        cell = CellKey(*setting, stale, algo)
                         sizes = cells[cell]["eval_size"].dropna().unique()
                         lo, hi = wilson_interval(est.mean, int(sizes[0])) if len(sizes) == 1 else (est.mean,) * 2
                         hollow = True
@@ -263,7 +264,7 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
             ax.set_xlim(-0.5, len(stales) - 0.5)
             ax.set_xlabel("stale (max staleness η / fixed lag)", fontsize=8)
             ax.set_ylabel(words, fontsize=8)
-            where = (f"{setting[0]}: " if show_mode else "") + (setting[1] or "")
+            where = (f"{setting.mode}: " if show_mode else "") + (setting.setting or "")
             ax.set_title(f"{words}{' — ' + where if where.strip() else ''}", fontsize=9)
             ax.tick_params(labelsize=7)
     handles = [Line2D([], [], color=colours[a], marker="o", lw=1.2, label=algo_title(a)) for a in algos]
@@ -283,8 +284,8 @@ def plot_summary(trails: pd.DataFrame, path: Path) -> Optional[Path]:
     return path
 
 
-def _cell_name(key: tuple) -> str:
-    return f"{algo_title(key[3])} @ stale {key[2]}"
+def _cell_name(key: CellKey) -> str:
+    return f"{algo_title(key.algo)} @ stale {key.stale}"
 
 
 def contrast_label(c: Contrast, show_setting: bool) -> str:
@@ -293,10 +294,10 @@ def contrast_label(c: Contrast, show_setting: bool) -> str:
     if c.kind == "lift":
         what = f"{_cell_name(c.a_key)} − base model"
     elif c.kind == "staleness":
-        what = f"{algo_title(c.a_key[3])}: stale {c.a_key[2]} − stale {c.b_key[2]}"
+        what = f"{algo_title(c.a_key.algo)}: stale {c.a_key.stale} − stale {c.b_key.stale}"
     else:
         what = f"{_cell_name(c.a_key)} − {_cell_name(c.b_key)}"
-    where = " ".join(str(x) for x in c.a_key[:2] if x)
+    where = " ".join(str(x) for x in c.a_key.where if x)
     return f"{where}: {what}" if show_setting and where else what
 
 
@@ -313,7 +314,7 @@ def plot_forest(items: List[Contrast], path: Path) -> Optional[Path]:
         return None
     metrics = list(dict.fromkeys(c.metric for c in items))
     blocks = [[c for c in items if c.metric == m] for m in metrics]
-    show_setting = len({c.a_key[:2] for c in items}) > 1
+    show_setting = len({c.a_key.where for c in items}) > 1
     labels = {id(c): f"{contrast_label(c, show_setting)}  ({c.n.removeprefix('n = ')})" for c in items}
     with_ratio = any(_has_ratio(c) for c in items)
     label_in = 0.06 * max(len(t) for t in labels.values()) + 0.3

@@ -33,7 +33,7 @@ from harness.report.contrasts import Contrast, compare
 from harness.report.findings import _interval, _mde, _needed, cell_text, num, signed
 from harness.report.names import algo_title, group_label
 from harness.report.stats import estimate
-from harness.report.tables import SeedCells, algo_order, baseline_algo, seed_cells, seed_values
+from harness.report.tables import CellKey, SeedCells, algo_order, baseline_algo, seed_cells, seed_values
 from harness.store.metrics import (
     EVAL_REWARD,
     SIM_GROUPS_IN_FLIGHT,
@@ -161,33 +161,33 @@ class SystemsPart:
     cells: SeedCells
     budget: float
     target: float
-    reference: Optional[tuple]           # the synchronous reference cell, None without a GRPO baseline
+    reference: Optional[CellKey]           # the synchronous reference cell, None without a GRPO baseline
     items: List[Contrast] = field(default_factory=list)
     findings: List[str] = field(default_factory=list)
 
 
-def reference_cell(cells: SeedCells) -> Optional[tuple]:
+def reference_cell(cells: SeedCells) -> Optional[CellKey]:
     """The GRPO baseline at its lowest staleness, at its fastest setting (highest mean throughput) when it ran at
     several: the synchronous system that asynchrony has to beat."""
-    base = baseline_algo([k[3] for k in cells])
+    base = baseline_algo([k.algo for k in cells])
     if base is None:
         return None
-    keys = [k for k in cells if k[3] == base]
-    low = min(k[2] for k in keys)
-    keys = [k for k in keys if k[2] == low]
-    return max(keys, key=lambda k: (estimate(seed_values(cells, k, "samples_per_s")).mean, k[1]))
+    keys = [k for k in cells if k.algo == base]
+    low = min(k.stale for k in keys)
+    keys = [k for k in keys if k.stale == low]
+    return max(keys, key=lambda k: (estimate(seed_values(cells, k, "samples_per_s")).mean, k.setting))
 
 
-def _where(key: tuple) -> str:
-    return f"{algo_title(key[3])} at {group_label(key[2], key[1])}"
+def _where(key: CellKey) -> str:
+    return f"{algo_title(key.algo)} at {group_label(key.stale, key.setting)}"
 
 
-def systems_contrasts(cells: SeedCells, reference: Optional[tuple]) -> List[Contrast]:
+def systems_contrasts(cells: SeedCells, reference: Optional[CellKey]) -> List[Contrast]:
     """Each cell against the reference: final eval reward, time to target (ratio too) and throughput (ratio)."""
     if reference is None:
         return []
     out = []
-    for key in sorted(cells, key=lambda k: (k[0], k[1], -k[2], algo_order([k[3]]))):
+    for key in sorted(cells, key=lambda k: (k.mode, k.setting, -k.stale, algo_order([k.algo]))):
         if key == reference:
             continue
         for metric in CONTRAST_METRICS:
@@ -197,11 +197,11 @@ def systems_contrasts(cells: SeedCells, reference: Optional[tuple]) -> List[Cont
     return out
 
 
-def _mean(cells: SeedCells, key: tuple, column: str) -> float:
+def _mean(cells: SeedCells, key: CellKey, column: str) -> float:
     return estimate(seed_values(cells, key, column)).mean
 
 
-def _reached(cells: SeedCells, key: tuple) -> str:
+def _reached(cells: SeedCells, key: CellKey) -> str:
     frame = cells[key]
     return f"{int(frame['time_to_target_s'].notna().sum())} of {len(frame)} seeds"
 
@@ -226,11 +226,11 @@ def contrast_sentence(c: Contrast, cells: SeedCells, claim_up: str, claim_down: 
             f"{signed(c.diff.mean, c.metric)}, {why}{ratio} ({sides}).")
 
 
-def _find(items: List[Contrast], key: tuple, metric: str) -> Optional[Contrast]:
+def _find(items: List[Contrast], key: CellKey, metric: str) -> Optional[Contrast]:
     return next((c for c in items if c.a_key == key and c.metric == metric), None)
 
 
-def fastest(cells: SeedCells, column: str, lowest: bool, complete: bool = False) -> List[tuple]:
+def fastest(cells: SeedCells, column: str, lowest: bool, complete: bool = False) -> List[CellKey]:
     """Cells ordered fastest first by the mean of `column` (lowest or highest); `complete`: only cells whose every
     seed has a value (every seed reached the target)."""
     keys = [k for k in cells if len(seed_values(cells, k, column))
@@ -256,7 +256,7 @@ def systems_findings(part: SystemsPart) -> List[str]:
         top = by_rate[0]
         line = (f"Highest throughput: {_where(top)}, "
                 f"{cell_text(seed_values(cells, top, 'samples_per_s'), 'samples_per_s')} samples per simulated s")
-        runner = next((k for k in by_rate[1:] if k[1] != top[1]), None)
+        runner = next((k for k in by_rate[1:] if k.setting != top.setting), None)
         if runner is not None:
             a, b = seed_values(cells, top, "samples_per_s"), seed_values(cells, runner, "samples_per_s")
             c = compare("systems", "samples_per_s", top, runner, a, b, with_ratio=True)
@@ -268,7 +268,7 @@ def systems_findings(part: SystemsPart) -> List[str]:
         top = by_time[0]
         line = (f"Shortest time to target (among cells where every seed reached it): {_where(top)}, "
                 f"{cell_text(seed_values(cells, top, 'time_to_target_s'), 'time_to_target_s')} simulated s")
-        runner = next((k for k in by_time[1:] if k[1] != top[1]), None)
+        runner = next((k for k in by_time[1:] if k.setting != top.setting), None)
         if runner is not None:
             a, b = seed_values(cells, top, "time_to_target_s"), seed_values(cells, runner, "time_to_target_s")
             c = compare("systems", "time_to_target_s", top, runner, a, b)
@@ -276,17 +276,17 @@ def systems_findings(part: SystemsPart) -> List[str]:
             line += (f"; against the fastest other setting, {_where(runner)} ({cell_text(b, 'time_to_target_s')}): "
                      f"{verdict} ({signed(c.diff.mean)}, {_interval(c)}, {c.n}{_mde(c)})")
         out.append(line + ".")
-    for algo in algo_order([k[3] for k in cells]):
-        mine = [k for k in by_rate if k[3] == algo and k != ref]
+    for algo in algo_order([k.algo for k in cells]):
+        mine = [k for k in by_rate if k.algo == algo and k != ref]
         if not mine:
             continue
         quality = _find(items, mine[0], "eval_final")
         if quality is not None:
             out.append("Quality for speed, " + algo_title(algo) + " at its highest-throughput cell: "
                        + contrast_sentence(quality, cells, "scores above", "scores below"))
-    for algo in algo_order([k[3] for k in cells if k[3].startswith("m2po")]):
-        mine = [k for k in by_time if k[3] == algo] or [k for k in fastest(cells, "time_to_target_s", True)
-                                                         if k[3] == algo]
+    for algo in algo_order([k.algo for k in cells if k.algo.startswith("m2po")]):
+        mine = [k for k in by_time if k.algo == algo] or [k for k in fastest(cells, "time_to_target_s", True)
+                                                         if k.algo == algo]
         if not mine:
             out.append(f"{algo_title(algo)} reached the target in no cell.")
             continue
@@ -314,11 +314,11 @@ def systems_part(trails: pd.DataFrame, metrics: pd.DataFrame, budget: Optional[f
 def cell_frame(part: SystemsPart) -> pd.DataFrame:
     """Per cell and systems metric: n, mean and 95 % t bounds, the seeds and their values (systems_cells.csv)."""
     rows = []
-    for key in sorted(part.cells, key=lambda k: (k[0], k[1], k[2], algo_order([k[3]]))):
+    for key in sorted(part.cells, key=lambda k: (k.mode, k.setting, k.stale, algo_order([k.algo]))):
         for column in SYSTEM_METRICS:
             values = seed_values(part.cells, key, column)
             est = estimate(values)
-            rows.append({"mode": key[0], "setting": key[1], "stale": key[2], "algo": key[3], "metric": column,
+            rows.append({**key._asdict(), "metric": column,
                          "n": est.n, "trails": len(part.cells[key]), "mean": est.mean, "lo": est.lo, "hi": est.hi,
                          "seeds": ";".join(str(s) for s in values.index),
                          "values": ";".join(f"{v:.6g}" for v in values)})
@@ -329,8 +329,8 @@ def contrast_rows(part: SystemsPart) -> pd.DataFrame:
     """The comparisons against the reference as a numeric table (systems_contrasts.csv)."""
     rows = []
     for c in part.items:
-        rows.append({"metric": c.metric, "a_setting": c.a_key[1], "a_stale": c.a_key[2], "a_algo": c.a_key[3],
-                     "b_setting": c.b_key[1], "b_stale": c.b_key[2], "b_algo": c.b_key[3], "method": c.method,
+        rows.append({"metric": c.metric, "a_setting": c.a_key.setting, "a_stale": c.a_key.stale, "a_algo": c.a_key.algo,
+                     "b_setting": c.b_key.setting, "b_stale": c.b_key.stale, "b_algo": c.b_key.algo, "method": c.method,
                      "pairs": c.pairs, "a_mean": estimate(c.a).mean, "b_mean": estimate(c.b).mean,
                      "diff": c.diff.mean, "diff_lo": c.diff.lo, "diff_hi": c.diff.hi,
                      "ratio": c.ratio[0], "ratio_lo": c.ratio[1], "ratio_hi": c.ratio[2],
@@ -340,8 +340,8 @@ def contrast_rows(part: SystemsPart) -> pd.DataFrame:
 
 def _cell_markdown(part: SystemsPart) -> str:
     rows = []
-    for key in sorted(part.cells, key=lambda k: (k[0], k[1], -k[2], algo_order([k[3]]))):
-        line = {"configuration": group_label(key[2], key[1]), "algorithm": algo_title(key[3])}
+    for key in sorted(part.cells, key=lambda k: (k.mode, k.setting, -k.stale, algo_order([k.algo]))):
+        line = {"configuration": group_label(key.stale, key.setting), "algorithm": algo_title(key.algo)}
         for column, words in SYSTEM_METRICS.items():
             values = seed_values(part.cells, key, column)
             text = _short(values, column)

@@ -71,9 +71,9 @@ def plot_frontier(part: SystemsPart, path: Path) -> Optional[Path]:
     keys = [k for k in cells if len(seed_values(cells, k, "samples_per_s"))]
     if not keys:
         return None
-    algos = algo_order([k[3] for k in keys])
+    algos = algo_order([k.algo for k in keys])
     colours = {a: f"C{i}" for i, a in enumerate(algos)}
-    stales = sorted({k[2] for k in keys}, reverse=True)
+    stales = sorted({k.stale for k in keys}, reverse=True)
     markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(stales)}
     panels = [("eval_final", "final eval reward", False),
               ("time_to_target_s", f"simulated time to eval reward ≥ {num(part.target)} (s)", True)]
@@ -84,7 +84,7 @@ def plot_frontier(part: SystemsPart, path: Path) -> Optional[Path]:
     for ax, (column, label, lower) in zip(axes, panels, strict=True):
         for algo in algos:
             points = []
-            for key in (k for k in keys if k[3] == algo):
+            for key in (k for k in keys if k.algo == algo):
                 x, y = estimate(seed_values(cells, key, "samples_per_s")), estimate(seed_values(cells, key, column))
                 if y.n == 0:
                     continue
@@ -92,9 +92,9 @@ def plot_frontier(part: SystemsPart, path: Path) -> Optional[Path]:
                 hollow_drawn = hollow_drawn or hollow
                 ax.errorbar([x.mean], [y.mean], xerr=[[x.half if math.isfinite(x.half) else 0.0]] * 2,
                             yerr=[[y.half if math.isfinite(y.half) else 0.0]] * 2, color=colours[algo],
-                            marker=markers[key[2]], mfc="white" if hollow else colours[algo], ms=6, capsize=2,
+                            marker=markers[key.stale], mfc="white" if hollow else colours[algo], ms=6, capsize=2,
                             elinewidth=0.9, lw=0, alpha=0.9)
-                ax.annotate(_short(key[1]), (x.mean, y.mean), textcoords="offset points",
+                ax.annotate(_short(key.setting), (x.mean, y.mean), textcoords="offset points",
                             xytext=LABEL_OFFSETS[algos.index(algo) % len(LABEL_OFFSETS)], fontsize=6,
                             color=colours[algo])
                 points.append((x.mean, y.mean))

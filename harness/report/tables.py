@@ -24,13 +24,13 @@ Definitions (repeated in REPORT.md):
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
 
 from harness.report.load import SweepData
-from harness.report.names import algo_variant, display_name, setting_label
+from harness.report.names import display_name
 from harness.report.stats import estimate, normalised_auc, steps_to_target
 from harness.report.variance import variance_split
 from harness.store.metrics import (
@@ -51,6 +51,43 @@ from harness.store.states import TrailState
 
 GROUP = ["mode", "setting", "stale"]       # a configuration: what is compared across algorithms
 CELL = [*GROUP, "algo"]                    # + algorithm: what seeds are aggregated over
+
+
+class Where(NamedTuple):
+    """A staleness mode and the setting shown in it: the axes other than stale and the algorithm."""
+
+    mode: str
+    setting: str
+
+
+class GroupKey(NamedTuple):
+    """A configuration (GROUP): what is compared across algorithms."""
+
+    mode: str
+    setting: str
+    stale: int
+
+    @property
+    def where(self) -> Where:
+        return Where(self.mode, self.setting)
+
+
+class CellKey(NamedTuple):
+    """A cell (CELL): the trails that differ only by seed; the algorithm spelled `name/variant`."""
+
+    mode: str
+    setting: str
+    stale: int
+    algo: str
+
+    @property
+    def where(self) -> Where:
+        return Where(self.mode, self.setting)
+
+    @property
+    def group(self) -> GroupKey:
+        return GroupKey(self.mode, self.setting, self.stale)
+
 BASELINE = "grpo/clip"                     # the on-policy reference of every comparison
 # diverged, failed and unfinished trails, and done trails whose journal lost records (`complete` false), are shown
 # with their reason but never averaged
@@ -190,12 +227,10 @@ def trail_table(data: SweepData, target: Optional[float] = None) -> pd.DataFrame
     default_target."""
     seed_roles = data.seed_roles
     table = data.trails.copy().set_index("id", drop=False)
-    table["algo"] = [algo_variant(a, None, None) if v is None or pd.isna(v) else v
-                     for a, v in zip(table["algo"], table["variant"], strict=True)]
     # the settings a trail's config differs in from the others' (load.config_labels) belong to its configuration:
     # trails of different configs are never one cell's seeds
-    table["setting"] = [" ".join(p for p in (setting_label(m, a, r), c) if p) for m, a, r, c in
-                        zip(table["mode"], table["alloc"], table["rollout"], table["config"], strict=True)]
+    table["setting"] = [" ".join(p for p in (g, c) if p) for g, c in
+                        zip(table["setting"], table["config"], strict=True)]
     table["display"] = [display_name(s, g, a, d) for s, g, a, d in
                         zip(table["stale"], table["setting"], table["algo"], table["seed"], strict=True)]
     metrics = data.metrics
@@ -246,16 +281,16 @@ def algo_order(algos: List[str]) -> List[str]:
     return sorted(set(algos), key=algo_rank)
 
 
-SeedCells = Dict[tuple, pd.DataFrame]
+SeedCells = Dict[CellKey, pd.DataFrame]
 
 
 def seed_cells(trails: pd.DataFrame) -> SeedCells:
     """(mode, setting, stale, algo) -> that cell's aggregated trails, indexed by seed."""
-    return {tuple(key): frame.set_index("seed", drop=False)
+    return {CellKey(*key): frame.set_index("seed", drop=False)
             for key, frame in aggregated(trails).groupby(CELL, sort=False, dropna=False)}
 
 
-def seed_values(cells: SeedCells, key: tuple, column: str) -> pd.Series:
+def seed_values(cells: SeedCells, key: CellKey, column: str) -> pd.Series:
     """seed -> value of `column` in one cell (finite values only)."""
     frame = cells.get(key)
     if frame is None:
@@ -276,7 +311,7 @@ def cell_table(trails: pd.DataFrame) -> pd.DataFrame:
     more precision. Only trails in AGGREGATED_STATES count."""
     cells = seed_cells(trails)
     rows = []
-    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2], algo_rank(k[3]))):
+    for key in sorted(cells, key=lambda k: (k.mode, k.setting, k.stale, algo_rank(k.algo))):
         frame = cells[key]
         for column in CELL_METRICS:
             if column == "steps_to_target":  # 'not reached' is an outcome: keep the seeds that did not reach it
@@ -292,7 +327,7 @@ def cell_table(trails: pd.DataFrame) -> pd.DataFrame:
             split = variance_split(values, cell_sizes(frame, column).reindex(values.index)) \
                 if column in DECOMPOSED else None
             rows.append({
-                "mode": key[0], "setting": key[1], "stale": key[2], "algo": key[3], "metric": column,
+                "mode": key.mode, "setting": key.setting, "stale": key.stale, "algo": key.algo, "metric": column,
                 "n": est.n, "mean": est.mean, "lo": est.lo, "hi": est.hi,
                 "sd": float(np.std(values, ddof=1)) if est.n > 1 else math.nan,
                 "sampling_sd": split.sampling_sd if split else math.nan,

@@ -1,9 +1,9 @@
 """The study's axes and the facts about them that trails, validation, engines and the report share.
 
-A leaf module (it imports only harness.errors): alloc's syntax, the algorithms with their variants, and the rule
-that names a trail by its axes. The variant list mirrors the embedded engine's loss registry
-(`harness.engines.embedded.losses.LOSSES`, keys "<algo>/<variant>") without importing it — that module imports
-torch, and composing a sweep must not; tests/test_axes.py holds the two equal.
+A leaf module (it imports only harness.errors): alloc's syntax, the algorithms with their variants, and which axes
+act in which staleness mode (harness/spec/identity.py renders a trail's names from them). The variant list mirrors
+the embedded engine's loss registry (`harness.engines.embedded.losses.LOSSES`, keys "<algo>/<variant>") without
+importing it — that module imports torch, and composing a sweep must not; tests/test_axes.py holds the two equal.
 """
 
 from __future__ import annotations
@@ -33,19 +33,6 @@ def parse_alloc(alloc: str) -> Tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def algo_label(name: str, variant: str) -> str:
-    """'m2po' for an algorithm's default variant, 'm2po-areal' otherwise."""
-    default = ALGO_VARIANTS.get(name, (variant,))[0]
-    return name if variant == default else f"{name}-{variant}"
-
-
-def trail_name(stale: Any, alloc: Any, rollout: Any, algo: str, seed: Any = None) -> str:
-    """The naming rule: 'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3' where a sweep has several seeds);
-    `algo` is the label from algo_label."""
-    name = f"stale {stale} {alloc} rollout {rollout} {algo}"
-    return f"{name} seed {seed}" if seed is not None else name
-
-
 # staleness modes in which every axis acts: AReaL's rule (async), the AReaL engine, and a trail whose config is not at
 # hand; in the embedded engine's `fixed` mode the lag is the only acting axis (dx+dy and the rollout cap do nothing)
 ALL_AXES_ACT = ("async", "areal", "unknown")
@@ -57,21 +44,3 @@ def staleness_mode(engine: Optional[Mapping[str, Any]]) -> str:
     if engine.get("name") == "areal":
         return "areal"
     return str(engine.get("staleness_mode") or "unknown")
-
-
-def run_name(mode: str, stale: Any, alloc: Any, rollout: Any, algo: str, seed: Any = None) -> str:
-    """A trail's MLflow run name, led by what differs between runs: 'm2po · stale 256 · d2+d1 · rollout 96 · seed 1'
-    ('m2po · stale 256 · seed 1' in fixed mode). MLflow's runs table cuts names at ~30 characters, so the algorithm
-    comes first and axes that do not act are left out."""
-    parts = [str(algo), f"stale {stale}"]
-    if mode in ALL_AXES_ACT:
-        parts += [str(alloc), f"rollout {rollout}"]
-    if seed is not None:
-        parts.append(f"seed {seed}")
-    return " · ".join(parts)
-
-
-def slug(name: str) -> str:
-    """A directory-safe form of a trail name: 'stale 256 d2+d1 rollout 96 m2po' -> 'stale256-d2+d1-rollout96-m2po'."""
-    text = re.sub(r"(stale|rollout|seed) (\d+)", r"\1\2", name)
-    return re.sub(r"[^A-Za-z0-9+._-]+", "-", text).strip("-")

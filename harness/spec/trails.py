@@ -1,6 +1,7 @@
-"""Trails: one composed config each, with a stable id derived from it and a name by the seed's rule.
+"""Trails: one composed config each, with a stable id derived from it and an identity that names it.
 
-The rule: "stale 256 d2+d1 rollout 96" + algo (+ variant when not the default) (+ "seed N" where a sweep has several).
+The name is AReaL's rule on the axes that act, "stale 256 d2+d1 rollout 96" + algo (+ variant when not the default)
+(+ "seed N" where a sweep has several): harness/spec/identity.py.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError
-from harness.spec import axes
-from harness.spec.axes import slug  # noqa: F401 - re-exported: the run-dir rule belongs with the trail
+from harness.spec.identity import OPTIONAL_AXES, TrailIdentity
 
 # Keys that say where or how a trail runs, not what it computes: they do not change its identity.
 NON_IDENTITY_KEYS = ("backend", "tracking", "root", "sweep", "tags", "note", "engine.cache_dir")
@@ -40,46 +40,45 @@ def trail_id(cfg: DictConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:ID_DIGITS]
 
 
-def algo_label(cfg: DictConfig) -> str:
-    return axes.algo_label(cfg.algo.name, cfg.algo.variant)
-
-
-def trail_name(cfg: DictConfig, with_seed: bool = False) -> str:
-    """'stale 256 d2+d1 rollout 96 m2po' (+ ' seed 3'), by the rule in harness.spec.axes."""
-    return axes.trail_name(cfg.stale, cfg.alloc, cfg.rollout, algo_label(cfg), cfg.seed if with_seed else None)
-
-
 @dataclass
 class Trail:
     id: str
-    name: str
+    identity: TrailIdentity
     overrides: List[str]
     cfg: DictConfig = field(repr=False)
-    dirname_override: Optional[str] = field(default=None, repr=False)  # a run dir made under a legacy id
+    dirname_override: Optional[str] = field(default=None, repr=False)  # the trail's run dir made under another name
+
+    @property
+    def name(self) -> str:
+        return self.identity.name()
 
     @property
     def dirname(self) -> str:
-        return self.dirname_override or f"{slug(self.name)}-{self.id[:DIR_DIGITS]}"
+        return self.dirname_override or f"{self.identity.slug()}-{self.id[:DIR_DIGITS]}"
 
     def run_dir(self, sweep_dir: Path) -> Path:
         return Path(sweep_dir) / self.dirname
 
     def axes(self) -> Dict[str, Any]:
-        return {"stale": self.cfg.stale, "alloc": self.cfg.alloc, "rollout": self.cfg.rollout,
-                "algo": algo_label(self.cfg), "seed": self.cfg.seed}
+        return self.identity.axes()
+
+
+def varied_axes(configs: Sequence[DictConfig]) -> List[str]:
+    """The optional axes (dx+dy, rollout cap, seed) in which a sweep's trails differ: each trail's name shows them."""
+    return [axis for axis in OPTIONAL_AXES if len({str(cfg[axis]) for cfg in configs}) > 1]
 
 
 def make_trails(configs: Sequence[tuple[DictConfig, List[str]]]) -> List[Trail]:
     """Name and id a sweep's composed configs; trails with the same id collapse into one. Two different trails whose
     run dirs would have the same name are refused (odds of about 1e-9 in a 1,000-trail sweep, but never silent)."""
-    seeds = {cfg.seed for cfg, _ in configs}
+    varied = varied_axes([cfg for cfg, _ in configs])
     trails: Dict[str, Trail] = {}
     dirs: Dict[str, Trail] = {}
     for cfg, overrides in configs:
         tid = trail_id(cfg)
         if tid in trails:
             continue
-        trail = Trail(tid, trail_name(cfg, with_seed=len(seeds) > 1), list(overrides), cfg)
+        trail = Trail(tid, TrailIdentity.of(cfg, varied), list(overrides), cfg)
         other = dirs.get(trail.dirname)
         if other is not None:
             raise HarnessError(f"trails {other.id} ({' '.join(other.overrides)}) and {tid} "

@@ -24,6 +24,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError
+from harness.spec.identity import TrailIdentity
 from harness.store.atomic import atomic_write
 from harness.store.safe_files import check_directory, check_regular, open_regular
 from harness.store.states import FINISHED, STATES, TrailState  # noqa: F401 - FINISHED re-exported for callers
@@ -178,18 +179,40 @@ class TrailMeta:
     axes: Dict[str, Any] = field(default_factory=dict)
     engine: str = ""
     backend: str = ""
+    identity: Optional[TrailIdentity] = None  # None in a trail.json written before it held one
+
+    @classmethod
+    def of(cls, trail_id: str, identity: TrailIdentity, sweep: str, dirname: str, overrides: Sequence[str],
+           engine: str, backend: str) -> TrailMeta:
+        """A trail's record, its name and axes rendered from its identity."""
+        return cls(trail_id, identity.name(), sweep, dirname, list(overrides), identity.axes(), engine, backend,
+                   identity)
 
     @classmethod
     def parse(cls, data: Dict[str, Any], path: Path) -> TrailMeta:
-        bad = [k for k, kind in (("id", str), ("name", str), ("overrides", list), ("axes", dict))
+        bad = [k for k, kind in (("id", str), ("name", str), ("overrides", list), ("axes", dict), ("identity", dict))
                if k in data and not isinstance(data[k], kind)]
         if bad:
             raise CorruptRecord(path, "trail record", f"'{bad[0]}' is a {type(data[bad[0]]).__name__}",
                                 _META_REMEDY)
+        identity = None
+        if "identity" in data:
+            try:
+                identity = TrailIdentity.from_record(data["identity"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptRecord(path, "trail record", f"'identity' is not a trail's identity ({exc})",
+                                    _META_REMEDY) from None
         run_dir = path.parent.name
         return cls(str(data.get("id") or run_dir), str(data.get("name") or run_dir), str(data.get("sweep") or ""),
                    str(data.get("dirname") or run_dir), [str(o) for o in data.get("overrides") or []],
-                   dict(data.get("axes") or {}), str(data.get("engine") or ""), str(data.get("backend") or ""))
+                   dict(data.get("axes") or {}), str(data.get("engine") or ""), str(data.get("backend") or ""),
+                   identity)
+
+    def record(self) -> Dict[str, Any]:
+        """trail.json as written."""
+        out = asdict(self)
+        out["identity"] = self.identity.record() if self.identity else None
+        return {k: v for k, v in out.items() if v is not None}
 
 
 class RunDir:
@@ -276,7 +299,20 @@ class RunDir:
 
     def write_meta(self, meta: TrailMeta) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.meta_path, asdict(meta))
+        write_json_atomic(self.meta_path, meta.record())
+
+    def identity(self, meta: Optional[TrailMeta] = None) -> Optional[TrailIdentity]:
+        """Who the trail is (harness.spec.identity): trail.json's; for a trail recorded before trail.json held it,
+        built from its recorded axes and its config; None for a run dir that recorded no axes."""
+        meta = meta or self.meta()
+        if meta.identity is not None:
+            return meta.identity
+        if not {"stale", "alloc", "rollout", "algo"} <= set(meta.axes):
+            return None
+        try:
+            return TrailIdentity.from_fields(meta.axes, self.config(), meta.engine)
+        except (TypeError, ValueError):
+            return None
 
     # ------------------------------------------------------------ config.yaml, overrides.yaml
     def config(self) -> Dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -47,13 +46,13 @@ def check_sweep_files(sweep_dir: Path) -> None:
 
 
 def write_trail_meta(run_dir: Path, trail: Trail, sweep: str) -> None:
-    RunDir(run_dir).write_meta(TrailMeta(trail.id, trail.name, sweep, trail.dirname, list(trail.overrides),
-                                         trail.axes(), str(trail.cfg.engine.name), str(trail.cfg.backend.name)))
+    RunDir(run_dir).write_meta(TrailMeta.of(trail.id, trail.identity, sweep, trail.dirname, trail.overrides,
+                                            str(trail.cfg.engine.name), str(trail.cfg.backend.name)))
 
 
 def read_trail_meta(run_dir: Path) -> Dict[str, Any]:
     """trail.json as a dict (for scripts; the harness reads RunDir(run_dir).meta())."""
-    return asdict(RunDir(run_dir).meta())
+    return RunDir(run_dir).meta().record()
 
 
 def _validate(meta: Dict[str, Any], path: Path) -> Dict[str, Any]:

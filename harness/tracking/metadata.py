@@ -1,8 +1,9 @@
 """What a trail's MLflow run says about it besides metrics: its name, params (axes and hyperparameters) and tags.
 
-The run name leads with what differs between a sweep's runs (harness.spec.axes.run_name); the trail's own name, which
-names its run dir and the report's rows, is kept as the tag harness.trail, and its cell — the run name without the
-seed, the trails a mean is taken over — as the tag harness.cell, which the sweep's MLflow view groups runs by.
+The run name leads with what differs between a sweep's runs (TrailIdentity.run_name, harness/spec/identity.py); the
+trail's own name, which names its run dir and the report's rows, is kept as the tag harness.trail, and its cell — the
+run name without the seed, the trails a mean is taken over — as the tag harness.cell, which the sweep's MLflow view
+groups runs by.
 
 Read from the run dir alone (trail.json, config.yaml, sweep.json), so any syncer on any machine labels a run alike.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from harness.spec.axes import run_name, staleness_mode
 from harness.store.rundir import RunDir, Tag
 from harness.store.sweepdir import read_sweep_meta
 from harness.tracking.client import code_version
@@ -78,17 +78,13 @@ def trail_tags(run_dir: Path) -> Dict[str, str]:
 
 
 def trail_run_name(run_dir: Path, with_seed: bool = True) -> str:
-    """'m2po · stale 256 · seed 1': the axes acting in the trail's staleness mode; the seed where the sweep has
-    several (the trail name's rule) and `with_seed` (without it, the trail's cell: 'm2po · stale 256'); the trail
-    name itself for a run dir without axes."""
-    meta = RunDir(run_dir).meta()
-    name, axes = meta.name, meta.axes
-    if not {"stale", "alloc", "rollout", "algo"} <= set(axes):
-        return name
-    engine = _config(run_dir).get("engine")
-    mode = staleness_mode(engine if isinstance(engine, dict) else {"name": meta.engine})
-    seed = axes.get("seed") if with_seed and name.endswith(f" seed {axes.get('seed')}") else None
-    return run_name(mode, axes["stale"], axes["alloc"], axes["rollout"], str(axes["algo"]), seed)
+    """'m2po · stale 256 · seed 1', rendered from the trail's identity: the axes it shows (those acting in its
+    staleness mode or differing in its sweep), the seed only `with_seed` (without it, the trail's cell:
+    'm2po · stale 256'); the trail name itself for a run dir without axes."""
+    record = RunDir(run_dir)
+    meta = record.meta()
+    identity = record.identity(meta)
+    return identity.run_name(with_seed) if identity else meta.name
 
 
 def sweep_summary(run_dir: Path, uri: str) -> Optional[str]:
