@@ -96,3 +96,21 @@ def test_a_trail_keeps_its_run_dir_when_its_sweep_names_it_otherwise(tmp_path: P
     assert again.name == "stale 4 grpo" and again.dirname != first[0].dirname
     place([again], sweep_dir)
     assert again.dirname == next(t.dirname for t in first if t.id == again.id)
+
+
+def test_report_cells_are_keyed_by_named_fields(tmp_path: Path) -> None:
+    """The report groups trails into cells by a CellKey (mode, setting, stale, algorithm as name/variant), read by
+    field, whatever the trails' names."""
+    from synthetic_sweeps import engine_config, finish_sweep, write_trail
+
+    from harness.report.load import load_journals
+    from harness.report.tables import CellKey, seed_cells, trail_table
+
+    records = [{"step": 1, "time": 1001.0, "eval/reward": 0.5}]
+    runs = [write_trail(tmp_path / "s", {"stale": 4, "alloc": "d2+d1", "rollout": 8, "algo": "m2po/areal",
+                                         "seed": seed}, records, ended=1002.0,
+                        config=engine_config("async", 64, "m2po/areal")) for seed in (1, 2)]
+    cells = seed_cells(trail_table(load_journals(finish_sweep(tmp_path / "s", runs))))
+    [key] = cells
+    assert isinstance(key, CellKey) and key == CellKey("async", "d2+d1 rollout 8", 4, "m2po/areal")
+    assert (key.where, key.group.stale) == (("async", "d2+d1 rollout 8"), 4) and len(cells[key]) == 2
