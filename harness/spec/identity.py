@@ -132,13 +132,13 @@ class TrailIdentity:
     def from_fields(cls, axes: Mapping[str, Any], cfg: Mapping[str, Any],
                     engine: Optional[str] = None) -> TrailIdentity:
         """For a trail recorded before trail.json held its identity (or known only from its MLflow params): the axes
-        it recorded, with the algorithm and the staleness mode from its config (the `algo` axis alone where there is
-        none); shown: the axes acting in its mode, and the seed where it recorded one."""
+        it recorded, with the algorithm and the staleness mode from its config (where there is none, the `algo` axis
+        with its default variant); shown: the axes acting in its mode, and the seed where it recorded one."""
         raw_algo, raw_engine = cfg.get("algo"), cfg.get("engine")
         algo: Mapping[str, Any] = raw_algo if isinstance(raw_algo, Mapping) else {}
         eng: Dict[str, Any] = dict(raw_engine) if isinstance(raw_engine, Mapping) else {}
         name = str(algo.get("name") or axes.get("algo") or "")
-        variant = str(algo.get("variant") or "") if algo.get("name") else ""
+        variant = str(algo.get("variant") or "") if algo.get("name") else default_variant(name)
         mode = staleness_mode({**eng, "name": eng.get("name") or engine} if (eng or engine) else None)
         seeded = axes.get("seed") is not None
         return cls(int(axes["stale"]), str(axes["alloc"]), int(axes["rollout"]), name, variant,
