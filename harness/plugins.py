@@ -200,6 +200,13 @@ def _refs() -> List[str]:
     return [*BUILTIN, *_entry_point_refs(), *extra]
 
 
+def preload_builtins() -> None:
+    """Import the built-in records (torch-free, like every record module), so that a warm worker does it while it
+    waits for its first trail rather than when the trail arrives."""
+    for ref in BUILTIN:
+        _load(ref)
+
+
 @cache
 def _load(ref: str) -> List[Plugin]:
     obj = load_attr(ref)
