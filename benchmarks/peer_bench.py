@@ -19,7 +19,8 @@ rounds: its runs take minutes on a loaded machine and cannot change a comparison
 
 The peers run from a venv of their own (`.venv-peers`, built from benchmarks/peers/requirements.txt on first use),
 so that neither the harness's runtime nor its dev install grows; the harness runs from the interpreter running this
-script (the project's .venv). Parallelism is each tool's default on this machine: two trails at a time for the
+script (the project's .venv), its code from this checkout (ahead on PYTHONPATH of any installed copy), byte-compiled
+first as an install would be. Parallelism is each tool's default on this machine: two trails at a time for the
 harness (cores ÷ threads per trail), Hydra's BasicLauncher one job at a time, its joblib launcher one job per core,
 Ray Tune one trial per CPU of a 2-CPU local Ray, submitit's LocalExecutor every job at once.
 """
@@ -27,6 +28,7 @@ Ray Tune one trial per CPU of a 2-CPU local Ray, submitit's LocalExecutor every 
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import json
 import os
@@ -76,7 +78,9 @@ def _harness(*extra: str) -> Callable[[int, Path], List[str]]:
 
 
 def tools(peer_python: str) -> List[Tool]:
-    harness_env = {"HARNESS_PLUGINS": "toy_engine:PLUGIN", "PYTHONPATH": str(REPO / "tests")}
+    # this checkout's harness (ahead of any installed copy of it) and the toy engine
+    harness_env = {"HARNESS_PLUGINS": "toy_engine:PLUGIN",
+                   "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     peer_env = {"PYTHONPATH": str(PEERS)}
     hydra = [peer_python, str(PEERS / "hydra_app.py"), "-m"]
     return [
@@ -113,6 +117,14 @@ def peers_venv(path: Path) -> str:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
         stamp.write_text(requirements.read_text())
     return str(python)
+
+
+def byte_compile() -> None:
+    """Byte-compile what the tools import from source (the harness, the toy engine, the peers' trial), as an install
+    does. Without it, a run under PYTHONDONTWRITEBYTECODE would compile the harness's modules at every start, while the
+    peers' libraries come with their bytecode from pip."""
+    for path in (REPO / "harness", REPO / "tests" / "toy_engine", PEERS):
+        compileall.compile_dir(str(path), quiet=1)
 
 
 def _descendants() -> List[int]:
@@ -312,6 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     started, load_before = time.time(), load_average()
     peer_python = peers_venv(Path(args.venv))
+    byte_compile()
     chosen = tools(peer_python)
     if args.tools:
         wanted = [w.strip().lower() for w in args.tools.split(",")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -132,5 +133,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 2
 
 
+def run() -> None:
+    """The `harness` command: main, then an exit that spares the interpreter's last collections a pass over every
+    object Hydra, OmegaConf and rich made (a tenth of a second of a short sweep's wall time). Everything the command
+    wrote is closed by then; atexit handlers still run."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -2,8 +2,10 @@
 
 Why: their public APIs lack these calls. Hydra composes a whole config per call, but a sweep applies each trail's
 value overrides to a cached base config with the function Hydra's own compose uses (asking Hydra's config repository
-which overrides choose a config group); it expands sweep overrides with its basic sweeper's rule; and only its own
-config loader lets the override parser expand `glob()` over a config group. submitit names the sbatch parameters it
+which overrides choose a config group); it expands sweep overrides with its basic sweeper's rule; only its own
+config loader lets the override parser expand `glob()` over a config group; and its ConfigStore builds each config
+it is given at once, where the harness registers every plug-in's schema and a sweep reads only those it selects (a
+record that builds its config when first read goes into the store's repository). submitit names the sbatch parameters it
 writes only in a private function, and its result pickle (how a job that raised reports its traceback) has no reader
 outside `Job.result()`, which waits. A new release may move any of them; the pins (hydra-core 1.3.*, submitit>=1.5)
 are the first guard, and this module the second: each symbol is looked up, with the parameter names the harness
@@ -17,9 +19,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import HarnessError
 
@@ -33,6 +34,8 @@ class LibraryInternalMoved(HarnessError):
 
 def library_version(module: str) -> str:
     """The installed version of the distribution that provides the top-level `module`."""
+    from importlib.metadata import PackageNotFoundError, version  # only for a message: slow to import
+
     dist = DISTRIBUTIONS[module.split(".")[0]]
     try:
         return f"{dist} {version(dist)}"
@@ -69,6 +72,59 @@ def apply_overrides_to_config(overrides: Sequence[Any], cfg: Any) -> None:
     apply: Callable[..., None] = internal("hydra._internal.config_loader_impl",
                                           "ConfigLoaderImpl._apply_overrides_to_config", ("overrides", "cfg"))
     apply(list(overrides), cfg)
+
+
+@functools.cache
+def _structured(schema: type) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(schema)
+
+
+@functools.cache
+def _lazy_node_class() -> type:
+    """A ConfigNode of Hydra's ConfigStore whose config is built from its schema dataclass when first read."""
+    from hydra.core.config_store import ConfigNode
+
+    fields = {"name", "node", "group", "package", "provider"}
+    have = set(getattr(ConfigNode, "__dataclass_fields__", {}))
+    if have != fields:
+        raise LibraryInternalMoved(f"{library_version('hydra')}: hydra.core.config_store.ConfigNode has the fields "
+                                   f"{', '.join(sorted(have))}, not {', '.join(sorted(fields))}; harness/internals.py "
+                                   f"needs updating for this version")
+
+    class LazyConfigNode(ConfigNode):
+        def __init__(self, name: str, group: Optional[str], schema: type) -> None:
+            self.name, self.group, self.package, self.provider = name, group, None, None
+            self.schema = schema
+
+        @property
+        def node(self) -> Any:
+            # ConfigStore.load copies the record, then sets the copy's node to a deep copy of this one
+            return self.__dict__["_node"] if "_node" in self.__dict__ else _structured(self.schema)
+
+        @node.setter
+        def node(self, value: Any) -> None:
+            self.__dict__["_node"] = value
+
+    return LazyConfigNode
+
+
+def store_lazily(group: Optional[str], name: str, schema: type) -> None:
+    """Register the schema dataclass `schema` in Hydra's ConfigStore as `ConfigStore.store(name, schema, group)` does,
+    but build its config (OmegaConf.structured) only when Hydra first loads it. Why: the harness registers every
+    plug-in's schemas at each start, a sweep loads those its trails select, and building all of them costs 20-30 ms.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    repo = getattr(ConfigStore.instance(), "repo", None)
+    if not isinstance(repo, dict):
+        raise LibraryInternalMoved(f"{library_version('hydra')}: hydra.core.config_store.ConfigStore has no repo "
+                                   f"dict; harness/internals.py needs updating for this version")
+    for part in group.split("/") if group is not None else ():
+        repo = repo.setdefault(part, {})
+    filename = name if name.endswith(".yaml") else f"{name}.yaml"
+    repo[filename] = _lazy_node_class()(filename, group, schema)
 
 
 def config_loader(conf_dir: Path) -> Any:

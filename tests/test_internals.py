@@ -135,3 +135,38 @@ def test_a_changed_signature_is_named(monkeypatch) -> None:
     with pytest.raises(LibraryInternalMoved, match=r"hydra-core [\d.]+: .*split_arguments has no parameter "
                                                    r"'max_batch_size'"):
         internals.split_sweep([])
+
+
+def test_a_lazily_stored_schema_loads_as_a_stored_one_and_is_built_when_read(monkeypatch) -> None:
+    from dataclasses import dataclass
+
+    from hydra.core.config_store import ConfigStore
+
+    @dataclass
+    class Probe:
+        steps: int = 3
+        name: str = "probe"
+
+    store = ConfigStore.instance()
+    monkeypatch.setattr(store, "repo", {})
+    store.store(group="engine", name="eager_schema", node=Probe)
+    internals._structured.cache_clear()
+    internals.store_lazily("engine", "lazy_schema", Probe)
+    assert internals._structured.cache_info().misses == 0, "built when stored"
+    assert store.list("engine") == ["eager_schema.yaml", "lazy_schema.yaml"]
+    eager, lazy = store.load("engine/eager_schema.yaml"), store.load("engine/lazy_schema.yaml")
+    assert (lazy.name, lazy.group, lazy.package, lazy.provider) == ("lazy_schema.yaml", "engine", None, None)
+    assert (eager.group, eager.package, eager.provider) == ("engine", None, None)
+    assert OmegaConf.to_container(lazy.node) == OmegaConf.to_container(eager.node) == {"steps": 3, "name": "probe"}
+    assert OmegaConf.get_type(lazy.node) is Probe
+    lazy.node.steps = 9  # a load is a copy: the store's record is untouched
+    assert store.load("engine/lazy_schema.yaml").node.steps == 3
+    assert internals._structured.cache_info().misses == 1
+
+
+def test_a_moved_config_store_is_named(monkeypatch) -> None:
+    from hydra.core.config_store import ConfigStore
+
+    monkeypatch.setattr(ConfigStore.instance(), "repo", None)
+    with pytest.raises(LibraryInternalMoved, match=r"hydra-core [\d.]+: .*ConfigStore has no repo"):
+        internals.store_lazily(None, "x_schema", dict)

@@ -213,3 +213,20 @@ def test_ctrl_c_cancels_the_running_trails_and_ends_every_worker(probe: None, tm
     states = sorted(read_status(d)["state"] for d in trail_dirs(root / "c"))
     assert states == ["cancelled", "cancelled", "cancelled"], states
     assert all(process_gone(pid, 15.0) for pid in pids), "no worker outlives the sweep"
+
+
+def test_wait_exit_is_woken_by_the_exit_and_keeps_wait_s_contract() -> None:
+    """A worker's end is waited for on a pidfd (no polling sleeps): the exit status, TimeoutExpired for a process
+    still running, and the status again for one already reaped."""
+    from harness.backends.pool import wait_exit
+
+    quick = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    assert wait_exit(quick, 30.0) == 3
+    assert wait_exit(quick, 0.0) == 3
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_exit(slow, 0.2)
+    finally:
+        slow.kill()
+    assert wait_exit(slow, 30.0) == -signal.SIGKILL

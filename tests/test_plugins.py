@@ -38,6 +38,38 @@ def test_composing_imports_no_engine_or_scheduler() -> None:
     assert out.strip() == "[]"
 
 
+def _entry_points_of_metadata() -> tuple:
+    from importlib.metadata import entry_points
+
+    return tuple(ep.value for ep in entry_points(group=plugins.ENTRY_POINT_GROUP))
+
+
+@pytest.mark.parametrize("layout", ["none", "other group", "dist-info", "egg-info", "egg"])
+def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry reads importlib.metadata only when some entry_points.txt names the group, and finds then what it
+    finds; with none, the same empty answer without it."""
+    declares = "[harness.plugins]\ntoy = toy_engine:PLUGIN\n"
+    where = {"other group": ("elsewhere-1.0.dist-info", "[console_scripts]\nx = y:z\n"),
+             "dist-info": ("Toy_Plug-1.0.dist-info", declares), "egg-info": ("toy_plug.egg-info", declares),
+             "egg": ("toy_plug-1.0-py3.11.egg/EGG-INFO", declares)}
+    root = tmp_path / "site"
+    root.mkdir()
+    if layout in where:
+        folder, text = where[layout]
+        (root / folder).mkdir(parents=True)
+        (root / folder / "entry_points.txt").write_text(text)
+        (root / folder / "METADATA").write_text("Name: toy-plug\nVersion: 1.0\n")
+    monkeypatch.syspath_prepend(str(root / "toy_plug-1.0-py3.11.egg" if layout == "egg" else root))
+    plugins._entry_point_refs.cache_clear()
+    try:
+        assert plugins._metadata_may_name(plugins.ENTRY_POINT_GROUP) == (layout in ("dist-info", "egg-info", "egg"))
+        assert plugins.entry_point_refs() == list(_entry_points_of_metadata())
+        assert ("toy_engine:PLUGIN" in plugins.entry_point_refs()) == (layout in ("dist-info", "egg-info", "egg"))
+    finally:
+        plugins._entry_point_refs.cache_clear()
+
+
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the toy engine the way a user would: HARNESS_PLUGINS, with its package on the path of every process."""

@@ -45,6 +45,41 @@ def test_a_sweep_of_toy_trails_imports_no_heavy_library(tmp_path: Path) -> None:
     assert not (root / "one" / REPORT_FILE).exists()
 
 
+# What a one-trail local sweep with tracking off (the start-up the peer benchmark times) imports for nothing it does
+IDLE_ON_THAT_PATH = ("importlib.metadata", "sqlite3", "harness.tracking.client", "harness.tracking.tracker",
+                     "harness.report", "rich.live")
+
+
+def test_a_local_sweep_with_tracking_off_starts_on_what_it_uses(tmp_path: Path) -> None:
+    """The sweep process: no tracking client or tracker, no report package, no live table off a terminal, no
+    importlib.metadata (no installed plug-in declares the entry-point group), and only the schemas of the options
+    its trail selects built (harness.internals.store_lazily); the warm worker, before its first trail: OmegaConf
+    and the harness's own modules, not Hydra nor rich."""
+    code = ("import sys; from harness.cli import main; from harness import internals; built = []; "
+            "real = internals._structured.__wrapped__; "
+            "internals._structured = lambda schema: built.append(schema.__name__) or real(schema); "
+            f"rc = main(['sweep', 'engine=toy', 'tracking=none', '--no-report', '--name', 'one', '--root', "
+            f"{str(tmp_path / 'runs')!r}]); "
+            f"print('LOADED', sorted(m for m in {(*HEAVY, *IDLE_ON_THAT_PATH)!r} if m in sys.modules)); "
+            "print('BUILT', sorted(set(built))); sys.exit(rc)")
+    env = dict(os.environ, **{plugins.ENV_VAR: "toy_engine:PLUGIN"},
+               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = dict(ln.split(" ", 1) for ln in done.stdout.splitlines() if ln.startswith(("LOADED ", "BUILT ")))
+    assert lines["LOADED"] == "[]", f"the sweep process imported {lines['LOADED']}"
+    assert lines["BUILT"] == str(sorted(["HarnessConfig", "AlgoConfig", "TrackingConfig", "ToyEngineConfig",
+                                         "LocalBackendConfig"])), lines["BUILT"]
+
+    code = ("import sys; from harness.backends import worker; worker._settle(); "
+            "print(sorted(m for m in ('hydra', 'rich', 'importlib.metadata', *" + repr(HEAVY) + ") "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"a warm worker imported {done.stdout.strip()} before its first trail"
+
+
 def _trail(sweep_dir: Path, name: str, steps: int = 3) -> Path:
     run_dir = sweep_dir / name
     run_dir.mkdir(parents=True)

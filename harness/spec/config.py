@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from harness import plugins
+from harness.internals import store_lazily
 from harness.spec.resources import CONF_DIR
 from harness.tracking.config import TrackingConfig
 
@@ -54,17 +54,17 @@ class HarnessConfig:
 
 
 def register_configs() -> None:
-    """Register the schema nodes that conf/*.yaml extend (idempotent)."""
-    cs = ConfigStore.instance()
-    cs.store(name="harness_schema", node=HarnessConfig)
-    cs.store(group="algo", name="algo_schema", node=AlgoConfig)
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    """Register the schema nodes that conf/*.yaml extend (idempotent). Each is built when a composition first reads
+    it (harness.internals.store_lazily): a sweep reads those of the options its trails select."""
+    store_lazily(None, "harness_schema", HarnessConfig)
+    store_lazily("algo", "algo_schema", AlgoConfig)
+    store_lazily("tracking", "tracking_schema", TrackingConfig)
     for group, registered in (("engine", plugins.engines()), ("backend", plugins.backends())):
         for name, plugin in registered.items():
-            cs.store(group=group, name=f"{name}_schema", node=plugin.schema)
+            store_lazily(group, f"{name}_schema", plugin.schema)
             if not (CONF_DIR / group / f"{name}.yaml").is_file():
                 # a plug-in without a yaml in conf/ is selectable by name with its schema's defaults
-                cs.store(group=group, name=name, node=plugin.schema)
+                store_lazily(group, name, plugin.schema)
 
 
 def schemas() -> List[type]:

@@ -24,11 +24,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.store.locks import read_holder
-from harness.store.safe_files import open_regular
-from harness.tracking.client import resolve_uri
 from harness.tracking.config import plain_config
-from harness.tracking.tracker import FINISH, READY, REPORT, TRACKER_LOCK
+
+# What tracking needs (the MLflow client's URI rules, the tracker's protocol) is imported where it is used: a sweep
+# with tracking off makes a SweepTracking that does nothing, and imports no more than this module.
 
 log = logging.getLogger("harness.tracking")
 
@@ -40,6 +39,8 @@ WRAP_UP_S = 15.0         # beyond deadline_s: the tracker's report upload and su
 
 def _wait_ready(proc: subprocess.Popen, timeout_s: float) -> bool:
     """Whether the tracker said `ready` (it holds the sweep's tracker lock) within `timeout_s`."""
+    from harness.tracking.tracker import READY
+
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -68,7 +69,11 @@ class SweepTracking:
     def uri_fields(self) -> dict:
         """What sweep.json records of the store before anything is tracked: the URI resolved once, here, in the
         directory the sweep is launched from; every syncer and the report's MLflow reader use it."""
-        return {"mlflow_uri": resolve_uri(self.cfg.uri)} if self.cfg.enabled else {}
+        if not self.cfg.enabled:
+            return {}
+        from harness.tracking.client import resolve_uri
+
+        return {"mlflow_uri": resolve_uri(self.cfg.uri)}
 
     @property
     def tracker_pid(self) -> Optional[int]:
@@ -124,12 +129,16 @@ class SweepTracking:
 
     # ------------------------------------------------------------ the tracker process
     def _command(self) -> list[str]:
+        from harness.tracking.client import resolve_uri
+
         cfg = dict(asdict(self.cfg), uri=resolve_uri(self.cfg.uri))  # resolved here, in the sweep's cwd
         return [sys.executable, "-m", "harness.tracking.tracker", str(self.sweep_dir.resolve()), "--config",
                 json.dumps(cfg), "--parent-pid", str(os.getpid())]
 
     def _spawn(self) -> bool:
         """Start a tracker and wait until it holds the sweep's tracker lock (the caller holds self._lock)."""
+        from harness.store.safe_files import open_regular
+
         try:
             with open_regular(self.sweep_dir / LOG_NAME, "ab") as err:
                 proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
@@ -177,6 +186,9 @@ class SweepTracking:
 
     def _silent(self, proc: subprocess.Popen) -> bool:
         """Whether `proc` holds the tracker lock and has not beaten for heartbeat_timeout_s."""
+        from harness.store.locks import read_holder
+        from harness.tracking.tracker import TRACKER_LOCK
+
         holder = read_holder(self.sweep_dir / TRACKER_LOCK)
         try:
             return int(holder.get("pid") or 0) == proc.pid and \
@@ -211,6 +223,8 @@ class SweepTracking:
             proc = self._proc
         if proc is None:
             return None
+        from harness.tracking.tracker import FINISH, REPORT
+
         try:
             assert proc.stdin is not None
             if report_dir is not None:
