@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,10 @@ def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: 
         (root / folder / "entry_points.txt").write_text(text)
         (root / folder / "METADATA").write_text("Name: toy-plug\nVersion: 1.0\n")
     monkeypatch.syspath_prepend(str(root / "toy_plug-1.0-py3.11.egg" if layout == "egg" else root))
+    # a distribution finder other than Python's own (importlib_metadata's, once a library imports that backport)
+    # makes the scan answer "unsure": this test is of the scan, so it runs without one
+    foreign = [f for f in sys.meta_path if hasattr(f, "find_distributions") and f is not PathFinder]
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if f not in foreign])
     plugins._entry_point_refs.cache_clear()
     try:
         assert plugins._metadata_may_name(plugins.ENTRY_POINT_GROUP) == (layout in ("dist-info", "egg-info", "egg"))
@@ -68,6 +73,20 @@ def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: 
         assert ("toy_engine:PLUGIN" in plugins.entry_point_refs()) == (layout in ("dist-info", "egg-info", "egg"))
     finally:
         plugins._entry_point_refs.cache_clear()
+
+
+def test_a_foreign_distribution_finder_makes_the_scan_unsure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a distribution finder other than Python's own on sys.meta_path, the scan cannot see what it finds, so
+    importlib.metadata is asked."""
+    class Finder:
+        def find_spec(self, *args: object) -> None:
+            return None
+
+        def find_distributions(self, *args: object) -> list:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+    assert plugins._metadata_may_name(plugins.ENTRY_POINT_GROUP)
 
 
 @pytest.fixture
