@@ -3,10 +3,10 @@ runs a whole sweep without any change to the harness package."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from importlib.machinery import PathFinder
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from harness.store.rundir import read_status
 from harness.store.sweepdir import trail_dirs
 
 TESTS_DIR = Path(__file__).resolve().parent
+REPO = TESTS_DIR.parent
 
 
 def test_registry_holds_the_builtins() -> None:
@@ -39,17 +40,11 @@ def test_composing_imports_no_engine_or_scheduler() -> None:
     assert out.strip() == "[]"
 
 
-def _entry_points_of_metadata() -> tuple:
-    from importlib.metadata import entry_points
-
-    return tuple(ep.value for ep in entry_points(group=plugins.ENTRY_POINT_GROUP))
-
-
 @pytest.mark.parametrize("layout", ["none", "other group", "dist-info", "egg-info", "egg"])
-def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: Path) -> None:
     """The registry reads importlib.metadata only when some entry_points.txt names the group, and finds then what it
-    finds; with none, the same empty answer without it."""
+    finds; with none, the same empty answer without it. In a fresh interpreter whose path leads with the layout: no
+    entry points handed by a sweep, no distribution finder another library installed (test_a_foreign_...)."""
     declares = "[harness.plugins]\ntoy = toy_engine:PLUGIN\n"
     where = {"other group": ("elsewhere-1.0.dist-info", "[console_scripts]\nx = y:z\n"),
              "dist-info": ("Toy_Plug-1.0.dist-info", declares), "egg-info": ("toy_plug.egg-info", declares),
@@ -61,18 +56,18 @@ def test_entry_points_are_those_importlib_metadata_reads(layout: str, tmp_path: 
         (root / folder).mkdir(parents=True)
         (root / folder / "entry_points.txt").write_text(text)
         (root / folder / "METADATA").write_text("Name: toy-plug\nVersion: 1.0\n")
-    monkeypatch.syspath_prepend(str(root / "toy_plug-1.0-py3.11.egg" if layout == "egg" else root))
-    # a distribution finder other than Python's own (importlib_metadata's, once a library imports that backport)
-    # makes the scan answer "unsure": this test is of the scan, so it runs without one
-    foreign = [f for f in sys.meta_path if hasattr(f, "find_distributions") and f is not PathFinder]
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if f not in foreign])
-    plugins._entry_point_refs.cache_clear()
-    try:
-        assert plugins._metadata_may_name(plugins.ENTRY_POINT_GROUP) == (layout in ("dist-info", "egg-info", "egg"))
-        assert plugins.entry_point_refs() == list(_entry_points_of_metadata())
-        assert ("toy_engine:PLUGIN" in plugins.entry_point_refs()) == (layout in ("dist-info", "egg-info", "egg"))
-    finally:
-        plugins._entry_point_refs.cache_clear()
+    first = root / "toy_plug-1.0-py3.11.egg" if layout == "egg" else root
+    code = ("import json, sys; from importlib.metadata import entry_points; from harness import plugins; "
+            "g = plugins.ENTRY_POINT_GROUP; "
+            "print(json.dumps([plugins._metadata_may_name(g), plugins.entry_point_refs(), "
+            "[ep.value for ep in entry_points(group=g)]]))")
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(first), str(REPO)])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    may, found, metadata = json.loads(done.stdout)
+    declared = layout in ("dist-info", "egg-info", "egg")
+    assert may == declared
+    assert found == metadata and ("toy_engine:PLUGIN" in found) == declared
 
 
 def test_a_foreign_distribution_finder_makes_the_scan_unsure(monkeypatch: pytest.MonkeyPatch) -> None:
