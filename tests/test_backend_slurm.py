@@ -187,6 +187,14 @@ def test_fake_job_finished_before_sacct_knows_it(tmp_path: Path) -> None:
     write_status(failed, "failed", reason="config.yaml is damaged")
     assert job_state(failed, FakeJob(result_exists=True, tmp=failed), "PENDING") == "failed"
     assert read_status(failed)["reason"] == "config.yaml is damaged"
+    # ... or while submitit's cached answer still says RUNNING (seen in CI from `harness status`), or COMPLETING
+    assert job_state(failed, FakeJob(result_exists=True, tmp=failed), "RUNNING") == "failed"
+    assert job_state(tmp_path, FakeJob(result_exists=True, tmp=tmp_path), "COMPLETING") == "done"
+    # no result yet: a RUNNING job is running, whatever an interrupted run (requeued) recorded a moment ago
+    requeued = tmp_path / "requeued"
+    requeued.mkdir()
+    write_status(requeued, "failed", reason="SystemExit")
+    assert job_state(requeued, FakeJob(tmp=requeued), "RUNNING") == "pending"
 
 
 def test_checkpoint_requeues_itself_until_max_requeue(tmp_path: Path) -> None:

@@ -118,18 +118,18 @@ def job_state(run_dir: Path, job: submitit.Job, sacct_state: str) -> TrailState:
         if recorded != TrailState.CANCELLED:
             record.record_outcome(TrailState.CANCELLED, f"slurm job {job.job_id} cancelled")
         return TrailState.CANCELLED
-    if word in RUNNING_STATES:
+    # a job that has ended before sacct (or submitit's cached answer) says so: its result pickle exists. sacct lags
+    # behind a job that ends at once: UNKNOWN, READY, still its array's PENDING line (seen in CI for an array task
+    # that failed in its first second), or a cached RUNNING. submitit writes the pickle only when the job has ended;
+    # a requeued job writes none, and a resubmitted trail is a new job with its own pickle path.
+    lagging = word in RUNNING_STATES or word in PENDING_STATES
+    ended_unseen = lagging and job.paths.result_pickle.exists()
+    if ended_unseen and recorded.terminal:
+        return recorded
+    if word in RUNNING_STATES and not ended_unseen:
         return TrailState.RUNNING if recorded == TrailState.RUNNING else TrailState.PENDING
-    if word in PENDING_STATES:
-        # a job finished before sacct knows it: its result pickle says so (and a failure is recorded below). sacct
-        # lags behind a job that ends at once: UNKNOWN, READY, or still its array's PENDING line (seen in CI for an
-        # array task that failed in its first second). submitit writes the pickle only when the job has ended; a
-        # requeued job writes none, and a resubmitted trail is a new job with its own pickle path.
-        finished_unseen = job.paths.result_pickle.exists()
-        if not finished_unseen:
-            return TrailState.PENDING
-        if recorded.terminal:
-            return recorded
+    if word in PENDING_STATES and not ended_unseen:
+        return TrailState.PENDING
     if word == "COMPLETED" and recorded.terminal:
         return recorded
     # FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE — or COMPLETED without a recorded outcome
