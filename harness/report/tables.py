@@ -82,7 +82,7 @@ class CellKey(NamedTuple):
 
     @property
     def where(self) -> Where:
-        return Where(self.mode, self.setting)
+        return self.group.where
 
     @property
     def group(self) -> GroupKey:
